@@ -1,0 +1,557 @@
+//! The policy file (`gateway.toml`): routes, tiers, issuers' rules and gateway-wide settings.
+//! The same in every environment; per-environment values live in [`crate::env`].
+//!
+//! It is parsed and validated at build time by the Worker's `build.rs` (errors name the file, the
+//! key and the reason, and fail the build), then embedded as JSON and validated again, cheaply,
+//! on first use. Every key is documented in `docs/configuration.md`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::route::{AuthRequirement, FailurePolicy, Method, PathPattern, Route, RouteId, RouteTable};
+
+/// Largest body limit a route may set (the Workers platform's own request limit is 100 MB).
+pub const MAX_BODY_LIMIT: u64 = 100 * 1024 * 1024;
+
+/// Why a policy (or environment) configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Not valid TOML/JSON, or a key of the wrong type, missing or unknown.
+    Syntax(String),
+    /// A value that parses but breaks a rule; `key` is a path like `routes[2].cost`.
+    Invalid {
+        /// Where: `routes[2].cost`, `tiers.pro.windows[0].limit`.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { key: key.into(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Syntax(msg) => write!(f, "{}", msg.trim_end()),
+            ConfigError::Invalid { key, reason } => write!(f, "{key}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// JWS algorithms an issuer may be pinned to. `none` does not exist here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Algorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+    /// HMAC with SHA-256 (keys from a Worker secret only).
+    HS256,
+}
+
+impl Algorithm {
+    /// The JOSE `alg` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::RS256 => "RS256",
+            Algorithm::PS256 => "PS256",
+            Algorithm::ES256 => "ES256",
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::HS256 => "HS256",
+        }
+    }
+
+    /// Whether the algorithm uses a shared secret.
+    pub fn is_symmetric(self) -> bool {
+        matches!(self, Algorithm::HS256)
+    }
+}
+
+fn default_max_body_bytes() -> u64 {
+    1024 * 1024
+}
+fn default_origin_timeout_ms() -> u64 {
+    10_000
+}
+fn default_leeway_seconds() -> u64 {
+    5
+}
+fn default_max_lifetime_seconds() -> u64 {
+    3600
+}
+fn default_org_claim() -> String {
+    "org_id".to_owned()
+}
+fn default_tier_claim() -> String {
+    "tier".to_owned()
+}
+fn default_cost() -> u32 {
+    1
+}
+fn default_auth() -> AuthRequirement {
+    AuthRequirement::Bearer
+}
+fn default_failure_policy() -> FailurePolicy {
+    FailurePolicy::Closed
+}
+
+/// `[gateway]`: settings for every route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Default body limit for routes that set none (bytes; default 1 MiB).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// How long to wait for the origin's response headers (ms; default 10 000).
+    #[serde(default = "default_origin_timeout_ms")]
+    pub origin_timeout_ms: u64,
+    /// Forward the client's `Authorization` header to the origin (default false: the origin
+    /// gets the verified identity headers instead of the raw token).
+    #[serde(default)]
+    pub forward_authorization: bool,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            max_body_bytes: default_max_body_bytes(),
+            origin_timeout_ms: default_origin_timeout_ms(),
+            forward_authorization: false,
+        }
+    }
+}
+
+/// One sliding window of a tier: at most `limit` cost units in any `seconds`-long interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// Cost units admitted per window.
+    pub limit: u32,
+    /// Window length in seconds.
+    pub seconds: u32,
+}
+
+/// `[tiers.<name>]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierPolicy {
+    /// A request must fit every window.
+    pub windows: Vec<Window>,
+}
+
+/// `[[issuers]]`: the rules for one token issuer. Its URL and JWKS location are
+/// per-environment (`GATEWAY_ISSUERS`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerPolicy {
+    /// Short name (`[a-z0-9_-]`, up to 32): the key in `GATEWAY_ISSUERS`, in the rate-limit
+    /// key and in `X-Gateway-Issuer`.
+    pub name: String,
+    /// Accepted `aud` values; the token's `aud` must contain one.
+    pub audiences: Vec<String>,
+    /// Accepted algorithms; the token header's `alg` must be one of them and match the key.
+    pub algorithms: Vec<Algorithm>,
+    /// Clock leeway for `exp`, `nbf` and `iat` (seconds; default 5).
+    #[serde(default = "default_leeway_seconds")]
+    pub leeway_seconds: u64,
+    /// Longest accepted token lifetime, `exp - iat` (seconds; default 3600).
+    #[serde(default = "default_max_lifetime_seconds")]
+    pub max_lifetime_seconds: u64,
+    /// Required `typ` header (e.g. `at+jwt`, RFC 9068); unset: not checked.
+    #[serde(default)]
+    pub typ: Option<String>,
+    /// Claim holding the organisation id (default `org_id`; falls back to `sub`).
+    #[serde(default = "default_org_claim")]
+    pub org_claim: String,
+    /// Claim holding the tier (default `tier`; missing or unknown tiers are `free`).
+    #[serde(default = "default_tier_claim")]
+    pub tier_claim: String,
+}
+
+/// `[[routes]]` as written in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Stable id (`[a-z0-9._-]`).
+    pub id: String,
+    /// Method.
+    pub method: Method,
+    /// Path pattern (see [`crate::route`]).
+    pub path: String,
+    /// `bearer` (default) or `public`.
+    #[serde(default = "default_auth")]
+    pub auth: AuthRequirement,
+    /// Required scopes (all of them).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Cost in rate-limit units (default 1).
+    #[serde(default = "default_cost")]
+    pub cost: u32,
+    /// Body limit in bytes (default `gateway.max_body_bytes`).
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+    /// `closed` (default, 503 when the counter store fails) or `open`.
+    #[serde(default = "default_failure_policy")]
+    pub on_limiter_error: FailurePolicy,
+}
+
+/// The policy file as written (serde model; see [`Policy`] for the validated form).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// `[gateway]`.
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    /// `[tiers.<name>]`; `free` is required (the fallback tier).
+    pub tiers: BTreeMap<String, TierPolicy>,
+    /// `[[issuers]]`.
+    #[serde(default)]
+    pub issuers: Vec<IssuerPolicy>,
+    /// `[[routes]]`.
+    pub routes: Vec<RouteSpec>,
+}
+
+/// The validated policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Gateway-wide settings.
+    pub gateway: GatewaySettings,
+    /// Tiers by name.
+    pub tiers: BTreeMap<String, TierPolicy>,
+    /// Issuers, in file order.
+    pub issuers: Vec<IssuerPolicy>,
+    /// The route table.
+    pub routes: RouteTable,
+}
+
+/// The tier every unknown or missing tier claim falls back to.
+pub const FALLBACK_TIER: &str = "free";
+
+fn is_name(s: &str, max: usize, extra: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b))
+}
+
+/// RFC 6749 `scope-token`: `%x21 / %x23-5B / %x5D-7E`, at least one.
+fn is_scope_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+impl PolicyFile {
+    /// Checks every rule and builds the [`Policy`]. The first broken rule is reported.
+    pub fn validate(&self) -> Result<Policy, ConfigError> {
+        let g = &self.gateway;
+        if g.max_body_bytes > MAX_BODY_LIMIT {
+            return Err(ConfigError::invalid(
+                "gateway.max_body_bytes",
+                format!("must be at most {MAX_BODY_LIMIT}"),
+            ));
+        }
+        if !(100..=120_000).contains(&g.origin_timeout_ms) {
+            return Err(ConfigError::invalid("gateway.origin_timeout_ms", "must be between 100 and 120000"));
+        }
+
+        if !self.tiers.contains_key(FALLBACK_TIER) {
+            return Err(ConfigError::invalid(
+                "tiers",
+                format!("a '{FALLBACK_TIER}' tier is required (tokens with a missing or unknown tier get it)"),
+            ));
+        }
+        for (name, tier) in &self.tiers {
+            let key = format!("tiers.{name}");
+            if !is_name(name, 32, b"_-") {
+                return Err(ConfigError::invalid(key, "tier names are [a-z0-9_-], at most 32 characters"));
+            }
+            if tier.windows.is_empty() {
+                return Err(ConfigError::invalid(format!("{key}.windows"), "at least one window is required"));
+            }
+            let mut lengths = BTreeSet::new();
+            for (i, w) in tier.windows.iter().enumerate() {
+                let wkey = format!("{key}.windows[{i}]");
+                if w.limit == 0 {
+                    return Err(ConfigError::invalid(format!("{wkey}.limit"), "must be at least 1"));
+                }
+                if !(1..=86_400).contains(&w.seconds) {
+                    return Err(ConfigError::invalid(format!("{wkey}.seconds"), "must be between 1 and 86400"));
+                }
+                if !lengths.insert(w.seconds) {
+                    return Err(ConfigError::invalid(
+                        format!("{wkey}.seconds"),
+                        format!("a {} s window is already defined for this tier", w.seconds),
+                    ));
+                }
+            }
+        }
+
+        let mut issuer_names = BTreeSet::new();
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            let key = format!("issuers[{i}]");
+            if !is_name(&issuer.name, 32, b"_-") {
+                return Err(ConfigError::invalid(
+                    format!("{key}.name"),
+                    "issuer names are [a-z0-9_-], at most 32 characters",
+                ));
+            }
+            if !issuer_names.insert(issuer.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.name"),
+                    format!("duplicate issuer name '{}'", issuer.name),
+                ));
+            }
+            if issuer.audiences.is_empty() || issuer.audiences.iter().any(String::is_empty) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.audiences"),
+                    "at least one non-empty audience is required",
+                ));
+            }
+            if issuer.algorithms.is_empty() {
+                return Err(ConfigError::invalid(format!("{key}.algorithms"), "at least one algorithm is required"));
+            }
+            let symmetric = issuer.algorithms.iter().filter(|a| a.is_symmetric()).count();
+            if symmetric != 0 && symmetric != issuer.algorithms.len() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.algorithms"),
+                    "HS256 cannot be mixed with asymmetric algorithms (algorithm confusion); use two issuers",
+                ));
+            }
+            if issuer.leeway_seconds > 300 {
+                return Err(ConfigError::invalid(format!("{key}.leeway_seconds"), "must be at most 300"));
+            }
+            if !(60..=86_400).contains(&issuer.max_lifetime_seconds) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.max_lifetime_seconds"),
+                    "must be between 60 and 86400",
+                ));
+            }
+            if issuer.typ.as_deref() == Some("") {
+                return Err(ConfigError::invalid(format!("{key}.typ"), "must not be empty (omit it instead)"));
+            }
+            for (field, value) in [("org_claim", &issuer.org_claim), ("tier_claim", &issuer.tier_claim)] {
+                if value.is_empty() {
+                    return Err(ConfigError::invalid(format!("{key}.{field}"), "must not be empty"));
+                }
+            }
+        }
+
+        if self.routes.is_empty() {
+            return Err(ConfigError::invalid("routes", "at least one route is required"));
+        }
+        let mut routes = Vec::with_capacity(self.routes.len());
+        for (i, spec) in self.routes.iter().enumerate() {
+            let key = format!("routes[{i}]");
+            if !is_name(&spec.id, 64, b"._-") {
+                return Err(ConfigError::invalid(format!("{key}.id"), "route ids are [a-z0-9._-], at most 64 characters"));
+            }
+            let pattern = PathPattern::parse(&spec.path)
+                .map_err(|reason| ConfigError::invalid(format!("{key}.path"), reason))?;
+            if spec.path == crate::names::RESERVED_PREFIX
+                || spec.path.starts_with(&format!("{}/", crate::names::RESERVED_PREFIX))
+            {
+                return Err(ConfigError::invalid(
+                    format!("{key}.path"),
+                    format!("'{}' is reserved for the gateway's own endpoints", crate::names::RESERVED_PREFIX),
+                ));
+            }
+            match spec.auth {
+                AuthRequirement::Bearer if self.issuers.is_empty() => {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.auth"),
+                        "'bearer' routes need at least one [[issuers]] entry",
+                    ));
+                }
+                AuthRequirement::Public if !spec.scopes.is_empty() => {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.scopes"),
+                        "a public route cannot require scopes",
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(bad) = spec.scopes.iter().find(|s| !is_scope_token(s)) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.scopes"),
+                    format!("'{bad}' is not a valid scope token (RFC 6749 section 3.3)"),
+                ));
+            }
+            if spec.cost == 0 {
+                return Err(ConfigError::invalid(format!("{key}.cost"), "must be at least 1"));
+            }
+            let max_body_bytes = spec.max_body_bytes.unwrap_or(g.max_body_bytes);
+            if max_body_bytes > MAX_BODY_LIMIT {
+                return Err(ConfigError::invalid(
+                    format!("{key}.max_body_bytes"),
+                    format!("must be at most {MAX_BODY_LIMIT}"),
+                ));
+            }
+            routes.push(Route {
+                id: RouteId(spec.id.clone()),
+                method: spec.method,
+                pattern,
+                auth: spec.auth,
+                scopes: spec.scopes.clone(),
+                cost: spec.cost,
+                max_body_bytes,
+                on_limiter_error: spec.on_limiter_error,
+            });
+        }
+        let routes = RouteTable::new(routes)
+            .map_err(|(i, reason)| ConfigError::invalid(format!("routes[{i}]"), reason))?;
+
+        Ok(Policy {
+            gateway: g.clone(),
+            tiers: self.tiers.clone(),
+            issuers: self.issuers.clone(),
+            routes,
+        })
+    }
+}
+
+impl Policy {
+    /// Parses and validates the TOML policy file.
+    #[cfg(feature = "policy-file")]
+    pub fn from_toml(text: &str) -> Result<(Policy, PolicyFile), ConfigError> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        Ok((file.validate()?, file))
+    }
+
+    /// Parses and validates the embedded JSON form (written by the build script).
+    pub fn from_json(text: &str) -> Result<Policy, ConfigError> {
+        let file: PolicyFile = serde_json::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        file.validate()
+    }
+
+    /// The tier policy for a tier claim: unknown or missing names get the `free` tier.
+    pub fn tier_or_fallback(&self, claimed: Option<&str>) -> (&str, Option<&TierPolicy>) {
+        match claimed.and_then(|c| self.tiers.get_key_value(c)) {
+            Some((name, tier)) => (name.as_str(), Some(tier)),
+            None => (FALLBACK_TIER, self.tiers.get(FALLBACK_TIER)),
+        }
+    }
+
+    /// The issuer rules by name.
+    pub fn issuer(&self, name: &str) -> Option<&IssuerPolicy> {
+        self.issuers.iter().find(|i| i.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[tiers.free]
+windows = [{ limit = 100, seconds = 60 }]
+
+[[issuers]]
+name = "local"
+audiences = ["https://api.example.com"]
+algorithms = ["ES256"]
+
+[[routes]]
+id = "health"
+method = "GET"
+path = "/api/health"
+auth = "public"
+
+[[routes]]
+id = "tx.list"
+method = "GET"
+path = "/api/transactions"
+scopes = ["transactions:read"]
+"#;
+
+    fn check(text: &str, expected: Result<(), &str>) {
+        let got = Policy::from_toml(text).map(|_| ()).map_err(|e| e.to_string());
+        match (got, expected) {
+            (Ok(()), Ok(())) => {}
+            (Err(e), Err(needle)) => assert!(e.contains(needle), "error {e:?} lacks {needle:?}"),
+            (got, expected) => panic!("got {got:?}, expected {expected:?}"),
+        }
+    }
+
+    fn with(extra: &str) -> String {
+        format!("{BASE}\n{extra}")
+    }
+
+    #[test]
+    fn the_base_policy_is_valid_and_fills_defaults() {
+        let (policy, _) = Policy::from_toml(BASE).unwrap();
+        assert_eq!(policy.gateway, GatewaySettings::default());
+        let issuer = policy.issuer("local").unwrap();
+        assert_eq!(issuer.leeway_seconds, 5);
+        assert_eq!(issuer.max_lifetime_seconds, 3600);
+        assert_eq!(issuer.org_claim, "org_id");
+        let r = &policy.routes.routes()[1];
+        assert_eq!((r.cost, r.max_body_bytes, r.auth), (1, 1024 * 1024, AuthRequirement::Bearer));
+    }
+
+    #[test]
+    fn the_committed_policy_file_is_valid() {
+        let (policy, _) = Policy::from_toml(include_str!("../../gateway.toml")).unwrap();
+        for tier in ["free", "pro", "enterprise"] {
+            assert!(policy.tiers.contains_key(tier), "{tier}");
+        }
+    }
+
+    #[test]
+    fn json_round_trip_gives_the_same_policy() {
+        let (policy, file) = Policy::from_toml(include_str!("../../gateway.toml")).unwrap();
+        let json = serde_json::to_string(&file).unwrap();
+        assert_eq!(Policy::from_json(&json).unwrap(), policy);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_reason() {
+        check(&with("[gateway]\nmax_body_bytes = 999999999999"), Err("gateway.max_body_bytes: must be at most"));
+        check(&with("[gateway]\norigin_timeout_ms = 5"), Err("gateway.origin_timeout_ms"));
+        check(&BASE.replace("[tiers.free]", "[tiers.gratis]"), Err("tiers: a 'free' tier is required"));
+        check(&with("[tiers.Pro]\nwindows = [{ limit = 1, seconds = 1 }]"), Err("tiers.Pro: tier names"));
+        check(&with("[tiers.pro]\nwindows = []"), Err("tiers.pro.windows: at least one"));
+        check(&with("[tiers.pro]\nwindows = [{ limit = 0, seconds = 1 }]"), Err("tiers.pro.windows[0].limit"));
+        check(
+            &with("[tiers.pro]\nwindows = [{ limit = 1, seconds = 60 }, { limit = 2, seconds = 60 }]"),
+            Err("tiers.pro.windows[1].seconds: a 60 s window"),
+        );
+        check(&BASE.replace("\"ES256\"", "\"ES256\", \"HS256\""), Err("issuers[0].algorithms: HS256 cannot be mixed"));
+        check(&BASE.replace("audiences = [\"https://api.example.com\"]", "audiences = []"), Err("issuers[0].audiences"));
+        check(&BASE.replace("name = \"local\"", "name = \"Local Issuer\""), Err("issuers[0].name"));
+        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/a//b\""), Err("routes[2].path: must not contain empty"));
+        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/_gateway/x\""), Err("routes[2].path: '/_gateway' is reserved"));
+        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\ncost = 0"), Err("routes[2].cost: must be at least 1"));
+        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\nauth = \"public\"\nscopes = [\"a\"]"), Err("routes[2].scopes: a public route"));
+        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\nscopes = [\"a b\"]"), Err("routes[2].scopes: 'a b' is not a valid scope"));
+        check(&with("[[routes]]\nid = \"health\"\nmethod = \"POST\"\npath = \"/x\""), Err("routes[2]: duplicate route id 'health'"));
+        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/api/health\""), Err("routes[2]: GET /api/health is ambiguous"));
+    }
+
+    #[test]
+    fn unknown_keys_wrong_types_and_unknown_algorithms_are_syntax_errors() {
+        check(&with("[gateway]\nmax_body_byte = 1"), Err("unknown field `max_body_byte`"));
+        check(&BASE.replace("\"ES256\"", "\"none\""), Err("unknown variant `none`"));
+        check(&BASE.replace("method = \"GET\"\npath = \"/api/health\"", "method = \"TRACE\"\npath = \"/api/health\""), Err("unknown variant `TRACE`"));
+        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\ncost = \"ten\""), Err("invalid type"));
+        check("routes = [", Err("TOML parse error"));
+    }
+
+    #[test]
+    fn missing_and_unknown_tiers_fall_back_to_free() {
+        let (policy, _) = Policy::from_toml(include_str!("../../gateway.toml")).unwrap();
+        assert_eq!(policy.tier_or_fallback(Some("pro")).0, "pro");
+        assert_eq!(policy.tier_or_fallback(Some("platinum")).0, "free");
+        assert_eq!(policy.tier_or_fallback(None).0, "free");
+        assert!(policy.tier_or_fallback(None).1.is_some());
+    }
+}

@@ -1,0 +1,477 @@
+//! The error model: one type for everything the gateway refuses or fails at, and its one
+//! client-facing shape, `application/problem+json` (RFC 9457) with the founding story's `error`
+//! and `message` fields. The Worker maps a [`GatewayError`] to a response in exactly one place
+//! (`src/respond.rs`), using [`GatewayError::problem`] and [`GatewayError::headers`].
+//!
+//! Internal detail ([`GatewayError::Internal`], upstream failures) goes to the log through
+//! [`GatewayError::log_detail`], never to the client.
+
+use serde::Serialize;
+
+use crate::path::PathRejection;
+use crate::route::Method;
+
+/// Stable error codes, the `error` member of every problem body. The list is part of the
+/// public contract (README, "Errors"): codes are added, never renamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 400: the request is malformed (header, body framing).
+    InvalidRequest,
+    /// 400: the path is not in a form the gateway will route.
+    InvalidPath,
+    /// 414: the path is too long.
+    UriTooLong,
+    /// 404: no route matches the path.
+    RouteNotFound,
+    /// 405: the path is routed, not for this method.
+    MethodNotAllowed,
+    /// 413: the body is larger than the route allows.
+    PayloadTooLarge,
+    /// 415: the body's media type is not accepted by the route.
+    UnsupportedMediaType,
+    /// 401: no bearer token on a protected route.
+    MissingToken,
+    /// 401: the token is malformed, badly signed, from an unknown issuer, or for another audience.
+    InvalidToken,
+    /// 401: the token has expired.
+    TokenExpired,
+    /// 403: the token lacks a scope the route requires.
+    InsufficientScope,
+    /// 429: the organisation is over its limit; retry after `Retry-After`.
+    RateLimited,
+    /// 429: the request's cost exceeds the whole limit; retrying cannot help.
+    CostExceedsLimit,
+    /// 502: the origin could not be reached.
+    OriginUnreachable,
+    /// 504: the origin did not answer in time.
+    OriginTimeout,
+    /// 503: the counter store is unavailable and the route fails closed.
+    LimiterUnavailable,
+    /// 503: the gateway's deployment configuration is invalid.
+    GatewayMisconfigured,
+    /// 500: a bug; details are in the log under the request id.
+    InternalError,
+}
+
+impl ErrorCode {
+    /// Every code, for docs and tests.
+    pub const ALL: [ErrorCode; 18] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::InvalidPath,
+        ErrorCode::UriTooLong,
+        ErrorCode::RouteNotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::MissingToken,
+        ErrorCode::InvalidToken,
+        ErrorCode::TokenExpired,
+        ErrorCode::InsufficientScope,
+        ErrorCode::RateLimited,
+        ErrorCode::CostExceedsLimit,
+        ErrorCode::OriginUnreachable,
+        ErrorCode::OriginTimeout,
+        ErrorCode::LimiterUnavailable,
+        ErrorCode::GatewayMisconfigured,
+        ErrorCode::InternalError,
+    ];
+
+    /// The code string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidPath => "invalid_path",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::RouteNotFound => "route_not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::MissingToken => "missing_token",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::CostExceedsLimit => "cost_exceeds_limit",
+            ErrorCode::OriginUnreachable => "origin_unreachable",
+            ErrorCode::OriginTimeout => "origin_timeout",
+            ErrorCode::LimiterUnavailable => "limiter_unavailable",
+            ErrorCode::GatewayMisconfigured => "gateway_misconfigured",
+            ErrorCode::InternalError => "internal_error",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidRequest | ErrorCode::InvalidPath => 400,
+            ErrorCode::MissingToken | ErrorCode::InvalidToken | ErrorCode::TokenExpired => 401,
+            ErrorCode::InsufficientScope => 403,
+            ErrorCode::RouteNotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UriTooLong => 414,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::RateLimited | ErrorCode::CostExceedsLimit => 429,
+            ErrorCode::InternalError => 500,
+            ErrorCode::OriginUnreachable => 502,
+            ErrorCode::LimiterUnavailable | ErrorCode::GatewayMisconfigured => 503,
+            ErrorCode::OriginTimeout => 504,
+        }
+    }
+
+    /// The problem `title`: short, fixed per code.
+    pub fn title(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "Invalid request",
+            ErrorCode::InvalidPath => "Invalid path",
+            ErrorCode::UriTooLong => "URI too long",
+            ErrorCode::RouteNotFound => "Not found",
+            ErrorCode::MethodNotAllowed => "Method not allowed",
+            ErrorCode::PayloadTooLarge => "Payload too large",
+            ErrorCode::UnsupportedMediaType => "Unsupported media type",
+            ErrorCode::MissingToken => "Authentication required",
+            ErrorCode::InvalidToken => "Invalid access token",
+            ErrorCode::TokenExpired => "Access token expired",
+            ErrorCode::InsufficientScope => "Insufficient scope",
+            ErrorCode::RateLimited => "Rate limit exceeded",
+            ErrorCode::CostExceedsLimit => "Request cost exceeds the limit",
+            ErrorCode::OriginUnreachable => "Bad gateway",
+            ErrorCode::OriginTimeout => "Gateway timeout",
+            ErrorCode::LimiterUnavailable => "Service unavailable",
+            ErrorCode::GatewayMisconfigured => "Service unavailable",
+            ErrorCode::InternalError => "Internal error",
+        }
+    }
+
+    /// The problem `type` URI.
+    pub fn type_uri(self) -> String {
+        format!("{PROBLEM_TYPE_BASE}{}", self.as_str())
+    }
+}
+
+/// Base of every problem `type` (a URN, so nothing needs to be hosted).
+pub const PROBLEM_TYPE_BASE: &str = "urn:edge-gateway:error:";
+/// `Content-Type` of every error body.
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+/// The RFC 6750 realm in `WWW-Authenticate`.
+pub const AUTH_REALM: &str = "api";
+
+/// Who caused an error: decides the log level and whether a retry can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// The client sent something the gateway refuses.
+    Downstream,
+    /// The origin or a peer (JWKS endpoint, counter store) failed.
+    Upstream,
+    /// The gateway itself (bug or misconfiguration).
+    Internal,
+}
+
+/// Everything the gateway refuses or fails at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// A malformed header or body framing; the text is safe to show.
+    InvalidRequest(&'static str),
+    /// The path failed normalisation.
+    InvalidPath(PathRejection),
+    /// No route matches.
+    RouteNotFound,
+    /// The path is routed for other methods.
+    MethodNotAllowed {
+        /// Methods that would match.
+        allowed: Vec<Method>,
+    },
+    /// The body exceeds the route's limit.
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The body's media type is refused.
+    UnsupportedMediaType,
+    /// No bearer token on a protected route.
+    MissingToken,
+    /// The token was refused; the text is safe to show (it never echoes the token).
+    InvalidToken(&'static str),
+    /// The token has expired.
+    TokenExpired,
+    /// The token lacks scopes.
+    InsufficientScope {
+        /// The scopes the route requires.
+        required: Vec<String>,
+    },
+    /// Over the limit; retry after this many seconds.
+    RateLimited {
+        /// Seconds until the same request fits.
+        retry_after_secs: u64,
+    },
+    /// The request's cost exceeds the whole limit.
+    CostExceedsLimit {
+        /// The request's cost.
+        cost: u32,
+        /// The largest limit it has to fit in.
+        limit: u32,
+    },
+    /// The origin could not be reached; the detail is logged only.
+    OriginUnreachable(String),
+    /// The origin did not answer within the timeout.
+    OriginTimeout {
+        /// The timeout, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The counter store failed; the detail is logged only.
+    LimiterUnavailable(String),
+    /// Deployment configuration is invalid; the detail is logged only.
+    Misconfigured(String),
+    /// A bug; the detail is logged only.
+    Internal(String),
+}
+
+impl GatewayError {
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            GatewayError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            GatewayError::InvalidPath(PathRejection::TooLong) => ErrorCode::UriTooLong,
+            GatewayError::InvalidPath(_) => ErrorCode::InvalidPath,
+            GatewayError::RouteNotFound => ErrorCode::RouteNotFound,
+            GatewayError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            GatewayError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            GatewayError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            GatewayError::MissingToken => ErrorCode::MissingToken,
+            GatewayError::InvalidToken(_) => ErrorCode::InvalidToken,
+            GatewayError::TokenExpired => ErrorCode::TokenExpired,
+            GatewayError::InsufficientScope { .. } => ErrorCode::InsufficientScope,
+            GatewayError::RateLimited { .. } => ErrorCode::RateLimited,
+            GatewayError::CostExceedsLimit { .. } => ErrorCode::CostExceedsLimit,
+            GatewayError::OriginUnreachable(_) => ErrorCode::OriginUnreachable,
+            GatewayError::OriginTimeout { .. } => ErrorCode::OriginTimeout,
+            GatewayError::LimiterUnavailable(_) => ErrorCode::LimiterUnavailable,
+            GatewayError::Misconfigured(_) => ErrorCode::GatewayMisconfigured,
+            GatewayError::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    /// Who caused it.
+    pub fn fault(&self) -> Fault {
+        match self {
+            GatewayError::OriginUnreachable(_)
+            | GatewayError::OriginTimeout { .. }
+            | GatewayError::LimiterUnavailable(_) => Fault::Upstream,
+            GatewayError::Misconfigured(_) | GatewayError::Internal(_) => Fault::Internal,
+            _ => Fault::Downstream,
+        }
+    }
+
+    /// Whether the same request may succeed later.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::RateLimited { .. }
+                | GatewayError::OriginUnreachable(_)
+                | GatewayError::OriginTimeout { .. }
+                | GatewayError::LimiterUnavailable(_)
+        )
+    }
+
+    /// The client-safe explanation (`detail` and `message`).
+    pub fn message(&self) -> String {
+        match self {
+            GatewayError::InvalidRequest(why) => (*why).to_owned(),
+            GatewayError::InvalidPath(why) => format!("Invalid request path: {why}."),
+            GatewayError::RouteNotFound => "No route matches this path.".to_owned(),
+            GatewayError::MethodNotAllowed { allowed } => format!(
+                "This path accepts only: {}.",
+                allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            GatewayError::PayloadTooLarge { limit } => {
+                format!("The request body exceeds this route's limit of {limit} bytes.")
+            }
+            GatewayError::UnsupportedMediaType => {
+                "This route does not accept the request's Content-Type.".to_owned()
+            }
+            GatewayError::MissingToken => {
+                "This route requires an access token in the 'Authorization: Bearer' header.".to_owned()
+            }
+            GatewayError::InvalidToken(why) => format!("The access token was rejected: {why}."),
+            GatewayError::TokenExpired => {
+                "The access token has expired. Obtain a new one and retry.".to_owned()
+            }
+            GatewayError::InsufficientScope { required } => {
+                format!("This route requires the scopes: {}.", required.join(" "))
+            }
+            GatewayError::RateLimited { retry_after_secs } => format!(
+                "Rate limit exceeded for your organisation. Retry in {retry_after_secs} s."
+            ),
+            GatewayError::CostExceedsLimit { cost, limit } => format!(
+                "This request costs {cost} units, more than your tier's whole limit of {limit}; retrying will not help."
+            ),
+            GatewayError::OriginUnreachable(_) => "The upstream service could not be reached.".to_owned(),
+            GatewayError::OriginTimeout { .. } => "The upstream service did not answer in time.".to_owned(),
+            GatewayError::LimiterUnavailable(_) | GatewayError::Misconfigured(_) => {
+                "The service is temporarily unavailable.".to_owned()
+            }
+            GatewayError::Internal(_) => "An internal error occurred.".to_owned(),
+        }
+    }
+
+    /// What the log gets: the code, and any internal detail the client must not see.
+    pub fn log_detail(&self) -> String {
+        match self {
+            GatewayError::OriginUnreachable(d)
+            | GatewayError::LimiterUnavailable(d)
+            | GatewayError::Misconfigured(d)
+            | GatewayError::Internal(d) => format!("{}: {d}", self.code().as_str()),
+            GatewayError::OriginTimeout { timeout_ms } => {
+                format!("{}: no answer within {timeout_ms} ms", self.code().as_str())
+            }
+            _ => format!("{}: {}", self.code().as_str(), self.message()),
+        }
+    }
+
+    /// The problem+json body.
+    pub fn problem(&self, request_id: &str) -> Problem {
+        let code = self.code();
+        let message = self.message();
+        Problem {
+            type_uri: code.type_uri(),
+            title: code.title(),
+            status: code.status(),
+            detail: message.clone(),
+            request_id: request_id.to_owned(),
+            error: code.as_str(),
+            message,
+            required_scopes: match self {
+                GatewayError::InsufficientScope { required } => Some(required.clone()),
+                _ => None,
+            },
+            retry_after: match self {
+                GatewayError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+                _ => None,
+            },
+        }
+    }
+
+    /// Headers the response must carry besides `Content-Type`.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let bearer = |error: &str, description: &str| {
+            format!("Bearer realm=\"{AUTH_REALM}\", error=\"{error}\", error_description=\"{description}\"")
+        };
+        match self {
+            GatewayError::MethodNotAllowed { allowed } => vec![(
+                "allow",
+                allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "),
+            )],
+            GatewayError::MissingToken => {
+                vec![("www-authenticate", format!("Bearer realm=\"{AUTH_REALM}\""))]
+            }
+            GatewayError::InvalidToken(why) => {
+                vec![("www-authenticate", bearer("invalid_token", why))]
+            }
+            GatewayError::TokenExpired => {
+                vec![("www-authenticate", bearer("invalid_token", "the token has expired"))]
+            }
+            GatewayError::InsufficientScope { required } => vec![(
+                "www-authenticate",
+                format!(
+                    "Bearer realm=\"{AUTH_REALM}\", error=\"insufficient_scope\", scope=\"{}\"",
+                    required.join(" ")
+                ),
+            )],
+            GatewayError::RateLimited { retry_after_secs } => {
+                vec![("retry-after", retry_after_secs.to_string())]
+            }
+            GatewayError::LimiterUnavailable(_) | GatewayError::Misconfigured(_) => {
+                vec![("retry-after", "5".to_owned())]
+            }
+            _ => vec![],
+        }
+    }
+}
+
+/// An RFC 9457 problem body with the gateway's extension members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// `urn:edge-gateway:error:<code>`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Fixed per code.
+    pub title: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// The client-safe explanation.
+    pub detail: String,
+    /// The request id, also in `X-Request-Id`.
+    pub request_id: String,
+    /// The stable code.
+    pub error: &'static str,
+    /// Same text as `detail` (the founding story's field name).
+    pub message: String,
+    /// For `insufficient_scope`: the scopes the route requires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_scopes: Option<Vec<String>>,
+    /// For `rate_limited`: seconds until retry (also `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_statuses_are_errors() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
+            assert!((400..600).contains(&code.status()), "{}", code.as_str());
+            assert!(code.type_uri().ends_with(code.as_str()));
+        }
+    }
+
+    #[test]
+    fn internal_detail_reaches_the_log_not_the_client() {
+        let secret = "connect ECONNREFUSED 10.0.0.7:8443 token=abc";
+        for err in [
+            GatewayError::Internal(secret.to_owned()),
+            GatewayError::OriginUnreachable(secret.to_owned()),
+            GatewayError::LimiterUnavailable(secret.to_owned()),
+            GatewayError::Misconfigured(secret.to_owned()),
+        ] {
+            let body = serde_json::to_string(&err.problem("rid")).unwrap();
+            assert!(!body.contains("10.0.0.7"), "{body}");
+            assert!(!body.contains("token=abc"), "{body}");
+            assert!(err.log_detail().contains(secret));
+        }
+    }
+
+    #[test]
+    fn problem_body_has_the_contract_fields() {
+        let err = GatewayError::InsufficientScope { required: vec!["reports:generate".into()] };
+        let body = serde_json::to_value(err.problem("req-1")).unwrap();
+        assert_eq!(body["type"], "urn:edge-gateway:error:insufficient_scope");
+        assert_eq!(body["status"], 403);
+        assert_eq!(body["error"], "insufficient_scope");
+        assert_eq!(body["request_id"], "req-1");
+        assert_eq!(body["detail"], body["message"]);
+        assert_eq!(body["required_scopes"][0], "reports:generate");
+        assert!(body.get("retry_after").is_none());
+    }
+
+    #[test]
+    fn rfc6750_challenges() {
+        let header = |e: GatewayError| e.headers().into_iter().find(|(n, _)| *n == "www-authenticate").unwrap().1;
+        assert_eq!(header(GatewayError::MissingToken), "Bearer realm=\"api\"");
+        assert!(header(GatewayError::TokenExpired).contains("error=\"invalid_token\""));
+        assert!(
+            header(GatewayError::InsufficientScope { required: vec!["a".into(), "b".into()] })
+                .contains("scope=\"a b\"")
+        );
+        assert_eq!(
+            GatewayError::MethodNotAllowed { allowed: vec![Method::Get, Method::Post] }.headers(),
+            vec![("allow", "GET, POST".to_owned())]
+        );
+    }
+}

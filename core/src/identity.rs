@@ -1,0 +1,132 @@
+//! The verified caller and what follows from it: the rate-limit key and the scope check.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::GatewayError;
+use crate::route::Route;
+
+/// An organisation id, from the issuer's org claim (default `org_id`) or, failing that, `sub`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrgId(pub String);
+
+impl fmt::Display for OrgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the gateway knows about the caller after the token was verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedClaims {
+    /// The issuer's configured name (not its URL).
+    pub issuer: String,
+    /// The token's `sub`.
+    pub subject: String,
+    /// The organisation.
+    pub org: OrgId,
+    /// The tier the organisation is limited at (after the fallback to `free`).
+    pub tier: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// The token's `jti`, if any.
+    pub token_id: Option<String>,
+    /// The token's `exp`, seconds since the epoch.
+    pub expires_at: u64,
+}
+
+impl VerifiedClaims {
+    /// The rate-limit key: (issuer, organisation), never the bare org string.
+    pub fn rate_limit_key(&self) -> RateLimitKey {
+        RateLimitKey { issuer: self.issuer.clone(), org: self.org.clone() }
+    }
+
+    /// The authorisation stage: every scope the route requires must be granted.
+    pub fn authorise(&self, route: &Route) -> Result<(), GatewayError> {
+        if route.scopes.iter().all(|s| self.scopes.contains(s)) {
+            Ok(())
+        } else {
+            Err(GatewayError::InsufficientScope { required: route.scopes.clone() })
+        }
+    }
+}
+
+/// The key one counter object is addressed by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RateLimitKey {
+    /// Issuer name: `[a-z0-9_-]`, so it never contains `:`.
+    pub issuer: String,
+    /// Organisation id: any string.
+    pub org: OrgId,
+}
+
+impl RateLimitKey {
+    /// The Durable Object name: `rl1:<issuer name>:<org id>`. The issuer name cannot contain `:`,
+    /// so the first two colons split it unambiguously and two issuers never share an object.
+    /// `rl1` versions the scheme: changing it starts every organisation on fresh counters.
+    pub fn object_name(&self) -> String {
+        format!("rl1:{}:{}", self.issuer, self.org.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::{AuthRequirement, FailurePolicy, Method, PathPattern, RouteId};
+
+    fn claims(issuer: &str, org: &str, scopes: &[&str]) -> VerifiedClaims {
+        VerifiedClaims {
+            issuer: issuer.into(),
+            subject: "client-1".into(),
+            org: OrgId(org.into()),
+            tier: "pro".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            token_id: None,
+            expires_at: 0,
+        }
+    }
+
+    fn route(scopes: &[&str]) -> Route {
+        Route {
+            id: RouteId("r".into()),
+            method: Method::Get,
+            pattern: PathPattern::parse("/r").unwrap(),
+            auth: AuthRequirement::Bearer,
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            cost: 1,
+            max_body_bytes: 0,
+            on_limiter_error: FailurePolicy::Closed,
+        }
+    }
+
+    #[test]
+    fn two_issuers_never_share_a_bucket() {
+        let a = claims("partners", "acme", &[]).rate_limit_key().object_name();
+        let b = claims("internal", "acme", &[]).rate_limit_key().object_name();
+        assert_ne!(a, b);
+        // An org id containing ':' cannot impersonate another issuer's key.
+        let tricky = claims("a", "b:c", &[]).rate_limit_key().object_name();
+        let other = claims("a-b", "c", &[]).rate_limit_key().object_name();
+        assert_ne!(tricky, other);
+        assert_eq!(a, "rl1:partners:acme");
+    }
+
+    #[test]
+    fn scopes_must_all_be_granted() {
+        let c = claims("i", "o", &["transactions:read", "reports:generate"]);
+        assert_eq!(c.authorise(&route(&[])), Ok(()));
+        assert_eq!(c.authorise(&route(&["transactions:read"])), Ok(()));
+        assert_eq!(c.authorise(&route(&["transactions:read", "reports:generate"])), Ok(()));
+        assert_eq!(
+            c.authorise(&route(&["transactions:read", "transactions:write"])),
+            Err(GatewayError::InsufficientScope {
+                required: vec!["transactions:read".into(), "transactions:write".into()]
+            })
+        );
+        // Prefixes and case variants are not the same scope.
+        assert!(claims("i", "o", &["transactions"]).authorise(&route(&["transactions:read"])).is_err());
+        assert!(claims("i", "o", &["Transactions:Read"]).authorise(&route(&["transactions:read"])).is_err());
+    }
+}

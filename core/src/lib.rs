@@ -1,0 +1,22 @@
+//! The gateway's domain logic, free of I/O and of any Workers binding.
+//!
+//! Everything the Worker decides is decided here, as plain functions over plain values, so it is
+//! tested natively with `cargo test`: the policy file and its validation ([`config`]), the
+//! per-environment values ([`env`]), request-path normalisation ([`path`]), the route table
+//! ([`route`]), the verified caller and the rate-limit key ([`identity`]), the one error type and
+//! its client-facing shape ([`error`]), the names shared with the origin and the deployment
+//! ([`names`]), time ([`time`]) and the one-line request log ([`log`]).
+//!
+//! Time is never read here: callers pass a [`time::UnixMillis`].
+
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod forward;
+pub mod identity;
+pub mod limit;
+pub mod log;
+pub mod names;
+pub mod path;
+pub mod route;
+pub mod time;

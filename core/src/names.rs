@@ -1,0 +1,79 @@
+//! Every name the gateway shares with something outside the Worker: the origin (identity and
+//! signature headers), the deployment (Worker secrets, `[vars]`, bindings) and clients (response
+//! headers, the reserved prefix). One module, so a rename is one change and the docs have one
+//! source (ARCHITECTURE.md, "Names", lists the same values; a test checks they agree).
+
+/// Prefix of the gateway's own endpoints. Never forwarded to the origin, never matched against
+/// the route table.
+pub const RESERVED_PREFIX: &str = "/_gateway";
+/// Liveness endpoint under the reserved prefix.
+pub const HEALTH_PATH: &str = "/_gateway/health";
+
+/// Identity headers the gateway sets on forwarded requests (after stripping any inbound copy).
+pub mod identity_headers {
+    /// The issuer's configured name (from the policy file), not its URL.
+    pub const ISSUER: &str = "x-gateway-issuer";
+    /// The token's `sub`.
+    pub const SUBJECT: &str = "x-gateway-subject";
+    /// The organisation the request is billed and limited as.
+    pub const ORG: &str = "x-gateway-org";
+    /// The tier the organisation is limited at.
+    pub const TIER: &str = "x-gateway-tier";
+    /// The token's granted scopes, space-delimited.
+    pub const SCOPES: &str = "x-gateway-scopes";
+    /// The route id from the route table that admitted the request.
+    pub const ROUTE: &str = "x-gateway-route";
+    /// Every identity header, for stripping inbound copies.
+    pub const ALL: [&str; 6] = [ISSUER, SUBJECT, ORG, TIER, SCOPES, ROUTE];
+}
+
+/// The request id: taken from no one, generated at the edge, sent to the origin and the client.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// HMAC-SHA256 signature over the forwarded request: `t=<unix secs>,kid=<key id>,v1=<hex>`.
+pub const SIGNATURE_HEADER: &str = "x-gateway-signature";
+
+/// Rate-limit response headers.
+pub mod rate_limit_headers {
+    /// The limit of the window that is closest to running out, in cost units.
+    pub const LIMIT: &str = "x-ratelimit-limit";
+    /// Cost units left in that window.
+    pub const REMAINING: &str = "x-ratelimit-remaining";
+    /// Seconds until that window has room again.
+    pub const RESET: &str = "x-ratelimit-reset";
+    /// The request's cost in cost units.
+    pub const COST: &str = "x-ratelimit-cost";
+}
+
+/// Worker secrets (set with `wrangler secret put` or by the Vault sync job; never in `[vars]`).
+pub mod secrets {
+    /// Origin signing keyset, JSON: `{"current":"<kid>","keys":[{"kid":"<kid>","secret":"<base64url, >= 32 bytes>"}]}`.
+    /// Holds the current key and, during a rotation, the previous one.
+    pub const SIGNING_KEYS: &str = "GATEWAY_SIGNING_KEYS";
+    /// Static JWKS per issuer name, JSON: `{"<issuer name>": {"keys": [<JWK>, ...]}}`; for issuers
+    /// whose keys are not published at a `jwks_uri` (e.g. an HS256 issuer keyed from Vault).
+    pub const STATIC_JWKS: &str = "GATEWAY_STATIC_JWKS";
+    /// Non-secret fingerprint of the Vault versions live in this deployment (written by the sync job).
+    pub const SECRETS_VERSION: &str = "SECRETS_VERSION";
+    /// Every secret the Worker reads, in the order `.dev.vars.example` lists them.
+    pub const ALL: [&str; 3] = [SIGNING_KEYS, STATIC_JWKS, SECRETS_VERSION];
+}
+
+/// Per-environment values (`wrangler.toml` `[vars]`, or `--var` for tests).
+pub mod vars {
+    /// `dev`, `test`, `staging` or `production`; shown in logs.
+    pub const ENVIRONMENT: &str = "ENVIRONMENT";
+    /// Base URL of the origin API (`http(s)://host[:port][/base]`, no query, no fragment).
+    pub const ORIGIN_URL: &str = "ORIGIN_URL";
+    /// JSON object: issuer name -> `{"issuer": "<exact iss>", "jwks_uri": "<url>"}`.
+    pub const ISSUERS: &str = "GATEWAY_ISSUERS";
+    /// Every var the Worker reads.
+    pub const ALL: [&str; 3] = [ENVIRONMENT, ORIGIN_URL, ISSUERS];
+}
+
+/// Durable Object bindings and classes.
+pub mod bindings {
+    /// Binding of the rate-limit counter namespace.
+    pub const RATE_LIMITER: &str = "RATE_LIMITER";
+    /// Class name of the rate-limit counter object (`durable/`).
+    pub const RATE_LIMITER_CLASS: &str = "RateLimiter";
+}

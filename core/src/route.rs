@@ -1,0 +1,480 @@
+//! The route table: one list of routes shared by every stage of the pipeline.
+//!
+//! # Pattern syntax
+//! A pattern is an absolute path of `/`-separated segments, each one of:
+//! - a literal, matched exactly and case-sensitively against the normalised path segment
+//!   (so it must itself be in normal form: `pchar`s, unreserved characters not escaped);
+//! - `{name}`: any one non-empty segment;
+//! - `{*name}`, last only: one or more remaining segments (possibly ending with a slash).
+//!
+//! A pattern has no trailing slash (except `/` itself). A request path with a trailing slash
+//! therefore matches only a `{*name}` pattern: `/api/transactions/` is not `/api/transactions`.
+//!
+//! # Precedence
+//! Of the routes whose pattern matches the path, the most specific wins, compared segment by
+//! segment from the left: literal beats `{name}` beats `{*name}`. Two routes with the same method
+//! and the same shape (same literals and kinds) are a configuration error, so the winner is
+//! always unique. If patterns match but none has the request's method, the answer is 405 with
+//! `Allow` listing the methods that would have matched; if no pattern matches, 404. `HEAD` is a
+//! method like any other: a route answers `HEAD` only if it lists it.
+//!
+//! The gateway forwards exactly the normalised path it matched.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::path::NormalPath;
+
+/// A route's stable identifier, from the policy file (`transactions.list`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RouteId(pub String);
+
+impl fmt::Display for RouteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The HTTP methods a route may list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    /// GET
+    Get,
+    /// HEAD
+    Head,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+    /// OPTIONS
+    Options,
+}
+
+impl Method {
+    /// All routable methods.
+    pub const ALL: [Method; 7] = [
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+        Method::Options,
+    ];
+
+    /// Parses a request method token exactly (methods are case-sensitive); `None` for any other
+    /// method (`TRACE`, `CONNECT`, `get`, ...), which no route can match.
+    pub fn from_token(token: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.as_str() == token)
+    }
+
+    /// The method token.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+        }
+    }
+
+    /// Whether requests with this method are expected to carry a body.
+    pub fn allows_body(self) -> bool {
+        matches!(self, Method::Post | Method::Put | Method::Patch | Method::Delete)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One segment of a [`PathPattern`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// Matched exactly.
+    Literal(String),
+    /// `{name}`: one non-empty segment.
+    Param(String),
+    /// `{*name}`: the rest of the path, at least one segment.
+    Rest(String),
+}
+
+impl Segment {
+    /// Rank for precedence: lower is more specific.
+    fn rank(&self) -> u8 {
+        match self {
+            Segment::Literal(_) => 0,
+            Segment::Param(_) => 1,
+            Segment::Rest(_) => 2,
+        }
+    }
+}
+
+/// A parsed route pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    raw: String,
+    segments: Vec<Segment>,
+}
+
+fn is_param_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+impl PathPattern {
+    /// Parses a pattern, or says what is wrong with it.
+    pub fn parse(raw: &str) -> Result<PathPattern, String> {
+        if raw == "/" {
+            return Ok(PathPattern {
+                raw: raw.to_owned(),
+                segments: vec![Segment::Literal(String::new())],
+            });
+        }
+        if !raw.starts_with('/') {
+            return Err("must start with '/'".to_owned());
+        }
+        if raw.ends_with('/') {
+            return Err("must not end with '/' (trailing slashes are significant; use {*rest})".to_owned());
+        }
+        let parts: Vec<&str> = raw.split('/').skip(1).collect();
+        let mut segments = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let is_last = i + 1 == parts.len();
+            let segment = if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                if let Some(name) = inner.strip_prefix('*') {
+                    if !is_last {
+                        return Err(format!("'{{*{name}}}' must be the last segment"));
+                    }
+                    if !is_param_name(name) {
+                        return Err(format!("bad parameter name in '{part}'"));
+                    }
+                    Segment::Rest(name.to_owned())
+                } else {
+                    if !is_param_name(inner) {
+                        return Err(format!("bad parameter name in '{part}'"));
+                    }
+                    Segment::Param(inner.to_owned())
+                }
+            } else {
+                if part.is_empty() {
+                    return Err("must not contain empty segments ('//')".to_owned());
+                }
+                if part.contains(['{', '}']) {
+                    return Err(format!("'{part}': a parameter must be a whole segment"));
+                }
+                let normal = crate::path::normalise(&format!("/{part}"))
+                    .map_err(|e| format!("'{part}': {e}"))?;
+                if normal.as_str().get(1..) != Some(*part) {
+                    return Err(format!("'{part}' is not in normal form (write '{}')", normal.as_str().trim_start_matches('/')));
+                }
+                Segment::Literal((*part).to_owned())
+            };
+            segments.push(segment);
+        }
+        Ok(PathPattern { raw: raw.to_owned(), segments })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// Whether the pattern matches the (normalised) path.
+    pub fn matches(&self, path: &NormalPath) -> bool {
+        let mut parts = path.segments();
+        for segment in &self.segments {
+            match segment {
+                Segment::Rest(_) => return parts.next().is_some(),
+                Segment::Literal(lit) => {
+                    if parts.next() != Some(lit.as_str()) {
+                        return false;
+                    }
+                }
+                Segment::Param(_) => match parts.next() {
+                    Some(p) if !p.is_empty() => {}
+                    _ => return false,
+                },
+            }
+        }
+        parts.next().is_none()
+    }
+
+    /// Precedence key: lexicographically smaller is more specific.
+    fn specificity(&self) -> Vec<u8> {
+        self.segments.iter().map(Segment::rank).collect()
+    }
+
+    /// The shape: same shape means the two patterns match exactly the same paths.
+    fn shape(&self) -> Vec<Option<&str>> {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(l) => Some(l.as_str()),
+                Segment::Param(_) => None,
+                Segment::Rest(_) => Some("{*}"),
+            })
+            .collect()
+    }
+}
+
+/// Whether a route needs a verified bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthRequirement {
+    /// A valid access token from a configured issuer (`Authorization: Bearer`).
+    Bearer,
+    /// No authentication; the request is forwarded without identity headers.
+    Public,
+}
+
+/// What the limit stage does when the counter store cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// Refuse the request (503): the safe default for anything that moves money.
+    Closed,
+    /// Admit the request and log it: for reads where availability matters more.
+    Open,
+}
+
+/// One entry of the route table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Stable id, used in logs, metrics and the identity headers.
+    pub id: RouteId,
+    /// The method it answers.
+    pub method: Method,
+    /// The path pattern.
+    pub pattern: PathPattern,
+    /// Authentication requirement.
+    pub auth: AuthRequirement,
+    /// Scopes the token must all hold (empty: any valid token).
+    pub scopes: Vec<String>,
+    /// Cost in rate-limit units (>= 1).
+    pub cost: u32,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// Behaviour when the counter store is unavailable.
+    pub on_limiter_error: FailurePolicy,
+}
+
+/// The outcome of matching a request against the table.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RouteMatch<'a> {
+    /// The most specific route for this method and path.
+    Found(&'a Route),
+    /// The path is routed, but not for this method; `allowed` is sorted and deduplicated.
+    MethodNotAllowed {
+        /// Methods that would have matched.
+        allowed: Vec<Method>,
+    },
+    /// No route's pattern matches the path.
+    NotFound,
+}
+
+/// The validated route table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// Builds a table, refusing duplicate ids and ambiguous routes (same method and shape).
+    /// Errors name the offending route by index.
+    pub fn new(routes: Vec<Route>) -> Result<RouteTable, (usize, String)> {
+        for (i, route) in routes.iter().enumerate() {
+            for (j, earlier) in routes.iter().enumerate().take(i) {
+                if earlier.id == route.id {
+                    return Err((i, format!("duplicate route id '{}' (also routes[{j}])", route.id)));
+                }
+                if earlier.method == route.method && earlier.pattern.shape() == route.pattern.shape() {
+                    return Err((
+                        i,
+                        format!(
+                            "{} {} is ambiguous with routes[{j}] ('{}', {} {})",
+                            route.method,
+                            route.pattern.as_str(),
+                            earlier.id,
+                            earlier.method,
+                            earlier.pattern.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(RouteTable { routes })
+    }
+
+    /// All routes, in file order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Finds the route for a request. `method` is the raw request method token.
+    pub fn match_request(&self, method: &str, path: &NormalPath) -> RouteMatch<'_> {
+        let method = Method::from_token(method);
+        let mut best: Option<(&Route, Vec<u8>)> = None;
+        let mut allowed: Vec<Method> = Vec::new();
+        for route in self.routes.iter().filter(|r| r.pattern.matches(path)) {
+            allowed.push(route.method);
+            if Some(route.method) != method {
+                continue;
+            }
+            let key = route.pattern.specificity();
+            if best.as_ref().is_none_or(|(_, k)| key < *k) {
+                best = Some((route, key));
+            }
+        }
+        match best {
+            Some((route, _)) => RouteMatch::Found(route),
+            None if allowed.is_empty() => RouteMatch::NotFound,
+            None => {
+                allowed.sort();
+                allowed.dedup();
+                RouteMatch::MethodNotAllowed { allowed }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::path::normalise;
+
+    fn route(id: &str, method: Method, pattern: &str) -> Route {
+        Route {
+            id: RouteId(id.to_owned()),
+            method,
+            pattern: PathPattern::parse(pattern).unwrap(),
+            auth: AuthRequirement::Bearer,
+            scopes: vec![],
+            cost: 1,
+            max_body_bytes: 1024,
+            on_limiter_error: FailurePolicy::Closed,
+        }
+    }
+
+    fn table() -> RouteTable {
+        RouteTable::new(vec![
+            route("root", Method::Get, "/"),
+            route("health", Method::Get, "/api/health"),
+            route("tx.list", Method::Get, "/api/transactions"),
+            route("tx.create", Method::Post, "/api/transactions"),
+            route("tx.export", Method::Post, "/api/transactions/export"),
+            route("tx.get", Method::Get, "/api/transactions/{id}"),
+            route("tx.delete", Method::Delete, "/api/transactions/{id}"),
+            route("files", Method::Get, "/files/{*rest}"),
+            route("files.meta", Method::Get, "/files/{name}/meta"),
+        ])
+        .unwrap()
+    }
+
+    /// `expected`: `Ok(route id)`, `Err(allowed methods)` for 405, or `Err([])` for 404.
+    fn check(method: &str, path: &str, expected: Result<&str, &[Method]>) {
+        let t = table();
+        let p = normalise(path).unwrap();
+        let got = match t.match_request(method, &p) {
+            RouteMatch::Found(r) => Ok(r.id.0.as_str()),
+            RouteMatch::MethodNotAllowed { allowed } => {
+                assert!(!allowed.is_empty());
+                Err(allowed)
+            }
+            RouteMatch::NotFound => Err(vec![]),
+        };
+        assert_eq!(got, expected.map_err(<[Method]>::to_vec), "{method} {path}");
+    }
+
+    #[test]
+    fn literal_routes_match_exactly() {
+        check("GET", "/", Ok("root"));
+        check("GET", "/api/health", Ok("health"));
+        check("GET", "/api/transactions", Ok("tx.list"));
+        check("POST", "/api/transactions", Ok("tx.create"));
+        check("POST", "/api/transactions/export", Ok("tx.export"));
+    }
+
+    #[test]
+    fn literals_beat_params_beat_rest() {
+        check("GET", "/api/transactions/42", Ok("tx.get"));
+        check("GET", "/files/a/meta", Ok("files.meta"));
+        check("GET", "/files/a/b/meta", Ok("files"));
+        check("GET", "/files/a", Ok("files"));
+        check("GET", "/files/a/", Ok("files"));
+    }
+
+    #[test]
+    fn trailing_slash_and_case_are_significant() {
+        check("GET", "/api/transactions/", Err(&[]));
+        check("GET", "/API/transactions", Err(&[]));
+        check("GET", "/api/health/", Err(&[]));
+        check("GET", "/files", Err(&[]));
+    }
+
+    #[test]
+    fn wrong_method_is_405_with_the_allowed_list() {
+        check("PUT", "/api/transactions", Err(&[Method::Get, Method::Post]));
+        // GET is routed here through the {id} pattern, POST through the literal.
+        check("GET", "/api/transactions/export", Ok("tx.get"));
+        check("PUT", "/api/transactions/export", Err(&[Method::Get, Method::Post, Method::Delete]));
+        check("POST", "/api/transactions/42", Err(&[Method::Get, Method::Delete]));
+        check("TRACE", "/api/health", Err(&[Method::Get]));
+        check("get", "/api/health", Err(&[Method::Get]));
+        check("HEAD", "/api/health", Err(&[Method::Get]));
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        check("GET", "/api", Err(&[]));
+        check("GET", "/api/transactions/42/extra", Err(&[]));
+        check("GET", "/other", Err(&[]));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused_with_a_reason() {
+        for (pattern, needle) in [
+            ("api", "start with '/'"),
+            ("/api/", "end with '/'"),
+            ("/api//x", "empty segments"),
+            ("/{*rest}/x", "last segment"),
+            ("/a{id}", "whole segment"),
+            ("/{}", "bad parameter name"),
+            ("/{a-b}", "bad parameter name"),
+            ("/%74x", "normal form"),
+            ("/a b", "percent-encoded"),
+            ("/a/..", "'..'"),
+        ] {
+            let err = PathPattern::parse(pattern).unwrap_err();
+            assert!(err.contains(needle), "{pattern}: {err}");
+        }
+    }
+
+    #[test]
+    fn ambiguous_and_duplicate_routes_are_refused() {
+        let err = RouteTable::new(vec![
+            route("a", Method::Get, "/x/{id}"),
+            route("b", Method::Get, "/x/{other}"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.0, 1);
+        assert!(err.1.contains("ambiguous"), "{}", err.1);
+        let err = RouteTable::new(vec![route("a", Method::Get, "/x"), route("a", Method::Post, "/y")])
+            .unwrap_err();
+        assert!(err.1.contains("duplicate route id"), "{}", err.1);
+        // Same shape, different methods: fine.
+        RouteTable::new(vec![route("a", Method::Get, "/x/{id}"), route("b", Method::Put, "/x/{id}")])
+            .unwrap();
+    }
+}

@@ -1,0 +1,93 @@
+//! Forwarding to the origin: the matched normalised path and the raw query, filtered headers
+//! plus the verified identity, the body buffered up to the route's limit, a timeout.
+
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
+use gateway_core::error::GatewayError;
+use gateway_core::forward::{forwards_inbound_header, identity_header_values};
+use gateway_core::identity::VerifiedClaims;
+use gateway_core::names::REQUEST_ID_HEADER;
+use gateway_core::route::Route;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
+
+/// What the forwarder needs besides the request.
+pub(crate) struct Forward<'a> {
+    /// The full origin URL (base + matched path + raw query).
+    pub url: String,
+    /// The matched route.
+    pub route: &'a Route,
+    /// The verified caller, on protected routes.
+    pub claims: Option<&'a VerifiedClaims>,
+    /// `gateway.forward_authorization`.
+    pub forward_authorization: bool,
+    /// `gateway.origin_timeout_ms`.
+    pub timeout_ms: u64,
+    /// The request id.
+    pub request_id: &'a str,
+    /// The scheme the client used (`http`/`https`).
+    pub scheme: &'a str,
+}
+
+fn origin_headers(inbound: &Headers, f: &Forward<'_>) -> Result<Headers, GatewayError> {
+    let headers = Headers::new();
+    let set = |name: &str, value: &str| {
+        headers
+            .append(name, value)
+            .map_err(|_| GatewayError::InvalidRequest("a request header has a value the gateway cannot forward"))
+    };
+    for (name, value) in inbound.entries() {
+        if forwards_inbound_header(&name, f.forward_authorization) {
+            set(&name, &value)?;
+        }
+    }
+    if let Ok(Some(ip)) = inbound.get("cf-connecting-ip") {
+        set("x-forwarded-for", &ip)?;
+    }
+    if let Ok(Some(host)) = inbound.get("host") {
+        set("x-forwarded-host", &host)?;
+    }
+    set("x-forwarded-proto", f.scheme)?;
+    set(REQUEST_ID_HEADER, f.request_id)?;
+    if let Some(claims) = f.claims {
+        for (name, value) in identity_header_values(claims, &f.route.id) {
+            set(name, &value)?;
+        }
+    }
+    Ok(headers)
+}
+
+/// Sends the request to the origin and returns its response (undecorated).
+pub(crate) async fn forward(mut req: Request, f: Forward<'_>) -> Result<Response, GatewayError> {
+    let headers = origin_headers(req.headers(), &f)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::from(f.route.method.as_str().to_owned()))
+        .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual);
+    if f.route.method.allows_body() {
+        let body = req
+            .bytes()
+            .await
+            .map_err(|_| GatewayError::InvalidRequest("the request body could not be read"))?;
+        if u64::try_from(body.len()).unwrap_or(u64::MAX) > f.route.max_body_bytes {
+            return Err(GatewayError::PayloadTooLarge { limit: f.route.max_body_bytes });
+        }
+        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+    }
+    let outbound = Request::new_with_init(&f.url, &init)
+        .map_err(|e| GatewayError::Internal(format!("building the origin request: {e}")))?;
+
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(outbound);
+    let sending = Box::pin(fetch.send_with_signal(&signal));
+    let timeout = Box::pin(Delay::from(Duration::from_millis(f.timeout_ms)));
+    match select(sending, timeout).await {
+        Either::Left((Ok(response), _)) => Ok(response),
+        Either::Left((Err(e), _)) => Err(GatewayError::OriginUnreachable(e.to_string())),
+        Either::Right(((), _)) => {
+            controller.abort();
+            Err(GatewayError::OriginTimeout { timeout_ms: f.timeout_ms })
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The request pipeline, in the order the contract fixes (ARCHITECTURE.md, "The request
+//! pipeline"):
+//!
+//! request id -> normalise and check the request (method, path, size) -> match the route ->
+//! authenticate -> authorise (scopes) -> rate limit -> sign and forward -> decorate the response
+//! (security and rate-limit headers) -> log one line.
+//!
+//! Each stage is a call into `gateway-core` for the decision and, where needed, one piece of I/O.
+//! Every stage returns `Result<_, GatewayError>`; the first error ends the pipeline and
+//! `respond::error` turns it into the response.
+
+use gateway_core::error::GatewayError;
+use gateway_core::identity::VerifiedClaims;
+use gateway_core::log::RequestLog;
+use gateway_core::names::{HEALTH_PATH, RESERVED_PREFIX};
+use gateway_core::path::{NormalPath, normalise};
+use gateway_core::route::{AuthRequirement, Route, RouteMatch};
+use gateway_core::time::UnixMillis;
+use worker::{Env, Headers, Request, Response};
+
+use crate::origin::Forward;
+use crate::{auth, limit, origin, respond, runtime, settings};
+
+/// What the log line needs to know about how far the request got.
+#[derive(Default)]
+struct Trace {
+    path: String,
+    route: Option<String>,
+    claims: Option<VerifiedClaims>,
+}
+
+/// Runs the pipeline for one request. Never fails: every outcome is a response.
+pub(crate) async fn handle(req: Request, env: &Env) -> Response {
+    let started = runtime::now();
+    let request_id = runtime::request_id();
+    let method = req.inner().method();
+    let client_ip = req.headers().get("cf-connecting-ip").ok().flatten();
+    let mut trace = Trace::default();
+
+    let outcome = run(req, env, &method, started, &request_id, &mut trace).await;
+    let (response, error) = match outcome {
+        Ok(response) => (respond::decorate(response, &request_id), None),
+        Err(err) => (respond::error(&err, &request_id), Some(err)),
+    };
+
+    let environment = settings::environment(env).map(|e| e.name.as_str()).unwrap_or("unknown");
+    let line = RequestLog {
+        event: "request",
+        ts: started,
+        request_id: &request_id,
+        env: environment,
+        method: &method,
+        path: &trace.path,
+        route: trace.route.as_deref(),
+        status: response.status_code(),
+        error: error.as_ref().map(|e| e.code().as_str()),
+        detail: error.as_ref().filter(|e| e.fault() != gateway_core::error::Fault::Downstream).map(GatewayError::log_detail),
+        issuer: trace.claims.as_ref().map(|c| c.issuer.as_str()),
+        sub: trace.claims.as_ref().map(|c| c.subject.as_str()),
+        org: trace.claims.as_ref().map(|c| c.org.0.as_str()),
+        client_ip: client_ip.as_deref(),
+        duration_ms: runtime::now().saturating_since(started),
+    }
+    .to_line();
+    worker::console_log!("{line}");
+    response
+}
+
+/// A raw path, cut to a loggable length on a character boundary.
+fn loggable(raw: &str) -> String {
+    raw.chars().take(256).collect()
+}
+
+async fn run(
+    mut req: Request,
+    env: &Env,
+    method: &str,
+    now: UnixMillis,
+    request_id: &str,
+    trace: &mut Trace,
+) -> Result<Response, GatewayError> {
+    // Normalise and check the request.
+    let url = req
+        .url()
+        .map_err(|_| GatewayError::InvalidRequest("The request URL could not be parsed."))?;
+    trace.path = loggable(url.path());
+    let path = normalise(url.path()).map_err(GatewayError::InvalidPath)?;
+    trace.path = path.as_str().to_owned();
+    if path.as_str() == RESERVED_PREFIX || path.as_str().starts_with(&format!("{RESERVED_PREFIX}/")) {
+        return gateway_endpoint(method, &path, env, request_id);
+    }
+    let policy = settings::policy()?;
+    let environment = settings::environment(env)?;
+
+    // Match the route.
+    let route = match policy.routes.match_request(method, &path) {
+        RouteMatch::Found(route) => route,
+        RouteMatch::MethodNotAllowed { allowed } => return Err(GatewayError::MethodNotAllowed { allowed }),
+        RouteMatch::NotFound => return Err(GatewayError::RouteNotFound),
+    };
+    trace.route = Some(route.id.0.clone());
+    check_body_framing(req.headers(), route)?;
+
+    // Authenticate and authorise.
+    let claims = match route.auth {
+        AuthRequirement::Public => None,
+        AuthRequirement::Bearer => {
+            let claims = auth::authenticate(req.headers(), policy, environment, now).await?;
+            trace.claims = Some(claims.clone());
+            claims.authorise(route)?;
+            Some(claims)
+        }
+    };
+
+    // Rate limit.
+    if let Some(claims) = &claims {
+        limit::consume(env, claims, route, now).await?;
+    }
+
+    // Forward.
+    let scheme = url.scheme().to_owned();
+    let forward = Forward {
+        url: environment.origin.join(&path, url.query()),
+        route,
+        claims: claims.as_ref(),
+        forward_authorization: policy.gateway.forward_authorization,
+        timeout_ms: policy.gateway.origin_timeout_ms,
+        request_id,
+        scheme: &scheme,
+    };
+    let _ = req.headers_mut();
+    origin::forward(req, forward).await
+}
+
+/// Body framing checked before anything is read: a parseable `Content-Length` within the
+/// route's limit, and no body at all on methods that carry none.
+fn check_body_framing(headers: &Headers, route: &Route) -> Result<(), GatewayError> {
+    let declared = match headers.get("content-length") {
+        Ok(None) => None,
+        Ok(Some(value)) => Some(
+            value
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|_| value.trim().bytes().all(|b| b.is_ascii_digit()))
+                .ok_or(GatewayError::InvalidRequest("The Content-Length header is not a number."))?,
+        ),
+        Err(_) => return Err(GatewayError::InvalidRequest("The Content-Length header is unreadable.")),
+    };
+    let chunked = headers.has("transfer-encoding").unwrap_or(false);
+    if !route.method.allows_body() && (declared.is_some_and(|n| n > 0) || chunked) {
+        return Err(GatewayError::InvalidRequest("This method must not carry a request body."));
+    }
+    if declared.is_some_and(|n| n > route.max_body_bytes) {
+        return Err(GatewayError::PayloadTooLarge { limit: route.max_body_bytes });
+    }
+    Ok(())
+}
+
+/// The gateway's own endpoints under the reserved prefix. Never forwarded.
+fn gateway_endpoint(method: &str, path: &NormalPath, env: &Env, request_id: &str) -> Result<Response, GatewayError> {
+    if path.as_str() != HEALTH_PATH {
+        return Err(GatewayError::RouteNotFound);
+    }
+    if method != "GET" {
+        return Err(GatewayError::MethodNotAllowed { allowed: vec![gateway_core::route::Method::Get] });
+    }
+    // Healthy only if the configuration this isolate runs with is valid.
+    settings::policy()?;
+    let environment = settings::environment(env)?;
+    Ok(respond::json(
+        200,
+        &serde_json::json!({"status": "ok", "environment": environment.name}),
+        request_id,
+    ))
+}
