@@ -1,15 +1,14 @@
 //! Forwarding to the origin: the matched normalised path and the raw query, filtered headers
 //! plus the verified identity, the body buffered up to the route's limit, a timeout.
 
-use std::time::Duration;
-
-use futures_util::future::{Either, select};
 use gateway_core::error::GatewayError;
 use gateway_core::forward::{forwards_inbound_header, identity_header_values};
 use gateway_core::identity::VerifiedClaims;
 use gateway_core::names::REQUEST_ID_HEADER;
 use gateway_core::route::Route;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
+use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
+
+use crate::runtime::{FetchFailure, fetch_with_timeout};
 
 /// What the forwarder needs besides the request.
 pub(crate) struct Forward<'a> {
@@ -77,17 +76,9 @@ pub(crate) async fn forward(mut req: Request, f: Forward<'_>) -> Result<Response
     let outbound = Request::new_with_init(&f.url, &init)
         .map_err(|e| GatewayError::Internal(format!("building the origin request: {e}")))?;
 
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(outbound);
-    let sending = Box::pin(fetch.send_with_signal(&signal));
-    let timeout = Box::pin(Delay::from(Duration::from_millis(f.timeout_ms)));
-    match select(sending, timeout).await {
-        Either::Left((Ok(response), _)) => Ok(response),
-        Either::Left((Err(e), _)) => Err(GatewayError::OriginUnreachable(e.to_string())),
-        Either::Right(((), _)) => {
-            controller.abort();
-            Err(GatewayError::OriginTimeout { timeout_ms: f.timeout_ms })
-        }
+    match fetch_with_timeout(Fetch::Request(outbound), f.timeout_ms).await {
+        Ok(response) => Ok(response),
+        Err(FetchFailure::Unreachable(detail)) => Err(GatewayError::OriginUnreachable(detail)),
+        Err(FetchFailure::TimedOut) => Err(GatewayError::OriginTimeout { timeout_ms: f.timeout_ms }),
     }
 }

@@ -105,7 +105,7 @@ async fn run(
     let claims = match route.auth {
         AuthRequirement::Public => None,
         AuthRequirement::Bearer => {
-            let claims = auth::authenticate(req.headers(), policy, environment, now).await?;
+            let claims = auth::authenticate(req.headers(), policy, environment, env, now).await?;
             trace.claims = Some(claims.clone());
             claims.authorise(route)?;
             Some(claims)

@@ -1,7 +1,12 @@
-//! Small bridges to the Workers runtime: the clock and the random request id.
+//! Small bridges to the Workers runtime: the clock, the random request id, WebCrypto, and
+//! subrequests with a timeout.
 
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
 use gateway_core::time::UnixMillis;
 use wasm_bindgen::{JsCast, JsValue};
+use worker::{AbortController, Delay, Fetch, Response};
 
 /// The runtime clock (in production it advances only across I/O).
 pub(crate) fn now() -> UnixMillis {
@@ -10,7 +15,10 @@ pub(crate) fn now() -> UnixMillis {
 
 /// A random request id (`crypto.randomUUID()`), or a clock-based one if the runtime lacks it.
 pub(crate) fn request_id() -> String {
-    random_uuid().unwrap_or_else(|| format!("t{}-{:08x}", now().0, (js_sys::Math::random() * f64::from(u32::MAX)) as u32))
+    random_uuid().unwrap_or_else(|| {
+        let salt = (js_sys::Math::random() * 1e9).floor();
+        format!("t{}-{salt}", now().0)
+    })
 }
 
 fn random_uuid() -> Option<String> {
@@ -18,4 +26,45 @@ fn random_uuid() -> Option<String> {
     let f = js_sys::Reflect::get(&crypto, &JsValue::from_str("randomUUID")).ok()?;
     let f: js_sys::Function = f.dyn_into().ok()?;
     f.call0(&crypto).ok()?.as_string()
+}
+
+/// `crypto.subtle`.
+pub(crate) fn subtle() -> Result<web_sys::SubtleCrypto, String> {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    global
+        .crypto()
+        .map(|c| c.subtle())
+        .map_err(|e| format!("no WebCrypto: {e:?}"))
+}
+
+/// A JSON text as a JS object (for WebCrypto parameters and JWKs).
+pub(crate) fn js_object(json: &str) -> Result<js_sys::Object, String> {
+    js_sys::JSON::parse(json)
+        .map_err(|e| format!("JSON.parse: {e:?}"))?
+        .dyn_into::<js_sys::Object>()
+        .map_err(|_| "not a JSON object".to_owned())
+}
+
+/// Why a subrequest produced no response.
+pub(crate) enum FetchFailure {
+    /// The peer could not be reached (connection refused, DNS, TLS...).
+    Unreachable(String),
+    /// No response headers within the timeout (the request was aborted).
+    TimedOut,
+}
+
+/// Sends a subrequest, giving up (and aborting it) after `timeout_ms`.
+pub(crate) async fn fetch_with_timeout(request: Fetch, timeout_ms: u64) -> Result<Response, FetchFailure> {
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let sending = Box::pin(request.send_with_signal(&signal));
+    let timeout = Box::pin(Delay::from(Duration::from_millis(timeout_ms)));
+    match select(sending, timeout).await {
+        Either::Left((Ok(response), _)) => Ok(response),
+        Either::Left((Err(e), _)) => Err(FetchFailure::Unreachable(e.to_string())),
+        Either::Right(((), _)) => {
+            controller.abort();
+            Err(FetchFailure::TimedOut)
+        }
+    }
 }

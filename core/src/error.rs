@@ -50,13 +50,15 @@ pub enum ErrorCode {
     LimiterUnavailable,
     /// 503: the gateway's deployment configuration is invalid.
     GatewayMisconfigured,
+    /// 503: the token issuer's keys could not be fetched and none are cached.
+    IssuerUnavailable,
     /// 500: a bug; details are in the log under the request id.
     InternalError,
 }
 
 impl ErrorCode {
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidPath,
         ErrorCode::UriTooLong,
@@ -74,6 +76,7 @@ impl ErrorCode {
         ErrorCode::OriginTimeout,
         ErrorCode::LimiterUnavailable,
         ErrorCode::GatewayMisconfigured,
+        ErrorCode::IssuerUnavailable,
         ErrorCode::InternalError,
     ];
 
@@ -97,6 +100,7 @@ impl ErrorCode {
             ErrorCode::OriginTimeout => "origin_timeout",
             ErrorCode::LimiterUnavailable => "limiter_unavailable",
             ErrorCode::GatewayMisconfigured => "gateway_misconfigured",
+            ErrorCode::IssuerUnavailable => "issuer_unavailable",
             ErrorCode::InternalError => "internal_error",
         }
     }
@@ -115,7 +119,9 @@ impl ErrorCode {
             ErrorCode::RateLimited | ErrorCode::CostExceedsLimit => 429,
             ErrorCode::InternalError => 500,
             ErrorCode::OriginUnreachable => 502,
-            ErrorCode::LimiterUnavailable | ErrorCode::GatewayMisconfigured => 503,
+            ErrorCode::LimiterUnavailable
+            | ErrorCode::GatewayMisconfigured
+            | ErrorCode::IssuerUnavailable => 503,
             ErrorCode::OriginTimeout => 504,
         }
     }
@@ -140,6 +146,7 @@ impl ErrorCode {
             ErrorCode::OriginTimeout => "Gateway timeout",
             ErrorCode::LimiterUnavailable => "Service unavailable",
             ErrorCode::GatewayMisconfigured => "Service unavailable",
+            ErrorCode::IssuerUnavailable => "Service unavailable",
             ErrorCode::InternalError => "Internal error",
         }
     }
@@ -225,6 +232,8 @@ pub enum GatewayError {
     LimiterUnavailable(String),
     /// Deployment configuration is invalid; the detail is logged only.
     Misconfigured(String),
+    /// The issuer's keys are unavailable; the detail is logged only.
+    IssuerUnavailable(String),
     /// A bug; the detail is logged only.
     Internal(String),
 }
@@ -250,6 +259,7 @@ impl GatewayError {
             GatewayError::OriginTimeout { .. } => ErrorCode::OriginTimeout,
             GatewayError::LimiterUnavailable(_) => ErrorCode::LimiterUnavailable,
             GatewayError::Misconfigured(_) => ErrorCode::GatewayMisconfigured,
+            GatewayError::IssuerUnavailable(_) => ErrorCode::IssuerUnavailable,
             GatewayError::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -259,7 +269,8 @@ impl GatewayError {
         match self {
             GatewayError::OriginUnreachable(_)
             | GatewayError::OriginTimeout { .. }
-            | GatewayError::LimiterUnavailable(_) => Fault::Upstream,
+            | GatewayError::LimiterUnavailable(_)
+            | GatewayError::IssuerUnavailable(_) => Fault::Upstream,
             GatewayError::Misconfigured(_) | GatewayError::Internal(_) => Fault::Internal,
             _ => Fault::Downstream,
         }
@@ -273,6 +284,7 @@ impl GatewayError {
                 | GatewayError::OriginUnreachable(_)
                 | GatewayError::OriginTimeout { .. }
                 | GatewayError::LimiterUnavailable(_)
+                | GatewayError::IssuerUnavailable(_)
         )
     }
 
@@ -310,9 +322,9 @@ impl GatewayError {
             ),
             GatewayError::OriginUnreachable(_) => "The upstream service could not be reached.".to_owned(),
             GatewayError::OriginTimeout { .. } => "The upstream service did not answer in time.".to_owned(),
-            GatewayError::LimiterUnavailable(_) | GatewayError::Misconfigured(_) => {
-                "The service is temporarily unavailable.".to_owned()
-            }
+            GatewayError::LimiterUnavailable(_)
+            | GatewayError::Misconfigured(_)
+            | GatewayError::IssuerUnavailable(_) => "The service is temporarily unavailable.".to_owned(),
             GatewayError::Internal(_) => "An internal error occurred.".to_owned(),
         }
     }
@@ -323,6 +335,7 @@ impl GatewayError {
             GatewayError::OriginUnreachable(d)
             | GatewayError::LimiterUnavailable(d)
             | GatewayError::Misconfigured(d)
+            | GatewayError::IssuerUnavailable(d)
             | GatewayError::Internal(d) => format!("{}: {d}", self.code().as_str()),
             GatewayError::OriginTimeout { timeout_ms } => {
                 format!("{}: no answer within {timeout_ms} ms", self.code().as_str())
@@ -383,9 +396,9 @@ impl GatewayError {
             GatewayError::RateLimited { retry_after_secs } => {
                 vec![("retry-after", retry_after_secs.to_string())]
             }
-            GatewayError::LimiterUnavailable(_) | GatewayError::Misconfigured(_) => {
-                vec![("retry-after", "5".to_owned())]
-            }
+            GatewayError::LimiterUnavailable(_)
+            | GatewayError::Misconfigured(_)
+            | GatewayError::IssuerUnavailable(_) => vec![("retry-after", "5".to_owned())],
             _ => vec![],
         }
     }
@@ -439,6 +452,7 @@ mod tests {
             GatewayError::OriginUnreachable(secret.to_owned()),
             GatewayError::LimiterUnavailable(secret.to_owned()),
             GatewayError::Misconfigured(secret.to_owned()),
+            GatewayError::IssuerUnavailable(secret.to_owned()),
         ] {
             let body = serde_json::to_string(&err.problem("rid")).unwrap();
             assert!(!body.contains("10.0.0.7"), "{body}");

@@ -9,6 +9,7 @@
 //!
 //! Time is never read here: callers pass a [`time::UnixMillis`].
 
+pub mod auth;
 pub mod config;
 pub mod env;
 pub mod error;

@@ -1,1 +1,68 @@
-fn main() {}
+//! `gateway-demo`: the peers the gateway runs against on a developer's machine and in the test
+//! suite, all on loopback.
+//!
+//! ```text
+//! gateway-demo origin --listen 127.0.0.1:9100
+//! gateway-demo issuer --listen 127.0.0.1:9101 --keys .local/issuer --issuer http://127.0.0.1:9101
+//! gateway-demo token  --keys .local/issuer --issuer http://127.0.0.1:9101 --audience https://api.example.com \
+//!                     --org acme --tier pro --scopes "transactions:read" [--sub S] [--expires-in 900] [--claims '{"k":"v"}']
+//! ```
+//! Servers print `listening on http://<addr>` as their first line (so `--listen 127.0.0.1:0`
+//! can be used and the port read back) and serve until killed.
+
+mod args;
+mod issuer;
+mod origin;
+mod server;
+
+use std::process::ExitCode;
+
+use args::Args;
+
+const USAGE: &str = "usage: gateway-demo <origin|issuer|token|keys> [--flag value ...]
+  origin --listen ADDR [--threads N]
+  issuer --listen ADDR --keys DIR [--issuer URL]   (default issuer: http://<bound address>)
+  token  --keys DIR --issuer URL --audience AUD --org ORG [--tier TIER] [--scopes \"a b\"]
+         [--sub SUB] [--expires-in SECONDS] [--claims JSON]
+  keys   --keys DIR   (create the signing keys if missing; print the key id)";
+
+fn run() -> Result<(), String> {
+    let mut argv = std::env::args().skip(1);
+    let command = argv.next().ok_or_else(|| USAGE.to_owned())?;
+    let args = Args::parse(argv)?;
+    match command.as_str() {
+        "origin" => {
+            let threads = args.number("threads", 4)?;
+            origin::serve(&args.required("listen")?, usize::try_from(threads).unwrap_or(4))
+        }
+        "issuer" => issuer::serve(&args.required("listen")?, &args.required("keys")?, args.get("issuer")),
+        "token" => {
+            let token = issuer::mint_from_args(&args)?;
+            println!("{token}");
+            Ok(())
+        }
+        "keys" => {
+            let keys = issuer::KeySet::load_or_create(std::path::Path::new(&args.required("keys")?))?;
+            println!("{}", keys.active_kid());
+            Ok(())
+        }
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command '{other}'\n{USAGE}")),
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("gateway-demo: {message}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The end-to-end harness: starts the demo origin, the local issuer and the gateway in the real
+//! local Workers runtime (`wrangler dev`, i.e. workerd) on ports it picks, waits for them by
+//! polling (never a fixed sleep), and stops everything it started, by PID, when dropped.
+//!
+//! Each `wrangler dev` gets its own `--port`, `--inspector-port`, `--persist-to` and config
+//! home, runs the `test` environment with `--var` overrides for the ports, and never rebuilds
+//! the Worker (the config has no `[build]` step; `make build` runs first).
+
+#![allow(clippy::print_stderr, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod http;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The audience the test policy's `local` issuer accepts.
+pub const AUDIENCE: &str = "https://api.example.com";
+
+/// One process the harness started.
+struct Service {
+    name: &'static str,
+    child: Child,
+    /// Kill the whole process group (wrangler starts workerd as a child).
+    group: bool,
+    log: PathBuf,
+}
+
+impl Service {
+    fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let target = if self.group { format!("-{pid}") } else { pid };
+        let _ = Command::new("kill").args(["-TERM", "--", &target]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                if self.group {
+                    // The leader is gone; make sure the rest of the group is too.
+                    let _ = Command::new("kill").args(["-KILL", "--", &target]).stderr(Stdio::null()).status();
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &target]).stderr(Stdio::null()).status();
+        let _ = self.child.wait();
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// Options for a token minted by the local issuer.
+#[derive(Debug, Clone)]
+pub struct TokenSpec<'a> {
+    /// `org_id`.
+    pub org: &'a str,
+    /// `tier` (None: omitted).
+    pub tier: Option<&'a str>,
+    /// Space-delimited scopes.
+    pub scopes: &'a str,
+    /// Lifetime in seconds.
+    pub expires_in: u64,
+    /// JSON object merged over the claims (`null` removes a claim).
+    pub claims: Option<&'a str>,
+}
+
+impl Default for TokenSpec<'_> {
+    fn default() -> Self {
+        TokenSpec { org: "acme", tier: Some("pro"), scopes: "", expires_in: 900, claims: None }
+    }
+}
+
+/// The running stack.
+#[allow(missing_debug_implementations)]
+pub struct Stack {
+    /// Gateway base URL.
+    pub gateway: String,
+    /// Demo origin base URL.
+    pub origin: String,
+    /// Local issuer base URL (also its `iss`).
+    pub issuer: String,
+    /// The run's scratch folder.
+    pub run_dir: PathBuf,
+    keys_dir: PathBuf,
+    demo_bin: PathBuf,
+    services: Vec<Service>,
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+impl Stack {
+    /// Starts origin, issuer and gateway; `name` separates this stack's scratch folder.
+    pub fn start(name: &str) -> Result<Stack, String> {
+        let root = workspace_root();
+        let demo_bin = std::env::var_os("GATEWAY_DEMO_BIN")
+            .map_or_else(|| root.join("target/debug/gateway-demo"), PathBuf::from);
+        if !demo_bin.exists() {
+            return Err(format!("{} is missing: run `cargo build -p gateway-demo` (make test does)", demo_bin.display()));
+        }
+        if !root.join("build/index.js").exists() {
+            return Err("build/index.js is missing: run `make build` first (make test does)".to_owned());
+        }
+        let run_dir = root.join("target/e2e").join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&run_dir);
+        std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+        let keys_dir = run_dir.join("issuer-keys");
+
+        let mut stack = Stack {
+            gateway: String::new(),
+            origin: String::new(),
+            issuer: String::new(),
+            run_dir: run_dir.clone(),
+            keys_dir: keys_dir.clone(),
+            demo_bin: demo_bin.clone(),
+            services: Vec::new(),
+        };
+        let t = Instant::now();
+        stack.origin = stack.spawn_demo("origin", &["origin", "--listen", "127.0.0.1:0"])?;
+        let keys = keys_dir.to_string_lossy().into_owned();
+        stack.issuer = stack.spawn_demo("issuer", &["issuer", "--listen", "127.0.0.1:0", "--keys", &keys])?;
+        stack.start_gateway(&root)?;
+        eprintln!(
+            "e2e: stack '{name}' up in {} ms (gateway {}, origin {}, issuer {})",
+            ms(t.elapsed()),
+            stack.gateway,
+            stack.origin,
+            stack.issuer
+        );
+        Ok(stack)
+    }
+
+    /// Starts a demo server and reads back the URL from its first line.
+    fn spawn_demo(&mut self, name: &'static str, args: &[&str]) -> Result<String, String> {
+        let log = self.run_dir.join(format!("{name}.log"));
+        let mut child = Command::new(&self.demo_bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("starting {name}: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        self.services.push(Service { name, child, group: false, log: log.clone() });
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|e| format!("{name}: {e}"))?;
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("{name} did not start: {line:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default()))?
+            .to_owned();
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink);
+        });
+        Ok(url)
+    }
+
+    fn start_gateway(&mut self, root: &Path) -> Result<(), String> {
+        let port = free_port()?;
+        let inspector = free_port()?;
+        let persist = self.run_dir.join("state");
+        let xdg = self.run_dir.join("config-home");
+        std::fs::create_dir_all(&xdg).map_err(|e| e.to_string())?;
+        let issuers = serde_json::json!({
+            "local": { "issuer": self.issuer, "jwks_uri": format!("{}/jwks", self.issuer) }
+        })
+        .to_string();
+        let log = self.run_dir.join("wrangler.log");
+        let wrangler = root.join("miniflare/node_modules/.bin/wrangler");
+        let child = Command::new(&wrangler)
+            .current_dir(root)
+            .args(["dev", "--env", "test", "--ip", "127.0.0.1"])
+            .args(["--port", &port.to_string(), "--inspector-port", &inspector.to_string()])
+            .arg("--persist-to")
+            .arg(&persist)
+            .args(["--var", &format!("ORIGIN_URL:{}", self.origin)])
+            .args(["--var", &format!("GATEWAY_ISSUERS:{issuers}")])
+            .env("CI", "true")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("XDG_CONFIG_HOME", &xdg)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(File::create(&log).map_err(|e| e.to_string())?)
+            .stderr(Stdio::from(File::options().append(true).open(&log).map_err(|e| e.to_string())?))
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", wrangler.display()))?;
+        self.services.push(Service { name: "gateway", child, group: true, log });
+        self.gateway = format!("http://127.0.0.1:{port}");
+
+        let health = format!("{}/_gateway/health", self.gateway);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(resp) = http::get(&health, &[]) {
+                if resp.status == 200 {
+                    return Ok(());
+                }
+            }
+            let service = self.services.last_mut().ok_or("no gateway")?;
+            if let Ok(Some(status)) = service.child.try_wait() {
+                return Err(format!("wrangler dev exited ({status}):\n{}", service.log_tail()));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the gateway did not become healthy in 120 s:\n{}", service.log_tail()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Mints an access token from the local issuer.
+    pub fn token(&self, spec: &TokenSpec<'_>) -> String {
+        let mut cmd = Command::new(&self.demo_bin);
+        cmd.arg("token")
+            .arg("--keys")
+            .arg(&self.keys_dir)
+            .args(["--issuer", &self.issuer, "--audience", AUDIENCE, "--org", spec.org])
+            .args(["--scopes", spec.scopes, "--expires-in", &spec.expires_in.to_string()]);
+        if let Some(tier) = spec.tier {
+            cmd.args(["--tier", tier]);
+        }
+        if let Some(claims) = spec.claims {
+            cmd.args(["--claims", claims]);
+        }
+        let out = cmd.output().expect("run gateway-demo token");
+        assert!(out.status.success(), "token: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The gateway's log so far (wrangler's output, including the Worker's log lines).
+    pub fn gateway_log(&self) -> String {
+        self.services
+            .iter()
+            .find(|s| s.name == "gateway")
+            .map(|s| std::fs::read_to_string(&s.log).unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for service in self.services.iter_mut().rev() {
+            service.stop();
+        }
+    }
+}

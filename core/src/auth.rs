@@ -1,0 +1,572 @@
+//! Authentication rules: everything about an access token that can be decided without I/O.
+//!
+//! The Worker does the I/O (JWKS fetch, WebCrypto verification, caches) and calls these in
+//! order: [`bearer_token`] (header shape and size, before any parsing) -> [`parse`] (structure,
+//! via `jwt-compact`) -> [`ParsedToken::issuer`] -> [`check_header`] (the algorithm is fixed by
+//! the issuer's configuration and the key, never by the token) -> [`select_key`] -> signature
+//! verification (Worker) -> [`validate_claims`].
+
+use std::collections::BTreeMap;
+
+use jwt_compact::{Claims, UntrustedToken};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::{Algorithm, IssuerPolicy, Policy};
+use crate::env::{Environment, IssuerEndpoints};
+use crate::error::GatewayError;
+use crate::identity::{OrgId, VerifiedClaims};
+use crate::time::UnixMillis;
+
+/// Tokens longer than this are refused before parsing.
+pub const MAX_TOKEN_BYTES: usize = 8192;
+
+fn is_token68_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+}
+
+/// Extracts the bearer token from the `Authorization` header value (the runtime joins repeated
+/// headers with `", "`, which this refuses, so exactly one header is accepted).
+pub fn bearer_token(header: Option<&str>) -> Result<&str, GatewayError> {
+    let Some(value) = header else {
+        return Err(GatewayError::MissingToken);
+    };
+    let Some((scheme, rest)) = value.split_once(' ') else {
+        return Err(if value.eq_ignore_ascii_case("bearer") {
+            GatewayError::InvalidRequest("The Authorization header must be exactly one 'Bearer <token>'.")
+        } else {
+            GatewayError::MissingToken
+        });
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Basic, Digest, ApiKey...: only bearer access tokens are accepted.
+        return Err(GatewayError::MissingToken);
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(GatewayError::InvalidToken("the token is too large"));
+    }
+    if token.is_empty() || !token.bytes().all(is_token68_byte) {
+        return Err(GatewayError::InvalidRequest(
+            "The Authorization header must be exactly one 'Bearer <token>'.",
+        ));
+    }
+    Ok(token)
+}
+
+/// Header members the gateway reads beyond those `jwt-compact` models.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ExtraHeader {
+    /// RFC 7515 `crit`: extensions the recipient must understand. The gateway understands none.
+    #[serde(default)]
+    pub crit: Option<Value>,
+}
+
+/// A structurally valid, not yet verified, token.
+#[derive(Debug)]
+pub struct ParsedToken<'a> {
+    token: UntrustedToken<'a, ExtraHeader>,
+    claims: Claims<Map<String, Value>>,
+    signing_input: &'a str,
+}
+
+/// Parses the compact serialisation. Nothing in it is trusted yet.
+pub fn parse(token: &str) -> Result<ParsedToken<'_>, GatewayError> {
+    let untrusted = UntrustedToken::<ExtraHeader>::try_from(token)
+        .map_err(|_| GatewayError::InvalidToken("the token is malformed"))?;
+    let claims = untrusted
+        .deserialize_claims_unchecked::<Map<String, Value>>()
+        .map_err(|_| GatewayError::InvalidToken("the token's claims are malformed"))?;
+    let signing_input = token
+        .rsplit_once('.')
+        .map(|(input, _)| input)
+        .ok_or(GatewayError::InvalidToken("the token is malformed"))?;
+    Ok(ParsedToken { token: untrusted, claims, signing_input })
+}
+
+impl ParsedToken<'_> {
+    /// The claimed issuer: which issuer's rules and keys apply. Matched exactly against the
+    /// configured `issuer` values; a token from anyone else is refused here.
+    pub fn issuer<'e>(
+        &self,
+        policy: &'e Policy,
+        environment: &'e Environment,
+    ) -> Result<(&'e IssuerPolicy, &'e IssuerEndpoints), GatewayError> {
+        let iss = self
+            .claims
+            .custom
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or(GatewayError::InvalidToken("the token has no issuer"))?;
+        environment
+            .issuers
+            .iter()
+            .find(|(_, e)| e.issuer == iss)
+            .and_then(|(name, e)| policy.issuer(name).map(|p| (p, e)))
+            .ok_or(GatewayError::InvalidToken("the token's issuer is not trusted"))
+    }
+
+    /// The `kid` header.
+    pub fn key_id(&self) -> Option<&str> {
+        self.token.header().key_id.as_deref()
+    }
+
+    /// The bytes the signature covers (`base64url(header) . base64url(claims)`).
+    pub fn signing_input(&self) -> &[u8] {
+        self.signing_input.as_bytes()
+    }
+
+    /// The decoded signature.
+    pub fn signature(&self) -> &[u8] {
+        self.token.signature_bytes()
+    }
+}
+
+/// Checks the header against the issuer's rules and returns the algorithm to verify with.
+pub fn check_header(token: &ParsedToken<'_>, issuer: &IssuerPolicy) -> Result<Algorithm, GatewayError> {
+    let alg = token.token.algorithm();
+    if alg.eq_ignore_ascii_case("none") {
+        return Err(GatewayError::InvalidToken("unsigned tokens are not accepted"));
+    }
+    let algorithm = issuer
+        .algorithms
+        .iter()
+        .copied()
+        .find(|a| a.as_str() == alg)
+        .ok_or(GatewayError::InvalidToken("the token's algorithm is not accepted for its issuer"))?;
+    if token.token.header().other_fields.crit.is_some() {
+        return Err(GatewayError::InvalidToken("the token has critical header parameters"));
+    }
+    if let Some(required) = &issuer.typ {
+        let typ = token.token.header().token_type.as_deref().unwrap_or_default();
+        let typ = typ.strip_prefix("application/").unwrap_or(typ);
+        if !typ.eq_ignore_ascii_case(required) {
+            return Err(GatewayError::InvalidToken("the token is not an access token (typ)"));
+        }
+    }
+    Ok(algorithm)
+}
+
+/// A JSON Web Key as published; only public members are kept (and `k` for HS256 secrets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// Key type.
+    pub kty: String,
+    /// Key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Intended algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// Intended use.
+    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
+    pub use_: Option<String>,
+    /// Curve (EC, OKP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// EC x / OKP public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// EC y.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    /// RSA modulus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// RSA exponent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+    /// Symmetric key (HS256, from the static JWKS secret only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<String>,
+}
+
+impl Jwk {
+    /// Whether this key can verify `alg` (key type, curve, declared `alg` and `use`).
+    pub fn fits(&self, alg: Algorithm) -> bool {
+        let kind = match alg {
+            Algorithm::RS256 | Algorithm::PS256 => self.kty == "RSA" && self.n.is_some() && self.e.is_some(),
+            Algorithm::ES256 => {
+                self.kty == "EC" && self.crv.as_deref() == Some("P-256") && self.x.is_some() && self.y.is_some()
+            }
+            Algorithm::EdDSA => self.kty == "OKP" && self.crv.as_deref() == Some("Ed25519") && self.x.is_some(),
+            Algorithm::HS256 => self.kty == "oct" && self.k.is_some(),
+        };
+        kind && self.alg.as_deref().is_none_or(|a| a == alg.as_str())
+            && self.use_.as_deref().is_none_or(|u| u == "sig")
+    }
+
+    /// The members WebCrypto's JWK import needs (no `alg`/`use`/`key_ops`, which it would
+    /// cross-check against the import parameters).
+    pub fn import_form(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("kty".into(), Value::from(self.kty.clone()));
+        for (name, value) in [("crv", &self.crv), ("x", &self.x), ("y", &self.y), ("n", &self.n), ("e", &self.e), ("k", &self.k)] {
+            if let Some(v) = value {
+                m.insert(name.into(), Value::from(v.clone()));
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+/// A JWKS. Keys that do not parse are skipped (a provider may publish key types we don't use).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwkSet {
+    /// The usable keys.
+    pub keys: Vec<Jwk>,
+}
+
+impl JwkSet {
+    /// Parses `{"keys": [...]}`.
+    pub fn from_json(text: &str) -> Result<JwkSet, String> {
+        #[derive(Deserialize)]
+        struct Raw {
+            keys: Vec<Value>,
+        }
+        let raw: Raw = serde_json::from_str(text).map_err(|e| format!("not a JWKS: {e}"))?;
+        Ok(JwkSet { keys: raw.keys.into_iter().filter_map(|k| serde_json::from_value(k).ok()).collect() })
+    }
+
+    /// Parses the static JWKS secret: `{"<issuer name>": {"keys": [...]}}`.
+    pub fn from_static_secret(text: &str) -> Result<BTreeMap<String, JwkSet>, String> {
+        let raw: BTreeMap<String, Value> = serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+        raw.into_iter()
+            .map(|(name, v)| Ok((name, JwkSet::from_json(&v.to_string())?)))
+            .collect()
+    }
+}
+
+/// Why no key was selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMiss {
+    /// The token names a `kid` the set does not have (refetch the JWKS: the issuer may have rotated).
+    UnknownKid,
+    /// No `kid`, and not exactly one key fits the algorithm.
+    Ambiguous,
+}
+
+/// Picks the verification key: by `kid` when the token names one (and the key must fit the
+/// algorithm), otherwise the only key that fits.
+pub fn select_key<'k>(set: &'k JwkSet, alg: Algorithm, kid: Option<&str>) -> Result<&'k Jwk, KeyMiss> {
+    match kid {
+        Some(kid) => set
+            .keys
+            .iter()
+            .find(|k| k.kid.as_deref() == Some(kid) && k.fits(alg))
+            .ok_or(KeyMiss::UnknownKid),
+        None => {
+            let mut fitting = set.keys.iter().filter(|k| k.fits(alg));
+            match (fitting.next(), fitting.next()) {
+                (Some(key), None) => Ok(key),
+                _ => Err(KeyMiss::Ambiguous),
+            }
+        }
+    }
+}
+
+/// Validates the claims of a token whose signature has been verified, and derives the caller.
+pub fn validate_claims(
+    token: &ParsedToken<'_>,
+    issuer: &IssuerPolicy,
+    policy: &Policy,
+    now: UnixMillis,
+) -> Result<VerifiedClaims, GatewayError> {
+    let now_s = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let leeway = i64::try_from(issuer.leeway_seconds).unwrap_or(0);
+    let claims = &token.claims;
+    let custom = &claims.custom;
+
+    let exp = claims
+        .expiration
+        .map(|t| t.timestamp())
+        .ok_or(GatewayError::InvalidToken("the token has no expiry"))?;
+    if now_s > exp.saturating_add(leeway) {
+        return Err(GatewayError::TokenExpired);
+    }
+    if let Some(nbf) = claims.not_before.map(|t| t.timestamp()) {
+        if nbf > now_s.saturating_add(leeway) {
+            return Err(GatewayError::InvalidToken("the token is not valid yet"));
+        }
+    }
+    let iat = claims.issued_at.map(|t| t.timestamp());
+    if iat.is_some_and(|iat| iat > now_s.saturating_add(leeway)) {
+        return Err(GatewayError::InvalidToken("the token was issued in the future"));
+    }
+    let lifetime = exp.saturating_sub(iat.unwrap_or(now_s));
+    if lifetime > i64::try_from(issuer.max_lifetime_seconds).unwrap_or(i64::MAX) {
+        return Err(GatewayError::InvalidToken("the token's lifetime exceeds the allowed maximum"));
+    }
+
+    let audience_ok = match custom.get("aud") {
+        Some(Value::String(aud)) => issuer.audiences.contains(aud),
+        Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(|a| issuer.audiences.iter().any(|x| x == a)),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(GatewayError::InvalidToken("the token is not for this API (audience)"));
+    }
+
+    let subject = match custom.get("sub") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(GatewayError::InvalidToken("the token has no subject")),
+    };
+    let org = match custom.get(&issuer.org_claim) {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        None | Some(Value::Null) => subject.clone(),
+        Some(_) => return Err(GatewayError::InvalidToken("the token's organisation claim is malformed")),
+    };
+    let claimed_tier = custom.get(&issuer.tier_claim).and_then(Value::as_str);
+    let (tier, _) = policy.tier_or_fallback(claimed_tier);
+    let scopes = match (custom.get("scope"), custom.get("scp")) {
+        (Some(Value::String(s)), _) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        (None, Some(Value::Array(a))) => {
+            let scopes: Option<Vec<String>> = a.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+            scopes.ok_or(GatewayError::InvalidToken("the token's scopes are malformed"))?
+        }
+        (None, None) => Vec::new(),
+        _ => return Err(GatewayError::InvalidToken("the token's scopes are malformed")),
+    };
+    let token_id = custom.get("jti").and_then(Value::as_str).map(str::to_owned);
+
+    Ok(VerifiedClaims {
+        issuer: issuer.name.clone(),
+        subject,
+        org: OrgId(org),
+        tier: tier.to_owned(),
+        scopes,
+        token_id,
+        expires_at: u64::try_from(exp).unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    use serde_json::json;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn policy() -> Policy {
+        Policy::from_toml(include_str!("../../gateway.toml")).unwrap().0
+    }
+
+    fn environment(policy: &Policy) -> Environment {
+        let issuers = r#"{"local": {"issuer": "https://issuer.example.com", "jwks_uri": "https://issuer.example.com/jwks"}}"#;
+        Environment::from_vars(policy, |name| {
+            match name {
+                "ENVIRONMENT" => Some("test"),
+                "ORIGIN_URL" => Some("https://origin.example.com"),
+                "GATEWAY_ISSUERS" => Some(issuers),
+                _ => None,
+            }
+            .map(str::to_owned)
+        })
+        .unwrap()
+    }
+
+    fn b64(v: &Value) -> String {
+        Base64UrlUnpadded::encode_string(v.to_string().as_bytes())
+    }
+
+    fn good_header() -> Value {
+        json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1"})
+    }
+
+    fn good_claims() -> Value {
+        json!({
+            "iss": "https://issuer.example.com", "aud": "https://api.example.com", "sub": "client-acme",
+            "org_id": "acme", "tier": "pro", "scope": "transactions:read reports:generate",
+            "iat": NOW - 10, "exp": NOW + 890, "jti": "j1"
+        })
+    }
+
+    fn token(header: &Value, claims: &Value) -> String {
+        format!("{}.{}.c2ln", b64(header), b64(claims))
+    }
+
+    fn with(mut v: Value, key: &str, value: Value) -> Value {
+        if value.is_null() {
+            v.as_object_mut().unwrap().remove(key);
+        } else {
+            v[key] = value;
+        }
+        v
+    }
+
+    /// Runs every pure step; `Ok` holds the verified caller.
+    fn check_all(header: &Value, claims: &Value, now: u64) -> Result<VerifiedClaims, GatewayError> {
+        let policy = policy();
+        let env = environment(&policy);
+        let text = token(header, claims);
+        let parsed = parse(&text)?;
+        let (issuer, _) = parsed.issuer(&policy, &env)?;
+        check_header(&parsed, issuer)?;
+        validate_claims(&parsed, issuer, &policy, UnixMillis(now * 1000))
+    }
+
+    fn check(header: Value, claims: Value, expected: Result<(), GatewayError>) {
+        let got = check_all(&header, &claims, NOW).map(|_| ());
+        assert_eq!(got, expected, "header {header} claims {claims}");
+    }
+
+    fn invalid(why: &'static str) -> Result<(), GatewayError> {
+        Err(GatewayError::InvalidToken(why))
+    }
+
+    #[test]
+    fn bearer_header_shapes() {
+        let malformed = Err(GatewayError::InvalidRequest(
+            "The Authorization header must be exactly one 'Bearer <token>'.",
+        ));
+        for (header, expected) in [
+            (None, Err(GatewayError::MissingToken)),
+            (Some("Basic YWxpY2U6c2VjcmV0"), Err(GatewayError::MissingToken)),
+            (Some("Token abc"), Err(GatewayError::MissingToken)),
+            (Some("Bearer"), malformed.clone()),
+            (Some("Bearer "), malformed.clone()),
+            (Some("Bearer a b"), malformed.clone()),
+            (Some("Bearer a.b.c, Bearer d.e.f"), malformed.clone()),
+            (Some("Bearer a\"b"), malformed),
+            (Some("Bearer a.b.c"), Ok("a.b.c")),
+            (Some("bearer a.b.c"), Ok("a.b.c")),
+            (Some("BEARER  a-b_c.d~e+f/g=="), Ok("a-b_c.d~e+f/g==")),
+        ] {
+            assert_eq!(bearer_token(header), expected, "{header:?}");
+        }
+        let big = format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES + 1));
+        assert_eq!(bearer_token(Some(&big)), Err(GatewayError::InvalidToken("the token is too large")));
+        let limit = format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES));
+        assert!(bearer_token(Some(&limit)).is_ok());
+    }
+
+    #[test]
+    fn a_good_token_yields_the_caller() {
+        let caller = check_all(&good_header(), &good_claims(), NOW).unwrap();
+        assert_eq!(caller.issuer, "local");
+        assert_eq!(caller.subject, "client-acme");
+        assert_eq!(caller.org, OrgId("acme".into()));
+        assert_eq!(caller.tier, "pro");
+        assert_eq!(caller.scopes, ["transactions:read", "reports:generate"]);
+        assert_eq!(caller.token_id.as_deref(), Some("j1"));
+        assert_eq!(caller.expires_at, NOW + 890);
+    }
+
+    #[test]
+    fn header_attacks_are_refused() {
+        let c = good_claims;
+        check(with(good_header(), "alg", json!("none")), c(), invalid("unsigned tokens are not accepted"));
+        check(with(good_header(), "alg", json!("NONE")), c(), invalid("unsigned tokens are not accepted"));
+        let wrong_alg = invalid("the token's algorithm is not accepted for its issuer");
+        for alg in ["HS256", "RS256", "ES384", "es256", ""] {
+            check(with(good_header(), "alg", json!(alg)), c(), wrong_alg.clone());
+        }
+        check(with(good_header(), "crit", json!(["b64"])), c(), invalid("the token has critical header parameters"));
+        let not_at = invalid("the token is not an access token (typ)");
+        check(with(good_header(), "typ", json!("JWT")), c(), not_at.clone());
+        check(with(good_header(), "typ", Value::Null), c(), not_at);
+        check(with(good_header(), "typ", json!("application/at+jwt")), c(), Ok(()));
+        check(with(good_header(), "typ", json!("AT+JWT")), c(), Ok(()));
+        // Key-location headers are never used: the token is judged as if they were absent.
+        check(with(good_header(), "jku", json!("https://evil.example.com/jwks")), c(), Ok(()));
+        check(with(good_header(), "x5u", json!("https://evil.example.com/cert")), c(), Ok(()));
+    }
+
+    #[test]
+    fn structure_is_checked_before_anything_else() {
+        for text in ["", "a", "a.b", "a.b.c.d", "!!.e30.c2ln", "e30.!!.c2ln", "e30.e30.!!", "bm90IGpzb24.e30.c2ln"] {
+            assert!(matches!(parse(text), Err(GatewayError::InvalidToken(_))), "{text}");
+        }
+        let claims_not_object = format!("{}.{}.c2ln", b64(&good_header()), b64(&json!([1, 2])));
+        assert!(parse(&claims_not_object).is_err());
+    }
+
+    #[test]
+    fn claim_rules() {
+        let h = good_header;
+        let c = good_claims;
+        check(h(), with(c(), "exp", Value::Null), invalid("the token has no expiry"));
+        check(h(), with(c(), "exp", json!("soon")), invalid("the token's claims are malformed"));
+        check(h(), with(c(), "exp", json!(NOW - 6)), Err(GatewayError::TokenExpired));
+        check(h(), with(c(), "exp", json!(NOW - 5)), Ok(()));
+        check(h(), with(c(), "nbf", json!(NOW + 6)), invalid("the token is not valid yet"));
+        check(h(), with(c(), "nbf", json!(NOW + 5)), Ok(()));
+        check(h(), with(c(), "iat", json!(NOW + 6)), invalid("the token was issued in the future"));
+        let too_long = invalid("the token's lifetime exceeds the allowed maximum");
+        check(h(), with(with(c(), "iat", json!(NOW)), "exp", json!(NOW + 3601)), too_long.clone());
+        check(h(), with(with(c(), "iat", json!(NOW)), "exp", json!(NOW + 3600)), Ok(()));
+        check(h(), with(with(c(), "iat", Value::Null), "exp", json!(NOW + 3601)), too_long);
+        let wrong_aud = invalid("the token is not for this API (audience)");
+        check(h(), with(c(), "aud", Value::Null), wrong_aud.clone());
+        check(h(), with(c(), "aud", json!("https://api.example.com/")), wrong_aud.clone());
+        check(h(), with(c(), "aud", json!(["a", "b"])), wrong_aud.clone());
+        check(h(), with(c(), "aud", json!({"aud": "https://api.example.com"})), wrong_aud);
+        check(h(), with(c(), "aud", json!(["a", "https://api.example.com"])), Ok(()));
+        check(h(), with(c(), "iss", json!("https://issuer.example.com/")), invalid("the token's issuer is not trusted"));
+        check(h(), with(c(), "iss", Value::Null), invalid("the token has no issuer"));
+        check(h(), with(c(), "sub", Value::Null), invalid("the token has no subject"));
+        check(h(), with(c(), "sub", json!("")), invalid("the token has no subject"));
+        check(h(), with(c(), "org_id", json!(42)), invalid("the token's organisation claim is malformed"));
+        check(h(), with(c(), "scope", json!(["a"])), invalid("the token's scopes are malformed"));
+        check(h(), with(with(c(), "scope", Value::Null), "scp", json!(["a", 1])), invalid("the token's scopes are malformed"));
+    }
+
+    #[test]
+    fn identity_fallbacks() {
+        let caller = check_all(&good_header(), &with(good_claims(), "org_id", Value::Null), NOW).unwrap();
+        assert_eq!(caller.org, OrgId("client-acme".into()));
+        for tier in [json!("platinum"), json!(7), Value::Null] {
+            let caller = check_all(&good_header(), &with(good_claims(), "tier", tier.clone()), NOW).unwrap();
+            assert_eq!(caller.tier, "free", "{tier}");
+        }
+        let claims = with(with(good_claims(), "scope", Value::Null), "scp", json!(["x:read", "y:write"]));
+        assert_eq!(check_all(&good_header(), &claims, NOW).unwrap().scopes, ["x:read", "y:write"]);
+        let claims = with(good_claims(), "scope", json!("  a   b "));
+        assert_eq!(check_all(&good_header(), &claims, NOW).unwrap().scopes, ["a", "b"]);
+    }
+
+    fn jwk(v: Value) -> Jwk {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn key_selection() {
+        let ec = |kid: &str| json!({"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "kid": kid});
+        let set = JwkSet {
+            keys: vec![
+                jwk(ec("a")),
+                jwk(with(ec("b"), "use", json!("enc"))),
+                jwk(with(ec("c"), "alg", json!("ES384"))),
+                jwk(json!({"kty": "RSA", "n": "n", "e": "AQAB", "kid": "r"})),
+                jwk(json!({"kty": "EC", "crv": "P-384", "x": "x", "y": "y", "kid": "p384"})),
+            ],
+        };
+        assert_eq!(select_key(&set, Algorithm::ES256, Some("a")).unwrap().kid.as_deref(), Some("a"));
+        for kid in ["b", "c", "r", "p384", "missing"] {
+            assert_eq!(select_key(&set, Algorithm::ES256, Some(kid)), Err(KeyMiss::UnknownKid), "{kid}");
+        }
+        // Without a kid, only an unambiguous fit is used.
+        assert_eq!(select_key(&set, Algorithm::ES256, None).unwrap().kid.as_deref(), Some("a"));
+        assert_eq!(select_key(&set, Algorithm::RS256, None).unwrap().kid.as_deref(), Some("r"));
+        assert_eq!(select_key(&set, Algorithm::PS256, Some("r")).unwrap().kid.as_deref(), Some("r"));
+        let two = JwkSet { keys: vec![jwk(ec("a")), jwk(ec("z"))] };
+        assert_eq!(select_key(&two, Algorithm::ES256, None), Err(KeyMiss::Ambiguous));
+        assert_eq!(select_key(&set, Algorithm::HS256, None), Err(KeyMiss::Ambiguous));
+    }
+
+    #[test]
+    fn jwks_parsing_skips_unusable_keys_and_import_form_drops_metadata() {
+        let set = JwkSet::from_json(
+            r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "kid": "a", "alg": "ES256", "use": "sig", "key_ops": ["verify"]}, {"nonsense": true}, 7]}"#,
+        )
+        .unwrap();
+        assert_eq!(set.keys.len(), 1);
+        assert_eq!(set.keys[0].import_form(), json!({"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}));
+        assert!(JwkSet::from_json("{}").is_err());
+        assert!(JwkSet::from_json("[]").is_err());
+        let statics = JwkSet::from_static_secret(r#"{"partners": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}"#).unwrap();
+        assert_eq!(statics["partners"].keys[0].kty, "oct");
+        assert!(JwkSet::from_static_secret(r#"{"partners": 1}"#).is_err());
+    }
+}

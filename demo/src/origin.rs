@@ -1,0 +1,63 @@
+//! The demo origin: the founding story's endpoints, each answering with a JSON echo of exactly
+//! what it received (method, path, raw query, headers in order, body size and SHA-256), so tests
+//! can assert what crossed the gateway byte for byte.
+
+
+use sha2::{Digest, Sha256};
+use tiny_http::Request;
+
+use crate::server::{self, Reply};
+
+/// The endpoints the demo API serves.
+pub(crate) const ENDPOINTS: [(&str, &str); 5] = [
+    ("GET", "/api/health"),
+    ("GET", "/api/transactions"),
+    ("POST", "/api/transactions"),
+    ("POST", "/api/transactions/export"),
+    ("POST", "/api/reports/generate"),
+];
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn echo(request: &mut Request) -> Reply {
+    let method = request.method().as_str().to_owned();
+    let target = request.url().to_owned();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+        None => (target.clone(), None),
+    };
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_owned()))
+        .collect();
+    let mut body = Vec::new();
+    let read = request.as_reader().read_to_end(&mut body);
+    let known = ENDPOINTS.iter().any(|(m, p)| *m == method && *p == path);
+    let status = if read.is_err() {
+        400
+    } else if known {
+        200
+    } else {
+        404
+    };
+    let value = serde_json::json!({
+        "origin": "demo",
+        "method": method,
+        "path": path,
+        "query": query,
+        "headers": headers,
+        "body": { "size": body.len(), "sha256": hex(&Sha256::digest(&body)) },
+    });
+    let mut reply = Reply::json(status, &value);
+    // Headers a real origin leaks; the gateway must strip them.
+    reply.headers.push(("x-powered-by", "demo-origin/1.0".to_owned()));
+    reply
+}
+
+/// Serves the echo origin until killed.
+pub(crate) fn serve(listen: &str, threads: usize) -> Result<(), String> {
+    server::serve(listen, threads, echo)
+}

@@ -1,0 +1,53 @@
+//! The end-to-end suite: one stack (demo origin, local issuer, gateway in `wrangler dev`) shared
+//! by every test, stopped by PID when the run ends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::print_stderr)]
+
+mod auth;
+mod forwarding;
+mod requests;
+
+use std::sync::Arc;
+
+use gateway_e2e::Stack;
+use libtest_mimic::{Arguments, Trial};
+
+/// A test case: a name and a function of the running stack.
+pub(crate) type Case = (&'static str, fn(&Stack));
+
+fn main() {
+    let args = Arguments::from_args();
+    let cases: Vec<Case> = [forwarding::CASES, requests::CASES, auth::CASES].concat();
+    let wanted = |name: &str| args.filter.as_deref().is_none_or(|f| if args.exact { name == f } else { name.contains(f) });
+    let stack = if cases.iter().any(|(name, _)| wanted(name)) && !args.list {
+        match Stack::start("e2e") {
+            Ok(stack) => Some(Arc::new(stack)),
+            Err(e) => {
+                eprintln!("e2e: could not start the stack: {e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        None
+    };
+    let trials = cases
+        .into_iter()
+        .map(|(name, case)| {
+            let stack = stack.clone();
+            Trial::test(name, move || {
+                let stack = stack.ok_or("the stack is not running")?;
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&stack))).map_err(|e| {
+                    e.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "test panicked".to_owned())
+                        .into()
+                })
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Stop the stack before exiting (process::exit runs no destructors).
+    drop(stack);
+    conclusion.exit();
+}

@@ -1,0 +1,120 @@
+//! Requests the gateway refuses before authentication: problem+json with a stable code, never
+//! forwarded.
+
+use gateway_e2e::{Stack, TokenSpec, http};
+
+use crate::Case;
+use crate::forwarding::assert_security_headers;
+
+pub(crate) const CASES: &[Case] = &[
+    ("requests::unknown_route_is_404_problem_json", unknown_route_is_404_problem_json),
+    ("requests::wrong_method_is_405_with_allow", wrong_method_is_405_with_allow),
+    ("requests::ambiguous_paths_are_400", ambiguous_paths_are_400),
+    ("requests::trailing_slash_and_case_do_not_match", trailing_slash_and_case_do_not_match),
+    ("requests::oversized_body_is_413", oversized_body_is_413),
+    ("requests::body_on_get_is_400", body_on_get_is_400),
+    ("requests::reserved_prefix_is_never_forwarded", reserved_prefix_is_never_forwarded),
+];
+
+/// Asserts a problem+json answer with this status and code; returns the body.
+pub(crate) fn assert_problem(resp: &http::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(resp.status, status, "expected {status} {code}, got: {}", resp.text());
+    assert_eq!(resp.header("content-type"), Some("application/problem+json"));
+    let body = resp.json();
+    assert_eq!(body["error"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert_eq!(body["type"], format!("urn:edge-gateway:error:{code}"));
+    assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(body["detail"], body["message"]);
+    assert_eq!(body["request_id"].as_str(), resp.header("x-request-id"));
+    assert!(body.get("origin").is_none(), "the origin answered: {body}");
+    assert_security_headers(resp);
+    body
+}
+
+fn unknown_route_is_404_problem_json(stack: &Stack) {
+    for path in ["/", "/api", "/api/unknown", "/api/transactions/123/extra", "/admin"] {
+        let resp = http::get(&format!("{}{path}", stack.gateway), &[]).unwrap();
+        assert_problem(&resp, 404, "route_not_found");
+    }
+}
+
+fn wrong_method_is_405_with_allow(stack: &Stack) {
+    let resp = http::request("DELETE", &format!("{}/api/transactions", stack.gateway), &[], None).unwrap();
+    assert_problem(&resp, 405, "method_not_allowed");
+    assert_eq!(resp.header("allow"), Some("GET, POST"));
+    let resp = http::request("GET", &format!("{}/api/reports/generate", stack.gateway), &[], None).unwrap();
+    assert_problem(&resp, 405, "method_not_allowed");
+    assert_eq!(resp.header("allow"), Some("POST"));
+}
+
+fn ambiguous_paths_are_400(stack: &Stack) {
+    // The runtime's WHATWG URL parser resolves dot segments (also `%2e%2e`) before the Worker
+    // sees the URL: the gateway then routes, and forwards, only the resolved path.
+    let resp = http::get(&format!("{}/api/transactions/%2e%2e/health", stack.gateway), &[]).unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["path"], "/api/health");
+    for path in [
+        "/api%2Fhealth",
+        "/api%5Chealth",
+        "/api/health%00",
+        "/api//health",
+        "/api/%zzhealth",
+    ] {
+        let resp = http::get(&format!("{}{path}", stack.gateway), &[]).unwrap();
+        assert_problem(&resp, 400, "invalid_path");
+    }
+    let long = format!("{}/api/{}", stack.gateway, "a".repeat(3000));
+    assert_problem(&http::get(&long, &[]).unwrap(), 414, "uri_too_long");
+    // An escaped unreserved character is the same path: routed, not refused.
+    let resp = http::get(&format!("{}/api/%68ealth", stack.gateway), &[]).unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["path"], "/api/health", "the gateway forwards the normalised path it matched");
+}
+
+fn trailing_slash_and_case_do_not_match(stack: &Stack) {
+    for path in ["/api/health/", "/API/health", "/api/Health"] {
+        let resp = http::get(&format!("{}{path}", stack.gateway), &[]).unwrap();
+        assert_problem(&resp, 404, "route_not_found");
+    }
+}
+
+fn oversized_body_is_413(stack: &Stack) {
+    let token = stack.token(&TokenSpec { scopes: "transactions:write", ..TokenSpec::default() });
+    let body = vec![b'x'; 1024 * 1024 + 1];
+    let bearer = format!("Bearer {token}");
+    let resp = http::request(
+        "POST",
+        &format!("{}/api/transactions", stack.gateway),
+        &[("Authorization", &bearer), ("Content-Type", "application/json")],
+        Some(&body),
+    )
+    .unwrap();
+    let problem = assert_problem(&resp, 413, "payload_too_large");
+    assert!(problem["detail"].as_str().unwrap().contains("1048576"), "{problem}");
+    // Exactly at the limit is accepted.
+    let body = vec![b'x'; 1024 * 1024];
+    let resp = http::request(
+        "POST",
+        &format!("{}/api/transactions", stack.gateway),
+        &[("Authorization", &bearer)],
+        Some(&body),
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["body"]["size"], 1024 * 1024);
+}
+
+fn body_on_get_is_400(stack: &Stack) {
+    let resp = http::request("GET", &format!("{}/api/health", stack.gateway), &[], Some(b"smuggled")).unwrap();
+    assert_problem(&resp, 400, "invalid_request");
+}
+
+fn reserved_prefix_is_never_forwarded(stack: &Stack) {
+    for path in ["/_gateway", "/_gateway/", "/_gateway/anything", "/%5Fgateway/anything"] {
+        let resp = http::get(&format!("{}{path}", stack.gateway), &[]).unwrap();
+        assert_problem(&resp, 404, "route_not_found");
+    }
+    let resp = http::request("POST", &format!("{}/_gateway/health", stack.gateway), &[], Some(b"")).unwrap();
+    assert_problem(&resp, 405, "method_not_allowed");
+}
