@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use gateway_core::auth::{
-    JwkSet, KeyMiss, bearer_token, check_header, parse, select_key, validate_claims, Jwk,
+    Jwk, JwkSet, KeyMiss, bearer_token, check_header, parse, select_key, validate_claims,
 };
 use gateway_core::config::{Algorithm, IssuerPolicy, Policy};
 use gateway_core::env::{Environment, IssuerEndpoints};
@@ -62,7 +62,9 @@ pub(crate) async fn authenticate(
     let alg = check_header(&parsed, issuer)?;
     let key = verification_key(issuer, endpoints, env, alg, parsed.key_id(), now).await?;
     if !verify(alg, &key, parsed.signature(), parsed.signing_input()).await {
-        return Err(GatewayError::InvalidToken("the token's signature is invalid"));
+        return Err(GatewayError::InvalidToken(
+            "the token's signature is invalid",
+        ));
     }
     validate_claims(&parsed, issuer, policy, now)
 }
@@ -85,7 +87,9 @@ async fn verification_key(
                 .clone()
         }
         Err(KeyMiss::Ambiguous) => {
-            return Err(GatewayError::InvalidToken("the token does not identify its signing key (kid)"));
+            return Err(GatewayError::InvalidToken(
+                "the token does not identify its signing key (kid)",
+            ));
         }
     };
     import(&issuer.name, alg, &jwk).await
@@ -119,8 +123,13 @@ async fn key_set(
         (Ok(set), _) => {
             let set = Rc::new(set);
             JWKS.with(|c| {
-                c.borrow_mut()
-                    .insert(issuer.name.clone(), CachedJwks { set: Rc::clone(&set), fetched_at: now })
+                c.borrow_mut().insert(
+                    issuer.name.clone(),
+                    CachedJwks {
+                        set: Rc::clone(&set),
+                        fetched_at: now,
+                    },
+                )
             });
             Ok(set)
         }
@@ -131,7 +140,10 @@ async fn key_set(
             );
             Ok(stale)
         }
-        (Err(detail), None) => Err(GatewayError::IssuerUnavailable(format!("issuer '{}': {detail}", issuer.name))),
+        (Err(detail), None) => Err(GatewayError::IssuerUnavailable(format!(
+            "issuer '{}': {detail}",
+            issuer.name
+        ))),
     }
 }
 
@@ -150,13 +162,20 @@ async fn fetch_key_set(uri: &str) -> Result<JwkSet, String> {
     let url = Url::parse(uri).map_err(|e| format!("jwks_uri: {e}"))?;
     let mut response = match fetch_with_timeout(Fetch::Url(url), JWKS_TIMEOUT_MS).await {
         Ok(response) => response,
-        Err(FetchFailure::Unreachable(detail)) => return Err(format!("JWKS fetch failed: {detail}")),
-        Err(FetchFailure::TimedOut) => return Err(format!("JWKS fetch timed out after {JWKS_TIMEOUT_MS} ms")),
+        Err(FetchFailure::Unreachable(detail)) => {
+            return Err(format!("JWKS fetch failed: {detail}"));
+        }
+        Err(FetchFailure::TimedOut) => {
+            return Err(format!("JWKS fetch timed out after {JWKS_TIMEOUT_MS} ms"));
+        }
     };
     if response.status_code() != 200 {
         return Err(format!("JWKS endpoint answered {}", response.status_code()));
     }
-    let text = response.text().await.map_err(|e| format!("JWKS body: {e}"))?;
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("JWKS body: {e}"))?;
     JwkSet::from_json(&text)
 }
 
@@ -167,7 +186,10 @@ fn webcrypto_params(alg: Algorithm) -> (&'static str, &'static str) {
             r#"{"name":"RSASSA-PKCS1-v1_5","hash":"SHA-256"}"#,
             r#"{"name":"RSASSA-PKCS1-v1_5"}"#,
         ),
-        Algorithm::PS256 => (r#"{"name":"RSA-PSS","hash":"SHA-256"}"#, r#"{"name":"RSA-PSS","saltLength":32}"#),
+        Algorithm::PS256 => (
+            r#"{"name":"RSA-PSS","hash":"SHA-256"}"#,
+            r#"{"name":"RSA-PSS","saltLength":32}"#,
+        ),
         Algorithm::ES256 => (
             r#"{"name":"ECDSA","namedCurve":"P-256"}"#,
             r#"{"name":"ECDSA","hash":"SHA-256"}"#,
@@ -177,18 +199,30 @@ fn webcrypto_params(alg: Algorithm) -> (&'static str, &'static str) {
     }
 }
 
-async fn import(issuer: &str, alg: Algorithm, jwk: &Jwk) -> Result<web_sys::CryptoKey, GatewayError> {
+async fn import(
+    issuer: &str,
+    alg: Algorithm,
+    jwk: &Jwk,
+) -> Result<web_sys::CryptoKey, GatewayError> {
     let material = jwk.import_form().to_string();
     let cache_key = format!("{issuer}|{}|{material}", alg.as_str());
     if let Some(key) = KEYS.with(|k| k.borrow().get(&cache_key).cloned()) {
         return Ok(key);
     }
-    let bad_key = |detail: String| GatewayError::IssuerUnavailable(format!("issuer '{issuer}': unusable JWK: {detail}"));
+    let bad_key = |detail: String| {
+        GatewayError::IssuerUnavailable(format!("issuer '{issuer}': unusable JWK: {detail}"))
+    };
     let (import_params, _) = webcrypto_params(alg);
     let usages = js_sys::Array::of1(&"verify".into());
     let promise = subtle()
         .map_err(GatewayError::Internal)?
-        .import_key_with_object("jwk", &js_object(&material).map_err(bad_key)?, &js_object(import_params).map_err(bad_key)?, false, &usages)
+        .import_key_with_object(
+            "jwk",
+            &js_object(&material).map_err(bad_key)?,
+            &js_object(import_params).map_err(bad_key)?,
+            false,
+            &usages,
+        )
         .map_err(|e| bad_key(format!("{e:?}")))?;
     let key: web_sys::CryptoKey = JsFuture::from(promise)
         .await
@@ -205,8 +239,13 @@ async fn verify(alg: Algorithm, key: &web_sys::CryptoKey, signature: &[u8], data
     let (Ok(subtle), Ok(params)) = (subtle(), js_object(verify_params)) else {
         return false;
     };
-    let Ok(promise) = subtle.verify_with_object_and_u8_array_and_u8_array(&params, key, signature, data) else {
+    let Ok(promise) =
+        subtle.verify_with_object_and_u8_array_and_u8_array(&params, key, signature, data)
+    else {
         return false;
     };
-    matches!(JsFuture::from(promise).await.map(|v| v.as_bool()), Ok(Some(true)))
+    matches!(
+        JsFuture::from(promise).await.map(|v| v.as_bool()),
+        Ok(Some(true))
+    )
 }

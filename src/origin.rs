@@ -31,9 +31,9 @@ pub(crate) struct Forward<'a> {
 fn origin_headers(inbound: &Headers, f: &Forward<'_>) -> Result<Headers, GatewayError> {
     let headers = Headers::new();
     let set = |name: &str, value: &str| {
-        headers
-            .append(name, value)
-            .map_err(|_| GatewayError::InvalidRequest("a request header has a value the gateway cannot forward"))
+        headers.append(name, value).map_err(|_| {
+            GatewayError::InvalidRequest("a request header has a value the gateway cannot forward")
+        })
     };
     for (name, value) in inbound.entries() {
         if forwards_inbound_header(&name, f.forward_authorization) {
@@ -69,7 +69,9 @@ pub(crate) async fn forward(mut req: Request, f: Forward<'_>) -> Result<Response
             .await
             .map_err(|_| GatewayError::InvalidRequest("the request body could not be read"))?;
         if u64::try_from(body.len()).unwrap_or(u64::MAX) > f.route.max_body_bytes {
-            return Err(GatewayError::PayloadTooLarge { limit: f.route.max_body_bytes });
+            return Err(GatewayError::PayloadTooLarge {
+                limit: f.route.max_body_bytes,
+            });
         }
         init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
     }
@@ -79,6 +81,8 @@ pub(crate) async fn forward(mut req: Request, f: Forward<'_>) -> Result<Response
     match fetch_with_timeout(Fetch::Request(outbound), f.timeout_ms).await {
         Ok(response) => Ok(response),
         Err(FetchFailure::Unreachable(detail)) => Err(GatewayError::OriginUnreachable(detail)),
-        Err(FetchFailure::TimedOut) => Err(GatewayError::OriginTimeout { timeout_ms: f.timeout_ms }),
+        Err(FetchFailure::TimedOut) => Err(GatewayError::OriginTimeout {
+            timeout_ms: f.timeout_ms,
+        }),
     }
 }

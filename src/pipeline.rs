@@ -43,7 +43,9 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
         Err(err) => (respond::error(&err, &request_id), Some(err)),
     };
 
-    let environment = settings::environment(env).map(|e| e.name.as_str()).unwrap_or("unknown");
+    let environment = settings::environment(env)
+        .map(|e| e.name.as_str())
+        .unwrap_or("unknown");
     let line = RequestLog {
         event: "request",
         ts: started,
@@ -54,7 +56,10 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
         route: trace.route.as_deref(),
         status: response.status_code(),
         error: error.as_ref().map(|e| e.code().as_str()),
-        detail: error.as_ref().filter(|e| e.fault() != gateway_core::error::Fault::Downstream).map(GatewayError::log_detail),
+        detail: error
+            .as_ref()
+            .filter(|e| e.fault() != gateway_core::error::Fault::Downstream)
+            .map(GatewayError::log_detail),
         issuer: trace.claims.as_ref().map(|c| c.issuer.as_str()),
         sub: trace.claims.as_ref().map(|c| c.subject.as_str()),
         org: trace.claims.as_ref().map(|c| c.org.0.as_str()),
@@ -86,7 +91,8 @@ async fn run(
     trace.path = loggable(url.path());
     let path = normalise(url.path()).map_err(GatewayError::InvalidPath)?;
     trace.path = path.as_str().to_owned();
-    if path.as_str() == RESERVED_PREFIX || path.as_str().starts_with(&format!("{RESERVED_PREFIX}/")) {
+    if path.as_str() == RESERVED_PREFIX || path.as_str().starts_with(&format!("{RESERVED_PREFIX}/"))
+    {
         return gateway_endpoint(method, &path, env, request_id);
     }
     let policy = settings::policy()?;
@@ -95,7 +101,9 @@ async fn run(
     // Match the route.
     let route = match policy.routes.match_request(method, &path) {
         RouteMatch::Found(route) => route,
-        RouteMatch::MethodNotAllowed { allowed } => return Err(GatewayError::MethodNotAllowed { allowed }),
+        RouteMatch::MethodNotAllowed { allowed } => {
+            return Err(GatewayError::MethodNotAllowed { allowed });
+        }
         RouteMatch::NotFound => return Err(GatewayError::RouteNotFound),
     };
     trace.route = Some(route.id.0.clone());
@@ -143,27 +151,44 @@ fn check_body_framing(headers: &Headers, route: &Route) -> Result<(), GatewayErr
                 .parse::<u64>()
                 .ok()
                 .filter(|_| value.trim().bytes().all(|b| b.is_ascii_digit()))
-                .ok_or(GatewayError::InvalidRequest("The Content-Length header is not a number."))?,
+                .ok_or(GatewayError::InvalidRequest(
+                    "The Content-Length header is not a number.",
+                ))?,
         ),
-        Err(_) => return Err(GatewayError::InvalidRequest("The Content-Length header is unreadable.")),
+        Err(_) => {
+            return Err(GatewayError::InvalidRequest(
+                "The Content-Length header is unreadable.",
+            ));
+        }
     };
     let chunked = headers.has("transfer-encoding").unwrap_or(false);
     if !route.method.allows_body() && (declared.is_some_and(|n| n > 0) || chunked) {
-        return Err(GatewayError::InvalidRequest("This method must not carry a request body."));
+        return Err(GatewayError::InvalidRequest(
+            "This method must not carry a request body.",
+        ));
     }
     if declared.is_some_and(|n| n > route.max_body_bytes) {
-        return Err(GatewayError::PayloadTooLarge { limit: route.max_body_bytes });
+        return Err(GatewayError::PayloadTooLarge {
+            limit: route.max_body_bytes,
+        });
     }
     Ok(())
 }
 
 /// The gateway's own endpoints under the reserved prefix. Never forwarded.
-fn gateway_endpoint(method: &str, path: &NormalPath, env: &Env, request_id: &str) -> Result<Response, GatewayError> {
+fn gateway_endpoint(
+    method: &str,
+    path: &NormalPath,
+    env: &Env,
+    request_id: &str,
+) -> Result<Response, GatewayError> {
     if path.as_str() != HEALTH_PATH {
         return Err(GatewayError::RouteNotFound);
     }
     if method != "GET" {
-        return Err(GatewayError::MethodNotAllowed { allowed: vec![gateway_core::route::Method::Get] });
+        return Err(GatewayError::MethodNotAllowed {
+            allowed: vec![gateway_core::route::Method::Get],
+        });
     }
     // Healthy only if the configuration this isolate runs with is valid.
     settings::policy()?;

@@ -51,5 +51,8 @@ pub(crate) fn decorate(response: Response, request_id: &str) -> Response {
     }
     let _ = headers.set(REQUEST_ID_HEADER, request_id);
     let (_, body) = response.into_parts();
-    Response::builder().with_status(status).with_headers(headers).body(body)
+    Response::builder()
+        .with_status(status)
+        .with_headers(headers)
+        .body(body)
 }

@@ -54,7 +54,10 @@ pub(crate) enum FetchFailure {
 }
 
 /// Sends a subrequest, giving up (and aborting it) after `timeout_ms`.
-pub(crate) async fn fetch_with_timeout(request: Fetch, timeout_ms: u64) -> Result<Response, FetchFailure> {
+pub(crate) async fn fetch_with_timeout(
+    request: Fetch,
+    timeout_ms: u64,
+) -> Result<Response, FetchFailure> {
     let controller = AbortController::default();
     let signal = controller.signal();
     let sending = Box::pin(request.send_with_signal(&signal));

@@ -24,7 +24,9 @@ pub(crate) fn policy() -> Result<&'static Policy, GatewayError> {
 pub(crate) fn environment(env: &Env) -> Result<&'static Environment, GatewayError> {
     let policy = policy()?;
     ENVIRONMENT
-        .get_or_init(|| Environment::from_vars(policy, |name| env.var(name).ok().map(|v| v.to_string())))
+        .get_or_init(|| {
+            Environment::from_vars(policy, |name| env.var(name).ok().map(|v| v.to_string()))
+        })
         .as_ref()
         .map_err(|e| GatewayError::Misconfigured(format!("vars: {e}")))
 }

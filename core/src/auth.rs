@@ -33,7 +33,9 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, GatewayError> {
     };
     let Some((scheme, rest)) = value.split_once(' ') else {
         return Err(if value.eq_ignore_ascii_case("bearer") {
-            GatewayError::InvalidRequest("The Authorization header must be exactly one 'Bearer <token>'.")
+            GatewayError::InvalidRequest(
+                "The Authorization header must be exactly one 'Bearer <token>'.",
+            )
         } else {
             GatewayError::MissingToken
         });
@@ -81,7 +83,11 @@ pub fn parse(token: &str) -> Result<ParsedToken<'_>, GatewayError> {
         .rsplit_once('.')
         .map(|(input, _)| input)
         .ok_or(GatewayError::InvalidToken("the token is malformed"))?;
-    Ok(ParsedToken { token: untrusted, claims, signing_input })
+    Ok(ParsedToken {
+        token: untrusted,
+        claims,
+        signing_input,
+    })
 }
 
 impl ParsedToken<'_> {
@@ -103,7 +109,9 @@ impl ParsedToken<'_> {
             .iter()
             .find(|(_, e)| e.issuer == iss)
             .and_then(|(name, e)| policy.issuer(name).map(|p| (p, e)))
-            .ok_or(GatewayError::InvalidToken("the token's issuer is not trusted"))
+            .ok_or(GatewayError::InvalidToken(
+                "the token's issuer is not trusted",
+            ))
     }
 
     /// The `kid` header.
@@ -123,25 +131,41 @@ impl ParsedToken<'_> {
 }
 
 /// Checks the header against the issuer's rules and returns the algorithm to verify with.
-pub fn check_header(token: &ParsedToken<'_>, issuer: &IssuerPolicy) -> Result<Algorithm, GatewayError> {
+pub fn check_header(
+    token: &ParsedToken<'_>,
+    issuer: &IssuerPolicy,
+) -> Result<Algorithm, GatewayError> {
     let alg = token.token.algorithm();
     if alg.eq_ignore_ascii_case("none") {
-        return Err(GatewayError::InvalidToken("unsigned tokens are not accepted"));
+        return Err(GatewayError::InvalidToken(
+            "unsigned tokens are not accepted",
+        ));
     }
     let algorithm = issuer
         .algorithms
         .iter()
         .copied()
         .find(|a| a.as_str() == alg)
-        .ok_or(GatewayError::InvalidToken("the token's algorithm is not accepted for its issuer"))?;
+        .ok_or(GatewayError::InvalidToken(
+            "the token's algorithm is not accepted for its issuer",
+        ))?;
     if token.token.header().other_fields.crit.is_some() {
-        return Err(GatewayError::InvalidToken("the token has critical header parameters"));
+        return Err(GatewayError::InvalidToken(
+            "the token has critical header parameters",
+        ));
     }
     if let Some(required) = &issuer.typ {
-        let typ = token.token.header().token_type.as_deref().unwrap_or_default();
+        let typ = token
+            .token
+            .header()
+            .token_type
+            .as_deref()
+            .unwrap_or_default();
         let typ = typ.strip_prefix("application/").unwrap_or(typ);
         if !typ.eq_ignore_ascii_case(required) {
-            return Err(GatewayError::InvalidToken("the token is not an access token (typ)"));
+            return Err(GatewayError::InvalidToken(
+                "the token is not an access token (typ)",
+            ));
         }
     }
     Ok(algorithm)
@@ -185,11 +209,18 @@ impl Jwk {
     /// Whether this key can verify `alg` (key type, curve, declared `alg` and `use`).
     pub fn fits(&self, alg: Algorithm) -> bool {
         let kind = match alg {
-            Algorithm::RS256 | Algorithm::PS256 => self.kty == "RSA" && self.n.is_some() && self.e.is_some(),
-            Algorithm::ES256 => {
-                self.kty == "EC" && self.crv.as_deref() == Some("P-256") && self.x.is_some() && self.y.is_some()
+            Algorithm::RS256 | Algorithm::PS256 => {
+                self.kty == "RSA" && self.n.is_some() && self.e.is_some()
             }
-            Algorithm::EdDSA => self.kty == "OKP" && self.crv.as_deref() == Some("Ed25519") && self.x.is_some(),
+            Algorithm::ES256 => {
+                self.kty == "EC"
+                    && self.crv.as_deref() == Some("P-256")
+                    && self.x.is_some()
+                    && self.y.is_some()
+            }
+            Algorithm::EdDSA => {
+                self.kty == "OKP" && self.crv.as_deref() == Some("Ed25519") && self.x.is_some()
+            }
             Algorithm::HS256 => self.kty == "oct" && self.k.is_some(),
         };
         kind && self.alg.as_deref().is_none_or(|a| a == alg.as_str())
@@ -201,7 +232,14 @@ impl Jwk {
     pub fn import_form(&self) -> Value {
         let mut m = Map::new();
         m.insert("kty".into(), Value::from(self.kty.clone()));
-        for (name, value) in [("crv", &self.crv), ("x", &self.x), ("y", &self.y), ("n", &self.n), ("e", &self.e), ("k", &self.k)] {
+        for (name, value) in [
+            ("crv", &self.crv),
+            ("x", &self.x),
+            ("y", &self.y),
+            ("n", &self.n),
+            ("e", &self.e),
+            ("k", &self.k),
+        ] {
             if let Some(v) = value {
                 m.insert(name.into(), Value::from(v.clone()));
             }
@@ -225,12 +263,19 @@ impl JwkSet {
             keys: Vec<Value>,
         }
         let raw: Raw = serde_json::from_str(text).map_err(|e| format!("not a JWKS: {e}"))?;
-        Ok(JwkSet { keys: raw.keys.into_iter().filter_map(|k| serde_json::from_value(k).ok()).collect() })
+        Ok(JwkSet {
+            keys: raw
+                .keys
+                .into_iter()
+                .filter_map(|k| serde_json::from_value(k).ok())
+                .collect(),
+        })
     }
 
     /// Parses the static JWKS secret: `{"<issuer name>": {"keys": [...]}}`.
     pub fn from_static_secret(text: &str) -> Result<BTreeMap<String, JwkSet>, String> {
-        let raw: BTreeMap<String, Value> = serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+        let raw: BTreeMap<String, Value> =
+            serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
         raw.into_iter()
             .map(|(name, v)| Ok((name, JwkSet::from_json(&v.to_string())?)))
             .collect()
@@ -248,7 +293,11 @@ pub enum KeyMiss {
 
 /// Picks the verification key: by `kid` when the token names one (and the key must fit the
 /// algorithm), otherwise the only key that fits.
-pub fn select_key<'k>(set: &'k JwkSet, alg: Algorithm, kid: Option<&str>) -> Result<&'k Jwk, KeyMiss> {
+pub fn select_key<'k>(
+    set: &'k JwkSet,
+    alg: Algorithm,
+    kid: Option<&str>,
+) -> Result<&'k Jwk, KeyMiss> {
     match kid {
         Some(kid) => set
             .keys
@@ -284,27 +333,37 @@ pub fn validate_claims(
     if now_s > exp.saturating_add(leeway) {
         return Err(GatewayError::TokenExpired);
     }
-    if let Some(nbf) = claims.not_before.map(|t| t.timestamp()) {
-        if nbf > now_s.saturating_add(leeway) {
-            return Err(GatewayError::InvalidToken("the token is not valid yet"));
-        }
+    if claims
+        .not_before
+        .is_some_and(|nbf| nbf.timestamp() > now_s.saturating_add(leeway))
+    {
+        return Err(GatewayError::InvalidToken("the token is not valid yet"));
     }
     let iat = claims.issued_at.map(|t| t.timestamp());
     if iat.is_some_and(|iat| iat > now_s.saturating_add(leeway)) {
-        return Err(GatewayError::InvalidToken("the token was issued in the future"));
+        return Err(GatewayError::InvalidToken(
+            "the token was issued in the future",
+        ));
     }
     let lifetime = exp.saturating_sub(iat.unwrap_or(now_s));
     if lifetime > i64::try_from(issuer.max_lifetime_seconds).unwrap_or(i64::MAX) {
-        return Err(GatewayError::InvalidToken("the token's lifetime exceeds the allowed maximum"));
+        return Err(GatewayError::InvalidToken(
+            "the token's lifetime exceeds the allowed maximum",
+        ));
     }
 
     let audience_ok = match custom.get("aud") {
         Some(Value::String(aud)) => issuer.audiences.contains(aud),
-        Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(|a| issuer.audiences.iter().any(|x| x == a)),
+        Some(Value::Array(auds)) => auds
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| issuer.audiences.iter().any(|x| x == a)),
         _ => false,
     };
     if !audience_ok {
-        return Err(GatewayError::InvalidToken("the token is not for this API (audience)"));
+        return Err(GatewayError::InvalidToken(
+            "the token is not for this API (audience)",
+        ));
     }
 
     let subject = match custom.get("sub") {
@@ -314,18 +373,33 @@ pub fn validate_claims(
     let org = match custom.get(&issuer.org_claim) {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         None | Some(Value::Null) => subject.clone(),
-        Some(_) => return Err(GatewayError::InvalidToken("the token's organisation claim is malformed")),
+        Some(_) => {
+            return Err(GatewayError::InvalidToken(
+                "the token's organisation claim is malformed",
+            ));
+        }
     };
     let claimed_tier = custom.get(&issuer.tier_claim).and_then(Value::as_str);
     let (tier, _) = policy.tier_or_fallback(claimed_tier);
     let scopes = match (custom.get("scope"), custom.get("scp")) {
-        (Some(Value::String(s)), _) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        (Some(Value::String(s)), _) => s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         (None, Some(Value::Array(a))) => {
-            let scopes: Option<Vec<String>> = a.iter().map(|v| v.as_str().map(str::to_owned)).collect();
-            scopes.ok_or(GatewayError::InvalidToken("the token's scopes are malformed"))?
+            let scopes: Option<Vec<String>> =
+                a.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+            scopes.ok_or(GatewayError::InvalidToken(
+                "the token's scopes are malformed",
+            ))?
         }
         (None, None) => Vec::new(),
-        _ => return Err(GatewayError::InvalidToken("the token's scopes are malformed")),
+        _ => {
+            return Err(GatewayError::InvalidToken(
+                "the token's scopes are malformed",
+            ));
+        }
     };
     let token_id = custom.get("jti").and_then(Value::as_str).map(str::to_owned);
 
@@ -349,7 +423,9 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     fn policy() -> Policy {
-        Policy::from_toml(include_str!("../../gateway.toml")).unwrap().0
+        Policy::from_toml(include_str!("../../gateway.toml"))
+            .unwrap()
+            .0
     }
 
     fn environment(policy: &Policy) -> Environment {
@@ -422,7 +498,10 @@ mod tests {
         ));
         for (header, expected) in [
             (None, Err(GatewayError::MissingToken)),
-            (Some("Basic YWxpY2U6c2VjcmV0"), Err(GatewayError::MissingToken)),
+            (
+                Some("Basic YWxpY2U6c2VjcmV0"),
+                Err(GatewayError::MissingToken),
+            ),
             (Some("Token abc"), Err(GatewayError::MissingToken)),
             (Some("Bearer"), malformed.clone()),
             (Some("Bearer "), malformed.clone()),
@@ -436,7 +515,10 @@ mod tests {
             assert_eq!(bearer_token(header), expected, "{header:?}");
         }
         let big = format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES + 1));
-        assert_eq!(bearer_token(Some(&big)), Err(GatewayError::InvalidToken("the token is too large")));
+        assert_eq!(
+            bearer_token(Some(&big)),
+            Err(GatewayError::InvalidToken("the token is too large"))
+        );
         let limit = format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES));
         assert!(bearer_token(Some(&limit)).is_ok());
     }
@@ -456,27 +538,71 @@ mod tests {
     #[test]
     fn header_attacks_are_refused() {
         let c = good_claims;
-        check(with(good_header(), "alg", json!("none")), c(), invalid("unsigned tokens are not accepted"));
-        check(with(good_header(), "alg", json!("NONE")), c(), invalid("unsigned tokens are not accepted"));
+        check(
+            with(good_header(), "alg", json!("none")),
+            c(),
+            invalid("unsigned tokens are not accepted"),
+        );
+        check(
+            with(good_header(), "alg", json!("NONE")),
+            c(),
+            invalid("unsigned tokens are not accepted"),
+        );
         let wrong_alg = invalid("the token's algorithm is not accepted for its issuer");
         for alg in ["HS256", "RS256", "ES384", "es256", ""] {
-            check(with(good_header(), "alg", json!(alg)), c(), wrong_alg.clone());
+            check(
+                with(good_header(), "alg", json!(alg)),
+                c(),
+                wrong_alg.clone(),
+            );
         }
-        check(with(good_header(), "crit", json!(["b64"])), c(), invalid("the token has critical header parameters"));
+        check(
+            with(good_header(), "crit", json!(["b64"])),
+            c(),
+            invalid("the token has critical header parameters"),
+        );
         let not_at = invalid("the token is not an access token (typ)");
-        check(with(good_header(), "typ", json!("JWT")), c(), not_at.clone());
+        check(
+            with(good_header(), "typ", json!("JWT")),
+            c(),
+            not_at.clone(),
+        );
         check(with(good_header(), "typ", Value::Null), c(), not_at);
-        check(with(good_header(), "typ", json!("application/at+jwt")), c(), Ok(()));
+        check(
+            with(good_header(), "typ", json!("application/at+jwt")),
+            c(),
+            Ok(()),
+        );
         check(with(good_header(), "typ", json!("AT+JWT")), c(), Ok(()));
         // Key-location headers are never used: the token is judged as if they were absent.
-        check(with(good_header(), "jku", json!("https://evil.example.com/jwks")), c(), Ok(()));
-        check(with(good_header(), "x5u", json!("https://evil.example.com/cert")), c(), Ok(()));
+        check(
+            with(good_header(), "jku", json!("https://evil.example.com/jwks")),
+            c(),
+            Ok(()),
+        );
+        check(
+            with(good_header(), "x5u", json!("https://evil.example.com/cert")),
+            c(),
+            Ok(()),
+        );
     }
 
     #[test]
     fn structure_is_checked_before_anything_else() {
-        for text in ["", "a", "a.b", "a.b.c.d", "!!.e30.c2ln", "e30.!!.c2ln", "e30.e30.!!", "bm90IGpzb24.e30.c2ln"] {
-            assert!(matches!(parse(text), Err(GatewayError::InvalidToken(_))), "{text}");
+        for text in [
+            "",
+            "a",
+            "a.b",
+            "a.b.c.d",
+            "!!.e30.c2ln",
+            "e30.!!.c2ln",
+            "e30.e30.!!",
+            "bm90IGpzb24.e30.c2ln",
+        ] {
+            assert!(
+                matches!(parse(text), Err(GatewayError::InvalidToken(_))),
+                "{text}"
+            );
         }
         let claims_not_object = format!("{}.{}.c2ln", b64(&good_header()), b64(&json!([1, 2])));
         assert!(parse(&claims_not_object).is_err());
@@ -486,44 +612,136 @@ mod tests {
     fn claim_rules() {
         let h = good_header;
         let c = good_claims;
-        check(h(), with(c(), "exp", Value::Null), invalid("the token has no expiry"));
-        check(h(), with(c(), "exp", json!("soon")), invalid("the token's claims are malformed"));
-        check(h(), with(c(), "exp", json!(NOW - 6)), Err(GatewayError::TokenExpired));
+        check(
+            h(),
+            with(c(), "exp", Value::Null),
+            invalid("the token has no expiry"),
+        );
+        check(
+            h(),
+            with(c(), "exp", json!("soon")),
+            invalid("the token's claims are malformed"),
+        );
+        check(
+            h(),
+            with(c(), "exp", json!(NOW - 6)),
+            Err(GatewayError::TokenExpired),
+        );
         check(h(), with(c(), "exp", json!(NOW - 5)), Ok(()));
-        check(h(), with(c(), "nbf", json!(NOW + 6)), invalid("the token is not valid yet"));
+        check(
+            h(),
+            with(c(), "nbf", json!(NOW + 6)),
+            invalid("the token is not valid yet"),
+        );
         check(h(), with(c(), "nbf", json!(NOW + 5)), Ok(()));
-        check(h(), with(c(), "iat", json!(NOW + 6)), invalid("the token was issued in the future"));
+        check(
+            h(),
+            with(c(), "iat", json!(NOW + 6)),
+            invalid("the token was issued in the future"),
+        );
         let too_long = invalid("the token's lifetime exceeds the allowed maximum");
-        check(h(), with(with(c(), "iat", json!(NOW)), "exp", json!(NOW + 3601)), too_long.clone());
-        check(h(), with(with(c(), "iat", json!(NOW)), "exp", json!(NOW + 3600)), Ok(()));
-        check(h(), with(with(c(), "iat", Value::Null), "exp", json!(NOW + 3601)), too_long);
+        check(
+            h(),
+            with(with(c(), "iat", json!(NOW)), "exp", json!(NOW + 3601)),
+            too_long.clone(),
+        );
+        check(
+            h(),
+            with(with(c(), "iat", json!(NOW)), "exp", json!(NOW + 3600)),
+            Ok(()),
+        );
+        check(
+            h(),
+            with(with(c(), "iat", Value::Null), "exp", json!(NOW + 3601)),
+            too_long,
+        );
         let wrong_aud = invalid("the token is not for this API (audience)");
         check(h(), with(c(), "aud", Value::Null), wrong_aud.clone());
-        check(h(), with(c(), "aud", json!("https://api.example.com/")), wrong_aud.clone());
+        check(
+            h(),
+            with(c(), "aud", json!("https://api.example.com/")),
+            wrong_aud.clone(),
+        );
         check(h(), with(c(), "aud", json!(["a", "b"])), wrong_aud.clone());
-        check(h(), with(c(), "aud", json!({"aud": "https://api.example.com"})), wrong_aud);
-        check(h(), with(c(), "aud", json!(["a", "https://api.example.com"])), Ok(()));
-        check(h(), with(c(), "iss", json!("https://issuer.example.com/")), invalid("the token's issuer is not trusted"));
-        check(h(), with(c(), "iss", Value::Null), invalid("the token has no issuer"));
-        check(h(), with(c(), "sub", Value::Null), invalid("the token has no subject"));
-        check(h(), with(c(), "sub", json!("")), invalid("the token has no subject"));
-        check(h(), with(c(), "org_id", json!(42)), invalid("the token's organisation claim is malformed"));
-        check(h(), with(c(), "scope", json!(["a"])), invalid("the token's scopes are malformed"));
-        check(h(), with(with(c(), "scope", Value::Null), "scp", json!(["a", 1])), invalid("the token's scopes are malformed"));
+        check(
+            h(),
+            with(c(), "aud", json!({"aud": "https://api.example.com"})),
+            wrong_aud,
+        );
+        check(
+            h(),
+            with(c(), "aud", json!(["a", "https://api.example.com"])),
+            Ok(()),
+        );
+        check(
+            h(),
+            with(c(), "iss", json!("https://issuer.example.com/")),
+            invalid("the token's issuer is not trusted"),
+        );
+        check(
+            h(),
+            with(c(), "iss", Value::Null),
+            invalid("the token has no issuer"),
+        );
+        check(
+            h(),
+            with(c(), "sub", Value::Null),
+            invalid("the token has no subject"),
+        );
+        check(
+            h(),
+            with(c(), "sub", json!("")),
+            invalid("the token has no subject"),
+        );
+        check(
+            h(),
+            with(c(), "org_id", json!(42)),
+            invalid("the token's organisation claim is malformed"),
+        );
+        check(
+            h(),
+            with(c(), "scope", json!(["a"])),
+            invalid("the token's scopes are malformed"),
+        );
+        check(
+            h(),
+            with(with(c(), "scope", Value::Null), "scp", json!(["a", 1])),
+            invalid("the token's scopes are malformed"),
+        );
     }
 
     #[test]
     fn identity_fallbacks() {
-        let caller = check_all(&good_header(), &with(good_claims(), "org_id", Value::Null), NOW).unwrap();
+        let caller = check_all(
+            &good_header(),
+            &with(good_claims(), "org_id", Value::Null),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(caller.org, OrgId("client-acme".into()));
         for tier in [json!("platinum"), json!(7), Value::Null] {
-            let caller = check_all(&good_header(), &with(good_claims(), "tier", tier.clone()), NOW).unwrap();
+            let caller = check_all(
+                &good_header(),
+                &with(good_claims(), "tier", tier.clone()),
+                NOW,
+            )
+            .unwrap();
             assert_eq!(caller.tier, "free", "{tier}");
         }
-        let claims = with(with(good_claims(), "scope", Value::Null), "scp", json!(["x:read", "y:write"]));
-        assert_eq!(check_all(&good_header(), &claims, NOW).unwrap().scopes, ["x:read", "y:write"]);
+        let claims = with(
+            with(good_claims(), "scope", Value::Null),
+            "scp",
+            json!(["x:read", "y:write"]),
+        );
+        assert_eq!(
+            check_all(&good_header(), &claims, NOW).unwrap().scopes,
+            ["x:read", "y:write"]
+        );
         let claims = with(good_claims(), "scope", json!("  a   b "));
-        assert_eq!(check_all(&good_header(), &claims, NOW).unwrap().scopes, ["a", "b"]);
+        assert_eq!(
+            check_all(&good_header(), &claims, NOW).unwrap().scopes,
+            ["a", "b"]
+        );
     }
 
     fn jwk(v: Value) -> Jwk {
@@ -542,17 +760,53 @@ mod tests {
                 jwk(json!({"kty": "EC", "crv": "P-384", "x": "x", "y": "y", "kid": "p384"})),
             ],
         };
-        assert_eq!(select_key(&set, Algorithm::ES256, Some("a")).unwrap().kid.as_deref(), Some("a"));
+        assert_eq!(
+            select_key(&set, Algorithm::ES256, Some("a"))
+                .unwrap()
+                .kid
+                .as_deref(),
+            Some("a")
+        );
         for kid in ["b", "c", "r", "p384", "missing"] {
-            assert_eq!(select_key(&set, Algorithm::ES256, Some(kid)), Err(KeyMiss::UnknownKid), "{kid}");
+            assert_eq!(
+                select_key(&set, Algorithm::ES256, Some(kid)),
+                Err(KeyMiss::UnknownKid),
+                "{kid}"
+            );
         }
         // Without a kid, only an unambiguous fit is used.
-        assert_eq!(select_key(&set, Algorithm::ES256, None).unwrap().kid.as_deref(), Some("a"));
-        assert_eq!(select_key(&set, Algorithm::RS256, None).unwrap().kid.as_deref(), Some("r"));
-        assert_eq!(select_key(&set, Algorithm::PS256, Some("r")).unwrap().kid.as_deref(), Some("r"));
-        let two = JwkSet { keys: vec![jwk(ec("a")), jwk(ec("z"))] };
-        assert_eq!(select_key(&two, Algorithm::ES256, None), Err(KeyMiss::Ambiguous));
-        assert_eq!(select_key(&set, Algorithm::HS256, None), Err(KeyMiss::Ambiguous));
+        assert_eq!(
+            select_key(&set, Algorithm::ES256, None)
+                .unwrap()
+                .kid
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            select_key(&set, Algorithm::RS256, None)
+                .unwrap()
+                .kid
+                .as_deref(),
+            Some("r")
+        );
+        assert_eq!(
+            select_key(&set, Algorithm::PS256, Some("r"))
+                .unwrap()
+                .kid
+                .as_deref(),
+            Some("r")
+        );
+        let two = JwkSet {
+            keys: vec![jwk(ec("a")), jwk(ec("z"))],
+        };
+        assert_eq!(
+            select_key(&two, Algorithm::ES256, None),
+            Err(KeyMiss::Ambiguous)
+        );
+        assert_eq!(
+            select_key(&set, Algorithm::HS256, None),
+            Err(KeyMiss::Ambiguous)
+        );
     }
 
     #[test]
@@ -562,10 +816,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(set.keys.len(), 1);
-        assert_eq!(set.keys[0].import_form(), json!({"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}));
+        assert_eq!(
+            set.keys[0].import_form(),
+            json!({"kty": "EC", "crv": "P-256", "x": "x", "y": "y"})
+        );
         assert!(JwkSet::from_json("{}").is_err());
         assert!(JwkSet::from_json("[]").is_err());
-        let statics = JwkSet::from_static_secret(r#"{"partners": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}"#).unwrap();
+        let statics = JwkSet::from_static_secret(
+            r#"{"partners": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}"#,
+        )
+        .unwrap();
         assert_eq!(statics["partners"].keys[0].kty, "oct");
         assert!(JwkSet::from_static_secret(r#"{"partners": 1}"#).is_err());
     }

@@ -10,7 +10,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::route::{AuthRequirement, FailurePolicy, Method, PathPattern, Route, RouteId, RouteTable};
+use crate::route::{
+    AuthRequirement, FailurePolicy, Method, PathPattern, Route, RouteId, RouteTable,
+};
 
 /// Largest body limit a route may set (the Workers platform's own request limit is 100 MB).
 pub const MAX_BODY_LIMIT: u64 = 100 * 1024 * 1024;
@@ -31,7 +33,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid { key: key.into(), reason: reason.into() }
+        ConfigError::Invalid {
+            key: key.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -242,12 +247,15 @@ pub const FALLBACK_TIER: &str = "free";
 fn is_name(s: &str, max: usize, extra: &[u8]) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b))
 }
 
 /// RFC 6749 `scope-token`: `%x21 / %x23-5B / %x5D-7E`, at least one.
 fn is_scope_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 impl PolicyFile {
@@ -261,31 +269,48 @@ impl PolicyFile {
             ));
         }
         if !(100..=120_000).contains(&g.origin_timeout_ms) {
-            return Err(ConfigError::invalid("gateway.origin_timeout_ms", "must be between 100 and 120000"));
+            return Err(ConfigError::invalid(
+                "gateway.origin_timeout_ms",
+                "must be between 100 and 120000",
+            ));
         }
 
         if !self.tiers.contains_key(FALLBACK_TIER) {
             return Err(ConfigError::invalid(
                 "tiers",
-                format!("a '{FALLBACK_TIER}' tier is required (tokens with a missing or unknown tier get it)"),
+                format!(
+                    "a '{FALLBACK_TIER}' tier is required (tokens with a missing or unknown tier get it)"
+                ),
             ));
         }
         for (name, tier) in &self.tiers {
             let key = format!("tiers.{name}");
             if !is_name(name, 32, b"_-") {
-                return Err(ConfigError::invalid(key, "tier names are [a-z0-9_-], at most 32 characters"));
+                return Err(ConfigError::invalid(
+                    key,
+                    "tier names are [a-z0-9_-], at most 32 characters",
+                ));
             }
             if tier.windows.is_empty() {
-                return Err(ConfigError::invalid(format!("{key}.windows"), "at least one window is required"));
+                return Err(ConfigError::invalid(
+                    format!("{key}.windows"),
+                    "at least one window is required",
+                ));
             }
             let mut lengths = BTreeSet::new();
             for (i, w) in tier.windows.iter().enumerate() {
                 let wkey = format!("{key}.windows[{i}]");
                 if w.limit == 0 {
-                    return Err(ConfigError::invalid(format!("{wkey}.limit"), "must be at least 1"));
+                    return Err(ConfigError::invalid(
+                        format!("{wkey}.limit"),
+                        "must be at least 1",
+                    ));
                 }
                 if !(1..=86_400).contains(&w.seconds) {
-                    return Err(ConfigError::invalid(format!("{wkey}.seconds"), "must be between 1 and 86400"));
+                    return Err(ConfigError::invalid(
+                        format!("{wkey}.seconds"),
+                        "must be between 1 and 86400",
+                    ));
                 }
                 if !lengths.insert(w.seconds) {
                     return Err(ConfigError::invalid(
@@ -318,9 +343,16 @@ impl PolicyFile {
                 ));
             }
             if issuer.algorithms.is_empty() {
-                return Err(ConfigError::invalid(format!("{key}.algorithms"), "at least one algorithm is required"));
+                return Err(ConfigError::invalid(
+                    format!("{key}.algorithms"),
+                    "at least one algorithm is required",
+                ));
             }
-            let symmetric = issuer.algorithms.iter().filter(|a| a.is_symmetric()).count();
+            let symmetric = issuer
+                .algorithms
+                .iter()
+                .filter(|a| a.is_symmetric())
+                .count();
             if symmetric != 0 && symmetric != issuer.algorithms.len() {
                 return Err(ConfigError::invalid(
                     format!("{key}.algorithms"),
@@ -328,7 +360,10 @@ impl PolicyFile {
                 ));
             }
             if issuer.leeway_seconds > 300 {
-                return Err(ConfigError::invalid(format!("{key}.leeway_seconds"), "must be at most 300"));
+                return Err(ConfigError::invalid(
+                    format!("{key}.leeway_seconds"),
+                    "must be at most 300",
+                ));
             }
             if !(60..=86_400).contains(&issuer.max_lifetime_seconds) {
                 return Err(ConfigError::invalid(
@@ -337,32 +372,52 @@ impl PolicyFile {
                 ));
             }
             if issuer.typ.as_deref() == Some("") {
-                return Err(ConfigError::invalid(format!("{key}.typ"), "must not be empty (omit it instead)"));
+                return Err(ConfigError::invalid(
+                    format!("{key}.typ"),
+                    "must not be empty (omit it instead)",
+                ));
             }
-            for (field, value) in [("org_claim", &issuer.org_claim), ("tier_claim", &issuer.tier_claim)] {
+            for (field, value) in [
+                ("org_claim", &issuer.org_claim),
+                ("tier_claim", &issuer.tier_claim),
+            ] {
                 if value.is_empty() {
-                    return Err(ConfigError::invalid(format!("{key}.{field}"), "must not be empty"));
+                    return Err(ConfigError::invalid(
+                        format!("{key}.{field}"),
+                        "must not be empty",
+                    ));
                 }
             }
         }
 
         if self.routes.is_empty() {
-            return Err(ConfigError::invalid("routes", "at least one route is required"));
+            return Err(ConfigError::invalid(
+                "routes",
+                "at least one route is required",
+            ));
         }
         let mut routes = Vec::with_capacity(self.routes.len());
         for (i, spec) in self.routes.iter().enumerate() {
             let key = format!("routes[{i}]");
             if !is_name(&spec.id, 64, b"._-") {
-                return Err(ConfigError::invalid(format!("{key}.id"), "route ids are [a-z0-9._-], at most 64 characters"));
+                return Err(ConfigError::invalid(
+                    format!("{key}.id"),
+                    "route ids are [a-z0-9._-], at most 64 characters",
+                ));
             }
             let pattern = PathPattern::parse(&spec.path)
                 .map_err(|reason| ConfigError::invalid(format!("{key}.path"), reason))?;
             if spec.path == crate::names::RESERVED_PREFIX
-                || spec.path.starts_with(&format!("{}/", crate::names::RESERVED_PREFIX))
+                || spec
+                    .path
+                    .starts_with(&format!("{}/", crate::names::RESERVED_PREFIX))
             {
                 return Err(ConfigError::invalid(
                     format!("{key}.path"),
-                    format!("'{}' is reserved for the gateway's own endpoints", crate::names::RESERVED_PREFIX),
+                    format!(
+                        "'{}' is reserved for the gateway's own endpoints",
+                        crate::names::RESERVED_PREFIX
+                    ),
                 ));
             }
             match spec.auth {
@@ -387,7 +442,10 @@ impl PolicyFile {
                 ));
             }
             if spec.cost == 0 {
-                return Err(ConfigError::invalid(format!("{key}.cost"), "must be at least 1"));
+                return Err(ConfigError::invalid(
+                    format!("{key}.cost"),
+                    "must be at least 1",
+                ));
             }
             let max_body_bytes = spec.max_body_bytes.unwrap_or(g.max_body_bytes);
             if max_body_bytes > MAX_BODY_LIMIT {
@@ -423,13 +481,15 @@ impl Policy {
     /// Parses and validates the TOML policy file.
     #[cfg(feature = "policy-file")]
     pub fn from_toml(text: &str) -> Result<(Policy, PolicyFile), ConfigError> {
-        let file: PolicyFile = toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let file: PolicyFile =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         Ok((file.validate()?, file))
     }
 
     /// Parses and validates the embedded JSON form (written by the build script).
     pub fn from_json(text: &str) -> Result<Policy, ConfigError> {
-        let file: PolicyFile = serde_json::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let file: PolicyFile =
+            serde_json::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         file.validate()
     }
 
@@ -474,7 +534,9 @@ scopes = ["transactions:read"]
 "#;
 
     fn check(text: &str, expected: Result<(), &str>) {
-        let got = Policy::from_toml(text).map(|_| ()).map_err(|e| e.to_string());
+        let got = Policy::from_toml(text)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
         match (got, expected) {
             (Ok(()), Ok(())) => {}
             (Err(e), Err(needle)) => assert!(e.contains(needle), "error {e:?} lacks {needle:?}"),
@@ -495,7 +557,10 @@ scopes = ["transactions:read"]
         assert_eq!(issuer.max_lifetime_seconds, 3600);
         assert_eq!(issuer.org_claim, "org_id");
         let r = &policy.routes.routes()[1];
-        assert_eq!((r.cost, r.max_body_bytes, r.auth), (1, 1024 * 1024, AuthRequirement::Bearer));
+        assert_eq!(
+            (r.cost, r.max_body_bytes, r.auth),
+            (1, 1024 * 1024, AuthRequirement::Bearer)
+        );
     }
 
     #[test]
@@ -515,34 +580,104 @@ scopes = ["transactions:read"]
 
     #[test]
     fn errors_name_the_key_and_the_reason() {
-        check(&with("[gateway]\nmax_body_bytes = 999999999999"), Err("gateway.max_body_bytes: must be at most"));
-        check(&with("[gateway]\norigin_timeout_ms = 5"), Err("gateway.origin_timeout_ms"));
-        check(&BASE.replace("[tiers.free]", "[tiers.gratis]"), Err("tiers: a 'free' tier is required"));
-        check(&with("[tiers.Pro]\nwindows = [{ limit = 1, seconds = 1 }]"), Err("tiers.Pro: tier names"));
-        check(&with("[tiers.pro]\nwindows = []"), Err("tiers.pro.windows: at least one"));
-        check(&with("[tiers.pro]\nwindows = [{ limit = 0, seconds = 1 }]"), Err("tiers.pro.windows[0].limit"));
         check(
-            &with("[tiers.pro]\nwindows = [{ limit = 1, seconds = 60 }, { limit = 2, seconds = 60 }]"),
+            &with("[gateway]\nmax_body_bytes = 999999999999"),
+            Err("gateway.max_body_bytes: must be at most"),
+        );
+        check(
+            &with("[gateway]\norigin_timeout_ms = 5"),
+            Err("gateway.origin_timeout_ms"),
+        );
+        check(
+            &BASE.replace("[tiers.free]", "[tiers.gratis]"),
+            Err("tiers: a 'free' tier is required"),
+        );
+        check(
+            &with("[tiers.Pro]\nwindows = [{ limit = 1, seconds = 1 }]"),
+            Err("tiers.Pro: tier names"),
+        );
+        check(
+            &with("[tiers.pro]\nwindows = []"),
+            Err("tiers.pro.windows: at least one"),
+        );
+        check(
+            &with("[tiers.pro]\nwindows = [{ limit = 0, seconds = 1 }]"),
+            Err("tiers.pro.windows[0].limit"),
+        );
+        check(
+            &with(
+                "[tiers.pro]\nwindows = [{ limit = 1, seconds = 60 }, { limit = 2, seconds = 60 }]",
+            ),
             Err("tiers.pro.windows[1].seconds: a 60 s window"),
         );
-        check(&BASE.replace("\"ES256\"", "\"ES256\", \"HS256\""), Err("issuers[0].algorithms: HS256 cannot be mixed"));
-        check(&BASE.replace("audiences = [\"https://api.example.com\"]", "audiences = []"), Err("issuers[0].audiences"));
-        check(&BASE.replace("name = \"local\"", "name = \"Local Issuer\""), Err("issuers[0].name"));
-        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/a//b\""), Err("routes[2].path: must not contain empty"));
-        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/_gateway/x\""), Err("routes[2].path: '/_gateway' is reserved"));
-        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\ncost = 0"), Err("routes[2].cost: must be at least 1"));
-        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\nauth = \"public\"\nscopes = [\"a\"]"), Err("routes[2].scopes: a public route"));
-        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\nscopes = [\"a b\"]"), Err("routes[2].scopes: 'a b' is not a valid scope"));
-        check(&with("[[routes]]\nid = \"health\"\nmethod = \"POST\"\npath = \"/x\""), Err("routes[2]: duplicate route id 'health'"));
-        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/api/health\""), Err("routes[2]: GET /api/health is ambiguous"));
+        check(
+            &BASE.replace("\"ES256\"", "\"ES256\", \"HS256\""),
+            Err("issuers[0].algorithms: HS256 cannot be mixed"),
+        );
+        check(
+            &BASE.replace(
+                "audiences = [\"https://api.example.com\"]",
+                "audiences = []",
+            ),
+            Err("issuers[0].audiences"),
+        );
+        check(
+            &BASE.replace("name = \"local\"", "name = \"Local Issuer\""),
+            Err("issuers[0].name"),
+        );
+        check(
+            &with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/a//b\""),
+            Err("routes[2].path: must not contain empty"),
+        );
+        check(
+            &with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/_gateway/x\""),
+            Err("routes[2].path: '/_gateway' is reserved"),
+        );
+        check(
+            &with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\ncost = 0"),
+            Err("routes[2].cost: must be at least 1"),
+        );
+        check(
+            &with(
+                "[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\nauth = \"public\"\nscopes = [\"a\"]",
+            ),
+            Err("routes[2].scopes: a public route"),
+        );
+        check(
+            &with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\nscopes = [\"a b\"]"),
+            Err("routes[2].scopes: 'a b' is not a valid scope"),
+        );
+        check(
+            &with("[[routes]]\nid = \"health\"\nmethod = \"POST\"\npath = \"/x\""),
+            Err("routes[2]: duplicate route id 'health'"),
+        );
+        check(
+            &with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/api/health\""),
+            Err("routes[2]: GET /api/health is ambiguous"),
+        );
     }
 
     #[test]
     fn unknown_keys_wrong_types_and_unknown_algorithms_are_syntax_errors() {
-        check(&with("[gateway]\nmax_body_byte = 1"), Err("unknown field `max_body_byte`"));
-        check(&BASE.replace("\"ES256\"", "\"none\""), Err("unknown variant `none`"));
-        check(&BASE.replace("method = \"GET\"\npath = \"/api/health\"", "method = \"TRACE\"\npath = \"/api/health\""), Err("unknown variant `TRACE`"));
-        check(&with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\ncost = \"ten\""), Err("invalid type"));
+        check(
+            &with("[gateway]\nmax_body_byte = 1"),
+            Err("unknown field `max_body_byte`"),
+        );
+        check(
+            &BASE.replace("\"ES256\"", "\"none\""),
+            Err("unknown variant `none`"),
+        );
+        check(
+            &BASE.replace(
+                "method = \"GET\"\npath = \"/api/health\"",
+                "method = \"TRACE\"\npath = \"/api/health\"",
+            ),
+            Err("unknown variant `TRACE`"),
+        );
+        check(
+            &with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\ncost = \"ten\""),
+            Err("invalid type"),
+        );
         check("routes = [", Err("TOML parse error"));
     }
 

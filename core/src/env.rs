@@ -29,7 +29,9 @@ fn is_loopback_host(authority: &str) -> bool {
         authority.split(':').next().unwrap_or_default()
     };
     host == "localhost"
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Checks an absolute `http(s)` URL with no userinfo, query or fragment; returns it without a
@@ -42,14 +44,20 @@ pub fn check_url(value: &str) -> Result<String, String> {
         return Err(format!("'{value}': only http and https URLs are accepted"));
     }
     if value.contains(['?', '#']) || value.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(format!("'{value}': a query, fragment, space or control character is not allowed"));
+        return Err(format!(
+            "'{value}': a query, fragment, space or control character is not allowed"
+        ));
     }
     let authority = rest.split('/').next().unwrap_or_default();
     if authority.is_empty() || authority.contains('@') {
-        return Err(format!("'{value}': a host is required and user info is not allowed"));
+        return Err(format!(
+            "'{value}': a host is required and user info is not allowed"
+        ));
     }
     if scheme == "http" && !is_loopback_host(authority) {
-        return Err(format!("'{value}': plain http is only allowed for loopback hosts; use https"));
+        return Err(format!(
+            "'{value}': plain http is only allowed for loopback hosts; use https"
+        ));
     }
     Ok(value.trim_end_matches('/').to_owned())
 }
@@ -98,29 +106,49 @@ pub struct Environment {
 
 impl Environment {
     /// Reads and validates every var; `get` looks one up by name. Errors name the var.
-    pub fn from_vars(policy: &Policy, get: impl Fn(&str) -> Option<String>) -> Result<Environment, ConfigError> {
+    pub fn from_vars(
+        policy: &Policy,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Environment, ConfigError> {
         let required = |name: &str| {
-            get(name).filter(|v| !v.is_empty()).ok_or_else(|| ConfigError::Invalid {
-                key: name.to_owned(),
-                reason: "is not set".to_owned(),
-            })
+            get(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: name.to_owned(),
+                    reason: "is not set".to_owned(),
+                })
         };
-        let invalid = |key: &str, reason: String| ConfigError::Invalid { key: key.to_owned(), reason };
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason,
+        };
 
         let name = required(vars::ENVIRONMENT)?;
         if !ENVIRONMENTS.contains(&name.as_str()) {
-            return Err(invalid(vars::ENVIRONMENT, format!("must be one of {}", ENVIRONMENTS.join(", "))));
+            return Err(invalid(
+                vars::ENVIRONMENT,
+                format!("must be one of {}", ENVIRONMENTS.join(", ")),
+            ));
         }
-        let origin = OriginUrl::parse(&required(vars::ORIGIN_URL)?).map_err(|e| invalid(vars::ORIGIN_URL, e))?;
+        let origin = OriginUrl::parse(&required(vars::ORIGIN_URL)?)
+            .map_err(|e| invalid(vars::ORIGIN_URL, e))?;
 
-        let issuers: BTreeMap<String, IssuerEndpoints> = match get(vars::ISSUERS).filter(|v| !v.is_empty()) {
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|e| invalid(vars::ISSUERS, format!("is not valid JSON of the documented shape: {e}")))?,
-            None => BTreeMap::new(),
-        };
+        let issuers: BTreeMap<String, IssuerEndpoints> =
+            match get(vars::ISSUERS).filter(|v| !v.is_empty()) {
+                Some(json) => serde_json::from_str(&json).map_err(|e| {
+                    invalid(
+                        vars::ISSUERS,
+                        format!("is not valid JSON of the documented shape: {e}"),
+                    )
+                })?,
+                None => BTreeMap::new(),
+            };
         for issuer in &policy.issuers {
             let Some(endpoints) = issuers.get(&issuer.name) else {
-                return Err(invalid(vars::ISSUERS, format!("has no entry for issuer '{}'", issuer.name)));
+                return Err(invalid(
+                    vars::ISSUERS,
+                    format!("has no entry for issuer '{}'", issuer.name),
+                ));
             };
             let key = format!("{}.{}", vars::ISSUERS, issuer.name);
             if endpoints.issuer.is_empty() {
@@ -131,9 +159,16 @@ impl Environment {
             }
         }
         if let Some(extra) = issuers.keys().find(|k| policy.issuer(k).is_none()) {
-            return Err(invalid(vars::ISSUERS, format!("names issuer '{extra}', which the policy file does not define")));
+            return Err(invalid(
+                vars::ISSUERS,
+                format!("names issuer '{extra}', which the policy file does not define"),
+            ));
         }
-        Ok(Environment { name, origin, issuers })
+        Ok(Environment {
+            name,
+            origin,
+            issuers,
+        })
     }
 }
 
@@ -143,12 +178,16 @@ mod tests {
     use crate::path::normalise;
 
     fn policy() -> Policy {
-        Policy::from_toml(include_str!("../../gateway.toml")).unwrap().0
+        Policy::from_toml(include_str!("../../gateway.toml"))
+            .unwrap()
+            .0
     }
 
     fn env(vars: &[(&str, &str)]) -> Result<Environment, String> {
         Environment::from_vars(&policy(), |k| {
-            vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
         })
         .map_err(|e| e.to_string())
     }
@@ -157,8 +196,12 @@ mod tests {
 
     #[test]
     fn valid_vars_parse() {
-        let e = env(&[("ENVIRONMENT", "test"), ("ORIGIN_URL", "http://127.0.0.1:9000/"), ("GATEWAY_ISSUERS", ISSUERS)])
-            .unwrap();
+        let e = env(&[
+            ("ENVIRONMENT", "test"),
+            ("ORIGIN_URL", "http://127.0.0.1:9000/"),
+            ("GATEWAY_ISSUERS", ISSUERS),
+        ])
+        .unwrap();
         assert_eq!(e.origin.as_str(), "http://127.0.0.1:9000");
         assert_eq!(e.issuers["local"].issuer, "http://127.0.0.1:9100");
     }
@@ -167,21 +210,81 @@ mod tests {
     fn errors_name_the_var() {
         let ok_origin = ("ORIGIN_URL", "https://origin.example.com");
         for (vars, needle) in [
-            (vec![ok_origin, ("GATEWAY_ISSUERS", ISSUERS)], "ENVIRONMENT: is not set"),
-            (vec![("ENVIRONMENT", "prod"), ok_origin, ("GATEWAY_ISSUERS", ISSUERS)], "ENVIRONMENT: must be one of"),
-            (vec![("ENVIRONMENT", "test"), ("GATEWAY_ISSUERS", ISSUERS)], "ORIGIN_URL: is not set"),
-            (vec![("ENVIRONMENT", "test"), ("ORIGIN_URL", "http://origin.example.com"), ("GATEWAY_ISSUERS", ISSUERS)], "plain http is only allowed for loopback"),
-            (vec![("ENVIRONMENT", "test"), ("ORIGIN_URL", "https://u:p@origin.example.com"), ("GATEWAY_ISSUERS", ISSUERS)], "user info"),
-            (vec![("ENVIRONMENT", "test"), ("ORIGIN_URL", "https://o.example.com/?a=1"), ("GATEWAY_ISSUERS", ISSUERS)], "query"),
-            (vec![("ENVIRONMENT", "test"), ("ORIGIN_URL", "ftp://o.example.com")], "only http and https"),
-            (vec![("ENVIRONMENT", "test"), ok_origin], "GATEWAY_ISSUERS: has no entry for issuer 'local'"),
-            (vec![("ENVIRONMENT", "test"), ok_origin, ("GATEWAY_ISSUERS", "{")], "GATEWAY_ISSUERS: is not valid JSON"),
             (
-                vec![("ENVIRONMENT", "test"), ok_origin, ("GATEWAY_ISSUERS", r#"{"local": {"issuer": "x", "jwks_uri": "http://evil.example.com/jwks"}}"#)],
+                vec![ok_origin, ("GATEWAY_ISSUERS", ISSUERS)],
+                "ENVIRONMENT: is not set",
+            ),
+            (
+                vec![
+                    ("ENVIRONMENT", "prod"),
+                    ok_origin,
+                    ("GATEWAY_ISSUERS", ISSUERS),
+                ],
+                "ENVIRONMENT: must be one of",
+            ),
+            (
+                vec![("ENVIRONMENT", "test"), ("GATEWAY_ISSUERS", ISSUERS)],
+                "ORIGIN_URL: is not set",
+            ),
+            (
+                vec![
+                    ("ENVIRONMENT", "test"),
+                    ("ORIGIN_URL", "http://origin.example.com"),
+                    ("GATEWAY_ISSUERS", ISSUERS),
+                ],
+                "plain http is only allowed for loopback",
+            ),
+            (
+                vec![
+                    ("ENVIRONMENT", "test"),
+                    ("ORIGIN_URL", "https://u:p@origin.example.com"),
+                    ("GATEWAY_ISSUERS", ISSUERS),
+                ],
+                "user info",
+            ),
+            (
+                vec![
+                    ("ENVIRONMENT", "test"),
+                    ("ORIGIN_URL", "https://o.example.com/?a=1"),
+                    ("GATEWAY_ISSUERS", ISSUERS),
+                ],
+                "query",
+            ),
+            (
+                vec![
+                    ("ENVIRONMENT", "test"),
+                    ("ORIGIN_URL", "ftp://o.example.com"),
+                ],
+                "only http and https",
+            ),
+            (
+                vec![("ENVIRONMENT", "test"), ok_origin],
+                "GATEWAY_ISSUERS: has no entry for issuer 'local'",
+            ),
+            (
+                vec![("ENVIRONMENT", "test"), ok_origin, ("GATEWAY_ISSUERS", "{")],
+                "GATEWAY_ISSUERS: is not valid JSON",
+            ),
+            (
+                vec![
+                    ("ENVIRONMENT", "test"),
+                    ok_origin,
+                    (
+                        "GATEWAY_ISSUERS",
+                        r#"{"local": {"issuer": "x", "jwks_uri": "http://evil.example.com/jwks"}}"#,
+                    ),
+                ],
                 "GATEWAY_ISSUERS.local.jwks_uri",
             ),
             (
-                vec![("ENVIRONMENT", "test"), ok_origin, ("GATEWAY_ISSUERS", r#"{"local": {"issuer": "x"}, "other": {"issuer": "y"}}"#)],
+                vec![
+                    ("ENVIRONMENT", "test"),
+                    ok_origin,
+                    (
+                        "GATEWAY_ISSUERS",
+                        r#"{"local": {"issuer": "x"}, "other": {"issuer": "y"}}"#,
+                    ),
+                ],
                 "names issuer 'other'",
             ),
         ] {
@@ -194,17 +297,35 @@ mod tests {
     fn origin_join_keeps_the_matched_path_and_raw_query() {
         let o = OriginUrl::parse("https://origin.example.com/base/").unwrap();
         let p = normalise("/api/transactions").unwrap();
-        assert_eq!(o.join(&p, Some("a=%20b&c")), "https://origin.example.com/base/api/transactions?a=%20b&c");
-        assert_eq!(o.join(&p, Some("")), "https://origin.example.com/base/api/transactions");
-        assert_eq!(o.join(&p, None), "https://origin.example.com/base/api/transactions");
+        assert_eq!(
+            o.join(&p, Some("a=%20b&c")),
+            "https://origin.example.com/base/api/transactions?a=%20b&c"
+        );
+        assert_eq!(
+            o.join(&p, Some("")),
+            "https://origin.example.com/base/api/transactions"
+        );
+        assert_eq!(
+            o.join(&p, None),
+            "https://origin.example.com/base/api/transactions"
+        );
     }
 
     #[test]
     fn loopback_hosts() {
-        for ok in ["http://127.0.0.1:1", "http://localhost", "http://[::1]:8080/x", "http://127.5.5.5"] {
+        for ok in [
+            "http://127.0.0.1:1",
+            "http://localhost",
+            "http://[::1]:8080/x",
+            "http://127.5.5.5",
+        ] {
             check_url(ok).unwrap();
         }
-        for bad in ["http://127.example.com", "http://localhost.evil.com", "http://[::2]"] {
+        for bad in [
+            "http://127.example.com",
+            "http://localhost.evil.com",
+            "http://[::2]",
+        ] {
             check_url(bad).unwrap_err();
         }
     }

@@ -296,7 +296,11 @@ impl GatewayError {
             GatewayError::RouteNotFound => "No route matches this path.".to_owned(),
             GatewayError::MethodNotAllowed { allowed } => format!(
                 "This path accepts only: {}.",
-                allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+                allowed
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             GatewayError::PayloadTooLarge { limit } => {
                 format!("The request body exceeds this route's limit of {limit} bytes.")
@@ -305,7 +309,8 @@ impl GatewayError {
                 "This route does not accept the request's Content-Type.".to_owned()
             }
             GatewayError::MissingToken => {
-                "This route requires an access token in the 'Authorization: Bearer' header.".to_owned()
+                "This route requires an access token in the 'Authorization: Bearer' header."
+                    .to_owned()
             }
             GatewayError::InvalidToken(why) => format!("The access token was rejected: {why}."),
             GatewayError::TokenExpired => {
@@ -314,17 +319,23 @@ impl GatewayError {
             GatewayError::InsufficientScope { required } => {
                 format!("This route requires the scopes: {}.", required.join(" "))
             }
-            GatewayError::RateLimited { retry_after_secs } => format!(
-                "Rate limit exceeded for your organisation. Retry in {retry_after_secs} s."
-            ),
+            GatewayError::RateLimited { retry_after_secs } => {
+                format!("Rate limit exceeded for your organisation. Retry in {retry_after_secs} s.")
+            }
             GatewayError::CostExceedsLimit { cost, limit } => format!(
                 "This request costs {cost} units, more than your tier's whole limit of {limit}; retrying will not help."
             ),
-            GatewayError::OriginUnreachable(_) => "The upstream service could not be reached.".to_owned(),
-            GatewayError::OriginTimeout { .. } => "The upstream service did not answer in time.".to_owned(),
+            GatewayError::OriginUnreachable(_) => {
+                "The upstream service could not be reached.".to_owned()
+            }
+            GatewayError::OriginTimeout { .. } => {
+                "The upstream service did not answer in time.".to_owned()
+            }
             GatewayError::LimiterUnavailable(_)
             | GatewayError::Misconfigured(_)
-            | GatewayError::IssuerUnavailable(_) => "The service is temporarily unavailable.".to_owned(),
+            | GatewayError::IssuerUnavailable(_) => {
+                "The service is temporarily unavailable.".to_owned()
+            }
             GatewayError::Internal(_) => "An internal error occurred.".to_owned(),
         }
     }
@@ -370,12 +381,18 @@ impl GatewayError {
     /// Headers the response must carry besides `Content-Type`.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         let bearer = |error: &str, description: &str| {
-            format!("Bearer realm=\"{AUTH_REALM}\", error=\"{error}\", error_description=\"{description}\"")
+            format!(
+                "Bearer realm=\"{AUTH_REALM}\", error=\"{error}\", error_description=\"{description}\""
+            )
         };
         match self {
             GatewayError::MethodNotAllowed { allowed } => vec![(
                 "allow",
-                allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "),
+                allowed
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             )],
             GatewayError::MissingToken => {
                 vec![("www-authenticate", format!("Bearer realm=\"{AUTH_REALM}\""))]
@@ -384,7 +401,10 @@ impl GatewayError {
                 vec![("www-authenticate", bearer("invalid_token", why))]
             }
             GatewayError::TokenExpired => {
-                vec![("www-authenticate", bearer("invalid_token", "the token has expired"))]
+                vec![(
+                    "www-authenticate",
+                    bearer("invalid_token", "the token has expired"),
+                )]
             }
             GatewayError::InsufficientScope { required } => vec![(
                 "www-authenticate",
@@ -463,7 +483,9 @@ mod tests {
 
     #[test]
     fn problem_body_has_the_contract_fields() {
-        let err = GatewayError::InsufficientScope { required: vec!["reports:generate".into()] };
+        let err = GatewayError::InsufficientScope {
+            required: vec!["reports:generate".into()],
+        };
         let body = serde_json::to_value(err.problem("req-1")).unwrap();
         assert_eq!(body["type"], "urn:edge-gateway:error:insufficient_scope");
         assert_eq!(body["status"], 403);
@@ -476,15 +498,26 @@ mod tests {
 
     #[test]
     fn rfc6750_challenges() {
-        let header = |e: GatewayError| e.headers().into_iter().find(|(n, _)| *n == "www-authenticate").unwrap().1;
+        let header = |e: GatewayError| {
+            e.headers()
+                .into_iter()
+                .find(|(n, _)| *n == "www-authenticate")
+                .unwrap()
+                .1
+        };
         assert_eq!(header(GatewayError::MissingToken), "Bearer realm=\"api\"");
         assert!(header(GatewayError::TokenExpired).contains("error=\"invalid_token\""));
         assert!(
-            header(GatewayError::InsufficientScope { required: vec!["a".into(), "b".into()] })
-                .contains("scope=\"a b\"")
+            header(GatewayError::InsufficientScope {
+                required: vec!["a".into(), "b".into()]
+            })
+            .contains("scope=\"a b\"")
         );
         assert_eq!(
-            GatewayError::MethodNotAllowed { allowed: vec![Method::Get, Method::Post] }.headers(),
+            GatewayError::MethodNotAllowed {
+                allowed: vec![Method::Get, Method::Post]
+            }
+            .headers(),
             vec![("allow", "GET, POST".to_owned())]
         );
     }

@@ -21,16 +21,27 @@ pub const HOP_BY_HOP: [&str; 10] = [
 ];
 
 /// Legacy identity headers some origins still read; never accepted from clients.
-pub const LEGACY_IDENTITY_HEADERS: [&str; 5] =
-    ["x-user-id", "x-user-roles", "x-org-id", "x-tenant-id", "x-forwarded-user"];
+pub const LEGACY_IDENTITY_HEADERS: [&str; 5] = [
+    "x-user-id",
+    "x-user-roles",
+    "x-org-id",
+    "x-tenant-id",
+    "x-forwarded-user",
+];
 
 /// Security headers the gateway puts on every response it returns.
 pub const SECURITY_HEADERS: [(&str, &str); 6] = [
-    ("strict-transport-security", "max-age=31536000; includeSubDomains"),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    ),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
     ("referrer-policy", "no-referrer"),
-    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
     ("cross-origin-resource-policy", "same-origin"),
 ];
 
@@ -41,7 +52,13 @@ pub const ORIGIN_HEADERS_REMOVED: [&str; 2] = ["server", "x-powered-by"];
 /// (`X_User_ID` reaches a CGI/WSGI app as the same variable as `X-User-ID`).
 fn folded(name: &str) -> String {
     name.bytes()
-        .map(|b| if b == b'_' { '-' } else { char::from(b.to_ascii_lowercase()) })
+        .map(|b| {
+            if b == b'_' {
+                '-'
+            } else {
+                char::from(b.to_ascii_lowercase())
+            }
+        })
         .collect()
 }
 
@@ -64,7 +81,11 @@ pub fn forwards_inbound_header(name: &str, forward_authorization: bool) -> bool 
     {
         return false;
     }
-    if name == "forwarded" || name.starts_with("x-forwarded-") || name.starts_with("cf-") || name == "x-real-ip" {
+    if name == "forwarded"
+        || name.starts_with("x-forwarded-")
+        || name.starts_with("cf-")
+        || name == "x-real-ip"
+    {
         return false;
     }
     if name == "authorization" {
@@ -74,7 +95,10 @@ pub fn forwards_inbound_header(name: &str, forward_authorization: bool) -> bool 
 }
 
 /// The identity headers for a verified caller on a route.
-pub fn identity_header_values(claims: &VerifiedClaims, route: &RouteId) -> Vec<(&'static str, String)> {
+pub fn identity_header_values(
+    claims: &VerifiedClaims,
+    route: &RouteId,
+) -> Vec<(&'static str, String)> {
     vec![
         (identity_headers::ISSUER, claims.issuer.clone()),
         (identity_headers::SUBJECT, claims.subject.clone()),
@@ -90,12 +114,22 @@ mod tests {
     use super::*;
 
     fn check(name: &str, forward_authorization: bool, expected: bool) {
-        assert_eq!(forwards_inbound_header(name, forward_authorization), expected, "{name}");
+        assert_eq!(
+            forwards_inbound_header(name, forward_authorization),
+            expected,
+            "{name}"
+        );
     }
 
     #[test]
     fn ordinary_headers_pass() {
-        for name in ["accept", "content-type", "x-custom-thing", "User-Agent", "idempotency-key"] {
+        for name in [
+            "accept",
+            "content-type",
+            "x-custom-thing",
+            "User-Agent",
+            "idempotency-key",
+        ] {
             check(name, false, true);
         }
     }

@@ -40,7 +40,10 @@ pub struct VerifiedClaims {
 impl VerifiedClaims {
     /// The rate-limit key: (issuer, organisation), never the bare org string.
     pub fn rate_limit_key(&self) -> RateLimitKey {
-        RateLimitKey { issuer: self.issuer.clone(), org: self.org.clone() }
+        RateLimitKey {
+            issuer: self.issuer.clone(),
+            org: self.org.clone(),
+        }
     }
 
     /// The authorisation stage: every scope the route requires must be granted.
@@ -48,7 +51,9 @@ impl VerifiedClaims {
         if route.scopes.iter().all(|s| self.scopes.contains(s)) {
             Ok(())
         } else {
-            Err(GatewayError::InsufficientScope { required: route.scopes.clone() })
+            Err(GatewayError::InsufficientScope {
+                required: route.scopes.clone(),
+            })
         }
     }
 }
@@ -103,8 +108,12 @@ mod tests {
 
     #[test]
     fn two_issuers_never_share_a_bucket() {
-        let a = claims("partners", "acme", &[]).rate_limit_key().object_name();
-        let b = claims("internal", "acme", &[]).rate_limit_key().object_name();
+        let a = claims("partners", "acme", &[])
+            .rate_limit_key()
+            .object_name();
+        let b = claims("internal", "acme", &[])
+            .rate_limit_key()
+            .object_name();
         assert_ne!(a, b);
         // An org id containing ':' cannot impersonate another issuer's key.
         let tricky = claims("a", "b:c", &[]).rate_limit_key().object_name();
@@ -118,7 +127,10 @@ mod tests {
         let c = claims("i", "o", &["transactions:read", "reports:generate"]);
         assert_eq!(c.authorise(&route(&[])), Ok(()));
         assert_eq!(c.authorise(&route(&["transactions:read"])), Ok(()));
-        assert_eq!(c.authorise(&route(&["transactions:read", "reports:generate"])), Ok(()));
+        assert_eq!(
+            c.authorise(&route(&["transactions:read", "reports:generate"])),
+            Ok(())
+        );
         assert_eq!(
             c.authorise(&route(&["transactions:read", "transactions:write"])),
             Err(GatewayError::InsufficientScope {
@@ -126,7 +138,15 @@ mod tests {
             })
         );
         // Prefixes and case variants are not the same scope.
-        assert!(claims("i", "o", &["transactions"]).authorise(&route(&["transactions:read"])).is_err());
-        assert!(claims("i", "o", &["Transactions:Read"]).authorise(&route(&["transactions:read"])).is_err());
+        assert!(
+            claims("i", "o", &["transactions"])
+                .authorise(&route(&["transactions:read"]))
+                .is_err()
+        );
+        assert!(
+            claims("i", "o", &["Transactions:Read"])
+                .authorise(&route(&["transactions:read"]))
+                .is_err()
+        );
     }
 }

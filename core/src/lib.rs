@@ -9,6 +9,8 @@
 //!
 //! Time is never read here: callers pass a [`time::UnixMillis`].
 
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
+
 pub mod auth;
 pub mod config;
 pub mod env;

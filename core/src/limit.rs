@@ -40,7 +40,9 @@ impl CounterState {
     pub fn consume(&mut self, req: &ConsumeRequest) -> ConsumeReply {
         self.consumed = self.consumed.saturating_add(u64::from(req.cost));
         self.last_seen = Some(req.now);
-        ConsumeReply { consumed: self.consumed }
+        ConsumeReply {
+            consumed: self.consumed,
+        }
     }
 }
 
@@ -51,7 +53,10 @@ mod tests {
     #[test]
     fn consumption_accumulates_and_saturates() {
         let mut state = CounterState::default();
-        let req = |cost| ConsumeRequest { cost, now: UnixMillis(5) };
+        let req = |cost| ConsumeRequest {
+            cost,
+            now: UnixMillis(5),
+        };
         assert_eq!(state.consume(&req(2)).consumed, 2);
         assert_eq!(state.consume(&req(20)).consumed, 22);
         state.consumed = u64::MAX - 1;

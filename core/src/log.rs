@@ -51,6 +51,8 @@ pub struct RequestLog<'a> {
 impl RequestLog<'_> {
     /// The JSON line.
     pub fn to_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"event\":\"request\",\"error\":\"log_serialisation\"}"))
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            String::from("{\"event\":\"request\",\"error\":\"log_serialisation\"}")
+        })
     }
 }

@@ -47,7 +47,9 @@ impl PathRejection {
             Self::MalformedEscape => "the path contains a malformed percent-escape",
             Self::EncodedSeparator => "the path contains an encoded '/' or '\\'",
             Self::ControlCharacter => "the path contains a control character",
-            Self::DisallowedCharacter => "the path contains a character that must be percent-encoded",
+            Self::DisallowedCharacter => {
+                "the path contains a character that must be percent-encoded"
+            }
             Self::DotSegment => "the path contains a '.' or '..' segment",
             Self::EmptySegment => "the path contains an empty segment ('//')",
         }
@@ -92,20 +94,27 @@ fn is_plain_path_byte(b: u8) -> bool {
     is_unreserved(b)
         || matches!(
             b,
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@' | b'/'
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
         )
 }
 
 fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
-
-const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Normalises a raw request path (no query string) or says why it cannot.
 pub fn normalise(raw: &str) -> Result<NormalPath, PathRejection> {
@@ -133,9 +142,7 @@ pub fn normalise(raw: &str) -> Result<NormalPath, PathRejection> {
             } else if value < 0x20 || value == 0x7f {
                 return Err(PathRejection::ControlCharacter);
             } else {
-                out.push('%');
-                out.push(char::from(HEX_UPPER[usize::from(hi)]));
-                out.push(char::from(HEX_UPPER[usize::from(lo)]));
+                out.push_str(&format!("%{value:02X}"));
             }
         } else if b < 0x20 || b == 0x7f {
             return Err(PathRejection::ControlCharacter);
@@ -233,7 +240,10 @@ mod tests {
     #[test]
     fn segments_split_after_the_leading_slash() {
         let p = normalise("/api/transactions/").unwrap();
-        assert_eq!(p.segments().collect::<Vec<_>>(), ["api", "transactions", ""]);
+        assert_eq!(
+            p.segments().collect::<Vec<_>>(),
+            ["api", "transactions", ""]
+        );
         let root = normalise("/").unwrap();
         assert_eq!(root.segments().collect::<Vec<_>>(), [""]);
     }

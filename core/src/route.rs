@@ -90,7 +90,10 @@ impl Method {
 
     /// Whether requests with this method are expected to carry a body.
     pub fn allows_body(self) -> bool {
-        matches!(self, Method::Post | Method::Put | Method::Patch | Method::Delete)
+        matches!(
+            self,
+            Method::Post | Method::Put | Method::Patch | Method::Delete
+        )
     }
 }
 
@@ -146,44 +149,53 @@ impl PathPattern {
             return Err("must start with '/'".to_owned());
         }
         if raw.ends_with('/') {
-            return Err("must not end with '/' (trailing slashes are significant; use {*rest})".to_owned());
+            return Err(
+                "must not end with '/' (trailing slashes are significant; use {*rest})".to_owned(),
+            );
         }
         let parts: Vec<&str> = raw.split('/').skip(1).collect();
         let mut segments = Vec::with_capacity(parts.len());
         for (i, part) in parts.iter().enumerate() {
-            let is_last = i + 1 == parts.len();
-            let segment = if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                if let Some(name) = inner.strip_prefix('*') {
-                    if !is_last {
-                        return Err(format!("'{{*{name}}}' must be the last segment"));
+            let is_last = parts.len().checked_sub(1) == Some(i);
+            let segment =
+                if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    if let Some(name) = inner.strip_prefix('*') {
+                        if !is_last {
+                            return Err(format!("'{{*{name}}}' must be the last segment"));
+                        }
+                        if !is_param_name(name) {
+                            return Err(format!("bad parameter name in '{part}'"));
+                        }
+                        Segment::Rest(name.to_owned())
+                    } else {
+                        if !is_param_name(inner) {
+                            return Err(format!("bad parameter name in '{part}'"));
+                        }
+                        Segment::Param(inner.to_owned())
                     }
-                    if !is_param_name(name) {
-                        return Err(format!("bad parameter name in '{part}'"));
-                    }
-                    Segment::Rest(name.to_owned())
                 } else {
-                    if !is_param_name(inner) {
-                        return Err(format!("bad parameter name in '{part}'"));
+                    if part.is_empty() {
+                        return Err("must not contain empty segments ('//')".to_owned());
                     }
-                    Segment::Param(inner.to_owned())
-                }
-            } else {
-                if part.is_empty() {
-                    return Err("must not contain empty segments ('//')".to_owned());
-                }
-                if part.contains(['{', '}']) {
-                    return Err(format!("'{part}': a parameter must be a whole segment"));
-                }
-                let normal = crate::path::normalise(&format!("/{part}"))
-                    .map_err(|e| format!("'{part}': {e}"))?;
-                if normal.as_str().get(1..) != Some(*part) {
-                    return Err(format!("'{part}' is not in normal form (write '{}')", normal.as_str().trim_start_matches('/')));
-                }
-                Segment::Literal((*part).to_owned())
-            };
+                    if part.contains(['{', '}']) {
+                        return Err(format!("'{part}': a parameter must be a whole segment"));
+                    }
+                    let normal = crate::path::normalise(&format!("/{part}"))
+                        .map_err(|e| format!("'{part}': {e}"))?;
+                    if normal.as_str().get(1..) != Some(*part) {
+                        return Err(format!(
+                            "'{part}' is not in normal form (write '{}')",
+                            normal.as_str().trim_start_matches('/')
+                        ));
+                    }
+                    Segment::Literal((*part).to_owned())
+                };
             segments.push(segment);
         }
-        Ok(PathPattern { raw: raw.to_owned(), segments })
+        Ok(PathPattern {
+            raw: raw.to_owned(),
+            segments,
+        })
     }
 
     /// The pattern as written.
@@ -297,9 +309,14 @@ impl RouteTable {
         for (i, route) in routes.iter().enumerate() {
             for (j, earlier) in routes.iter().enumerate().take(i) {
                 if earlier.id == route.id {
-                    return Err((i, format!("duplicate route id '{}' (also routes[{j}])", route.id)));
+                    return Err((
+                        i,
+                        format!("duplicate route id '{}' (also routes[{j}])", route.id),
+                    ));
                 }
-                if earlier.method == route.method && earlier.pattern.shape() == route.pattern.shape() {
+                if earlier.method == route.method
+                    && earlier.pattern.shape() == route.pattern.shape()
+                {
                     return Err((
                         i,
                         format!(
@@ -425,11 +442,23 @@ mod tests {
 
     #[test]
     fn wrong_method_is_405_with_the_allowed_list() {
-        check("PUT", "/api/transactions", Err(&[Method::Get, Method::Post]));
+        check(
+            "PUT",
+            "/api/transactions",
+            Err(&[Method::Get, Method::Post]),
+        );
         // GET is routed here through the {id} pattern, POST through the literal.
         check("GET", "/api/transactions/export", Ok("tx.get"));
-        check("PUT", "/api/transactions/export", Err(&[Method::Get, Method::Post, Method::Delete]));
-        check("POST", "/api/transactions/42", Err(&[Method::Get, Method::Delete]));
+        check(
+            "PUT",
+            "/api/transactions/export",
+            Err(&[Method::Get, Method::Post, Method::Delete]),
+        );
+        check(
+            "POST",
+            "/api/transactions/42",
+            Err(&[Method::Get, Method::Delete]),
+        );
         check("TRACE", "/api/health", Err(&[Method::Get]));
         check("get", "/api/health", Err(&[Method::Get]));
         check("HEAD", "/api/health", Err(&[Method::Get]));
@@ -470,11 +499,17 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.0, 1);
         assert!(err.1.contains("ambiguous"), "{}", err.1);
-        let err = RouteTable::new(vec![route("a", Method::Get, "/x"), route("a", Method::Post, "/y")])
-            .unwrap_err();
+        let err = RouteTable::new(vec![
+            route("a", Method::Get, "/x"),
+            route("a", Method::Post, "/y"),
+        ])
+        .unwrap_err();
         assert!(err.1.contains("duplicate route id"), "{}", err.1);
         // Same shape, different methods: fine.
-        RouteTable::new(vec![route("a", Method::Get, "/x/{id}"), route("b", Method::Put, "/x/{id}")])
-            .unwrap();
+        RouteTable::new(vec![
+            route("a", Method::Get, "/x/{id}"),
+            route("b", Method::Put, "/x/{id}"),
+        ])
+        .unwrap();
     }
 }

@@ -14,7 +14,9 @@ impl Args {
             let name = flag
                 .strip_prefix("--")
                 .ok_or_else(|| format!("expected a --flag, got '{flag}'"))?;
-            let value = argv.next().ok_or_else(|| format!("--{name} needs a value"))?;
+            let value = argv
+                .next()
+                .ok_or_else(|| format!("--{name} needs a value"))?;
             if map.insert(name.to_owned(), value).is_some() {
                 return Err(format!("--{name} given twice"));
             }
@@ -23,17 +25,24 @@ impl Args {
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub(crate) fn required(&self, name: &str) -> Result<String, String> {
-        self.get(name).map(str::to_owned).ok_or_else(|| format!("--{name} is required"))
+        self.get(name)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("--{name} is required"))
     }
 
     pub(crate) fn number(&self, name: &str, default: u64) -> Result<u64, String> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("--{name}: '{v}' is not a whole number")),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("--{name}: '{v}' is not a whole number")),
         }
     }
 }

@@ -68,18 +68,27 @@ impl KeySet {
     pub(crate) fn load_or_create(dir: &Path) -> Result<KeySet, String> {
         let file = dir.join(KEYS_FILE);
         if file.exists() {
-            let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let stored: StoredKeySet =
-                serde_json::from_str(&text).map_err(|e| format!("{}: not a keyset: {e}", file.display()))?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let stored: StoredKeySet = serde_json::from_str(&text)
+                .map_err(|e| format!("{}: not a keyset: {e}", file.display()))?;
             return KeySet::from_stored(stored).map_err(|e| format!("{}: {e}", file.display()));
         }
         let signing = SigningKey::random(&mut OsRng);
         let kid = thumbprint(&signing)?;
         let stored = StoredKeySet {
             active: kid.clone(),
-            keys: vec![StoredKey { kid, alg: "ES256".to_owned(), d: b64(&signing.to_bytes()) }],
+            keys: vec![StoredKey {
+                kid,
+                alg: "ES256".to_owned(),
+                d: b64(&signing.to_bytes()),
+            }],
         };
-        write_private(dir, &file, &serde_json::to_vec_pretty(&stored).map_err(|e| e.to_string())?)?;
+        write_private(
+            dir,
+            &file,
+            &serde_json::to_vec_pretty(&stored).map_err(|e| e.to_string())?,
+        )?;
         KeySet::from_stored(stored)
     }
 
@@ -89,9 +98,14 @@ impl KeySet {
             if key.alg != "ES256" {
                 return Err(format!("key '{}': only ES256 keys are supported", key.kid));
             }
-            let d = Base64UrlUnpadded::decode_vec(&key.d).map_err(|_| format!("key '{}': bad 'd'", key.kid))?;
-            let signing = SigningKey::from_slice(&d).map_err(|_| format!("key '{}': bad P-256 scalar", key.kid))?;
-            keys.push(Key { kid: key.kid, signing });
+            let d = Base64UrlUnpadded::decode_vec(&key.d)
+                .map_err(|_| format!("key '{}': bad 'd'", key.kid))?;
+            let signing = SigningKey::from_slice(&d)
+                .map_err(|_| format!("key '{}': bad P-256 scalar", key.kid))?;
+            keys.push(Key {
+                kid: key.kid,
+                signing,
+            });
         }
         let active = keys
             .iter()
@@ -101,7 +115,10 @@ impl KeySet {
     }
 
     pub(crate) fn active_kid(&self) -> &str {
-        self.keys.get(self.active).map(|k| k.kid.as_str()).unwrap_or_default()
+        self.keys
+            .get(self.active)
+            .map(|k| k.kid.as_str())
+            .unwrap_or_default()
     }
 
     /// The public JWKS.
@@ -136,8 +153,12 @@ fn write_private(dir: &Path, file: &Path, bytes: &[u8]) -> Result<(), String> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let mut f = options
+        .open(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, file).map_err(|e| format!("{}: {e}", file.display()))
 }
 
@@ -208,7 +229,9 @@ pub(crate) fn mint_from_args(args: &Args) -> Result<String, String> {
     let spec = TokenSpec {
         issuer: &issuer,
         audience: &audience,
-        subject: args.get("sub").map_or_else(|| format!("client-{org}"), str::to_owned),
+        subject: args
+            .get("sub")
+            .map_or_else(|| format!("client-{org}"), str::to_owned),
         org: &org,
         tier: args.get("tier"),
         scopes: args.get("scopes").unwrap_or_default(),
@@ -222,9 +245,13 @@ pub(crate) fn mint_from_args(args: &Args) -> Result<String, String> {
 pub(crate) fn serve(listen: &str, keys_dir: &str, issuer: Option<&str>) -> Result<(), String> {
     let keys = KeySet::load_or_create(Path::new(keys_dir))?;
     let jwks = keys.jwks()?;
-    let listener = std::net::TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let issuer = issuer.map_or_else(|| format!("http://{addr}"), |i| i.trim_end_matches('/').to_owned());
+    let issuer = issuer.map_or_else(
+        || format!("http://{addr}"),
+        |i| i.trim_end_matches('/').to_owned(),
+    );
     let discovery = json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/jwks"),
@@ -234,12 +261,19 @@ pub(crate) fn serve(listen: &str, keys_dir: &str, issuer: Option<&str>) -> Resul
         "grant_types_supported": ["client_credentials"],
     });
     server::serve_on(listener, 2, move |request| {
-        let path = request.url().split('?').next().unwrap_or_default().to_owned();
+        let path = request
+            .url()
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         match (request.method().as_str(), path.as_str()) {
             ("GET", "/.well-known/openid-configuration") => Reply::json(200, &discovery),
             ("GET", "/jwks") => {
                 let mut reply = Reply::json(200, &jwks);
-                reply.headers.push(("cache-control", "public, max-age=300".to_owned()));
+                reply
+                    .headers
+                    .push(("cache-control", "public, max-age=300".to_owned()));
                 reply
             }
             _ => Reply::json(404, &json!({"error": "not_found"})),
@@ -278,7 +312,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join(KEYS_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.join(KEYS_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
 
@@ -286,7 +323,10 @@ mod tests {
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
         let header = decode(parts[0]);
-        assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("ES256"), Some("at+jwt")));
+        assert_eq!(
+            (header["alg"].as_str(), header["typ"].as_str()),
+            (Some("ES256"), Some("at+jwt"))
+        );
         assert_eq!(header["kid"], keys.active_kid());
         let claims = decode(parts[1]);
         assert_eq!(claims["exp"], 1_900);
@@ -314,7 +354,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("gateway-demo-test-{}", random_id()));
         let keys = KeySet::load_or_create(&dir).unwrap();
         let extra: Map<String, Value> =
-            serde_json::from_str(r#"{"tier": "enterprise", "org_id": null, "exp": 5, "k": "v"}"#).unwrap();
+            serde_json::from_str(r#"{"tier": "enterprise", "org_id": null, "exp": 5, "k": "v"}"#)
+                .unwrap();
         let token = mint(&keys, spec(extra), 1_000).unwrap();
         let claims = decode(token.split('.').nth(1).unwrap());
         assert_eq!(claims["tier"], "enterprise");

@@ -33,16 +33,24 @@ fn run() -> Result<(), String> {
     match command.as_str() {
         "origin" => {
             let threads = args.number("threads", 4)?;
-            origin::serve(&args.required("listen")?, usize::try_from(threads).unwrap_or(4))
+            origin::serve(
+                &args.required("listen")?,
+                usize::try_from(threads).unwrap_or(4),
+            )
         }
-        "issuer" => issuer::serve(&args.required("listen")?, &args.required("keys")?, args.get("issuer")),
+        "issuer" => issuer::serve(
+            &args.required("listen")?,
+            &args.required("keys")?,
+            args.get("issuer"),
+        ),
         "token" => {
             let token = issuer::mint_from_args(&args)?;
             println!("{token}");
             Ok(())
         }
         "keys" => {
-            let keys = issuer::KeySet::load_or_create(std::path::Path::new(&args.required("keys")?))?;
+            let keys =
+                issuer::KeySet::load_or_create(std::path::Path::new(&args.required("keys")?))?;
             println!("{}", keys.active_kid());
             Ok(())
         }

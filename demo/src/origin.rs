@@ -2,7 +2,6 @@
 //! what it received (method, path, raw query, headers in order, body size and SHA-256), so tests
 //! can assert what crossed the gateway byte for byte.
 
-
 use sha2::{Digest, Sha256};
 use tiny_http::Request;
 
@@ -31,7 +30,12 @@ fn echo(request: &mut Request) -> Reply {
     let headers: Vec<(String, String)> = request
         .headers()
         .iter()
-        .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_owned()))
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_owned(),
+            )
+        })
         .collect();
     let mut body = Vec::new();
     let read = request.as_reader().read_to_end(&mut body);
@@ -53,7 +57,9 @@ fn echo(request: &mut Request) -> Reply {
     });
     let mut reply = Reply::json(status, &value);
     // Headers a real origin leaks; the gateway must strip them.
-    reply.headers.push(("x-powered-by", "demo-origin/1.0".to_owned()));
+    reply
+        .headers
+        .push(("x-powered-by", "demo-origin/1.0".to_owned()));
     reply
 }
 

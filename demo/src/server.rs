@@ -28,7 +28,8 @@ pub(crate) fn serve(
     threads: usize,
     handler: impl Fn(&mut Request) -> Reply + Send + Sync + 'static,
 ) -> Result<(), String> {
-    let listener = std::net::TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     serve_on(listener, threads, handler)
 }
 
@@ -56,7 +57,8 @@ pub(crate) fn serve_on(
             std::thread::spawn(move || {
                 for mut request in server.incoming_requests() {
                     let reply = handler(&mut request);
-                    let mut response = Response::from_data(reply.body).with_status_code(reply.status);
+                    let mut response =
+                        Response::from_data(reply.body).with_status_code(reply.status);
                     for (name, value) in reply.headers {
                         if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
                             response.add_header(h);
@@ -68,7 +70,9 @@ pub(crate) fn serve_on(
         })
         .collect();
     for worker in workers {
-        worker.join().map_err(|_| "a server thread panicked".to_owned())?;
+        worker
+            .join()
+            .map_err(|_| "a server thread panicked".to_owned())?;
     }
     Ok(())
 }

@@ -8,13 +8,25 @@ use crate::Case;
 use crate::requests::assert_problem;
 
 pub(crate) const CASES: &[Case] = &[
-    ("auth::missing_or_non_bearer_credentials_are_401", missing_or_non_bearer_credentials_are_401),
-    ("auth::valid_token_with_scope_is_forwarded", valid_token_with_scope_is_forwarded),
+    (
+        "auth::missing_or_non_bearer_credentials_are_401",
+        missing_or_non_bearer_credentials_are_401,
+    ),
+    (
+        "auth::valid_token_with_scope_is_forwarded",
+        valid_token_with_scope_is_forwarded,
+    ),
     ("auth::insufficient_scope_is_403", insufficient_scope_is_403),
     ("auth::bad_claims_are_401", bad_claims_are_401),
     ("auth::forged_tokens_are_401", forged_tokens_are_401),
-    ("auth::malformed_authorization_is_refused", malformed_authorization_is_refused),
-    ("auth::tokens_never_appear_in_answers_or_logs", tokens_never_appear_in_answers_or_logs),
+    (
+        "auth::malformed_authorization_is_refused",
+        malformed_authorization_is_refused,
+    ),
+    (
+        "auth::tokens_never_appear_in_answers_or_logs",
+        tokens_never_appear_in_answers_or_logs,
+    ),
 ];
 
 mod base64_url {
@@ -29,19 +41,29 @@ mod base64_url {
 
 fn get_with_token(stack: &Stack, path: &str, token: &str) -> http::Response {
     let bearer = format!("Bearer {token}");
-    http::get(&format!("{}{path}", stack.gateway), &[("Authorization", &bearer)]).unwrap()
+    http::get(
+        &format!("{}{path}", stack.gateway),
+        &[("Authorization", &bearer)],
+    )
+    .unwrap()
 }
 
 fn missing_or_non_bearer_credentials_are_401(stack: &Stack) {
     let url = format!("{}/api/transactions", stack.gateway);
     let resp = http::get(&url, &[]).unwrap();
     assert_problem(&resp, 401, "missing_token");
-    assert_eq!(resp.header("www-authenticate"), Some("Bearer realm=\"api\""));
+    assert_eq!(
+        resp.header("www-authenticate"),
+        Some("Bearer realm=\"api\"")
+    );
     // Basic auth (passwords in headers) is exactly what the audit flagged.
     let resp = http::get(&url, &[("Authorization", "Basic YWxpY2U6c2VjcmV0")]).unwrap();
     assert_problem(&resp, 401, "missing_token");
     // Tokens in the query string or a cookie are not looked at.
-    let token = stack.token(&TokenSpec { scopes: "transactions:read", ..TokenSpec::default() });
+    let token = stack.token(&TokenSpec {
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
     let resp = http::get(&format!("{url}?access_token={token}"), &[]).unwrap();
     assert_problem(&resp, 401, "missing_token");
     let cookie = format!("access_token={token}");
@@ -50,14 +72,25 @@ fn missing_or_non_bearer_credentials_are_401(stack: &Stack) {
 }
 
 fn valid_token_with_scope_is_forwarded(stack: &Stack) {
-    let token = stack.token(&TokenSpec { org: "globex", tier: Some("enterprise"), scopes: "transactions:read reports:generate", ..TokenSpec::default() });
+    let token = stack.token(&TokenSpec {
+        org: "globex",
+        tier: Some("enterprise"),
+        scopes: "transactions:read reports:generate",
+        ..TokenSpec::default()
+    });
     let resp = get_with_token(stack, "/api/transactions?limit=5", &token);
     assert_eq!(resp.status, 200, "{}", resp.text());
     let echo = resp.json();
     assert_eq!(echo["query"], "limit=5");
     let headers = crate::forwarding::echoed_headers(&echo);
-    assert!(headers.contains(&("x-gateway-org".into(), "globex".into())), "{headers:?}");
-    assert!(headers.contains(&("x-gateway-tier".into(), "enterprise".into())), "{headers:?}");
+    assert!(
+        headers.contains(&("x-gateway-org".into(), "globex".into())),
+        "{headers:?}"
+    );
+    assert!(
+        headers.contains(&("x-gateway-tier".into(), "enterprise".into())),
+        "{headers:?}"
+    );
     // An unknown tier claim is limited as `free`; a missing org claim falls back to `sub`.
     let token = stack.token(&TokenSpec {
         tier: Some("platinum"),
@@ -68,26 +101,58 @@ fn valid_token_with_scope_is_forwarded(stack: &Stack) {
     let resp = get_with_token(stack, "/api/transactions", &token);
     assert_eq!(resp.status, 200, "{}", resp.text());
     let headers = crate::forwarding::echoed_headers(&resp.json());
-    assert!(headers.contains(&("x-gateway-tier".into(), "free".into())), "{headers:?}");
-    assert!(headers.contains(&("x-gateway-org".into(), "svc-42".into())), "{headers:?}");
+    assert!(
+        headers.contains(&("x-gateway-tier".into(), "free".into())),
+        "{headers:?}"
+    );
+    assert!(
+        headers.contains(&("x-gateway-org".into(), "svc-42".into())),
+        "{headers:?}"
+    );
     // `scp` as an array is accepted too.
-    let token = stack.token(&TokenSpec { scopes: "", claims: Some(r#"{"scope": null, "scp": ["transactions:read"]}"#), ..TokenSpec::default() });
-    assert_eq!(get_with_token(stack, "/api/transactions", &token).status, 200);
+    let token = stack.token(&TokenSpec {
+        scopes: "",
+        claims: Some(r#"{"scope": null, "scp": ["transactions:read"]}"#),
+        ..TokenSpec::default()
+    });
+    assert_eq!(
+        get_with_token(stack, "/api/transactions", &token).status,
+        200
+    );
 }
 
 fn insufficient_scope_is_403(stack: &Stack) {
-    let token = stack.token(&TokenSpec { scopes: "transactions:read", ..TokenSpec::default() });
+    let token = stack.token(&TokenSpec {
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
     let bearer = format!("Bearer {token}");
-    let resp = http::request("POST", &format!("{}/api/reports/generate", stack.gateway), &[("Authorization", &bearer)], Some(b"{}")).unwrap();
+    let resp = http::request(
+        "POST",
+        &format!("{}/api/reports/generate", stack.gateway),
+        &[("Authorization", &bearer)],
+        Some(b"{}"),
+    )
+    .unwrap();
     let body = assert_problem(&resp, 403, "insufficient_scope");
-    assert_eq!(body["required_scopes"], serde_json::json!(["reports:generate"]));
+    assert_eq!(
+        body["required_scopes"],
+        serde_json::json!(["reports:generate"])
+    );
     let challenge = resp.header("www-authenticate").unwrap();
-    assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"reports:generate\""), "{challenge}");
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"reports:generate\""),
+        "{challenge}"
+    );
 }
 
 fn bad_claims_are_401(stack: &Stack) {
     let read = "transactions:read";
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let expired = format!(r#"{{"iat": {}, "exp": {}}}"#, now - 600, now - 60);
     let future_nbf = format!(r#"{{"nbf": {}}}"#, now + 600);
     let future_iat = format!(r#"{{"iat": {}, "exp": {}}}"#, now + 600, now + 900);
@@ -105,15 +170,35 @@ fn bad_claims_are_401(stack: &Stack) {
         (r#"{"sub": null}"#, "invalid_token"),
     ];
     for (claims, code) in cases {
-        let token = stack.token(&TokenSpec { scopes: read, claims: Some(claims), ..TokenSpec::default() });
+        let token = stack.token(&TokenSpec {
+            scopes: read,
+            claims: Some(claims),
+            ..TokenSpec::default()
+        });
         let resp = get_with_token(stack, "/api/transactions", &token);
         assert_problem(&resp, 401, code);
-        assert!(resp.header("www-authenticate").unwrap().contains("error=\"invalid_token\""), "{claims}");
+        assert!(
+            resp.header("www-authenticate")
+                .unwrap()
+                .contains("error=\"invalid_token\""),
+            "{claims}"
+        );
     }
     // Within the 5 s leeway: accepted. An audience array containing ours: accepted.
-    for claims in [just_expired_within_leeway.as_str(), r#"{"aud": ["https://other.example.com", "https://api.example.com"]}"#] {
-        let token = stack.token(&TokenSpec { scopes: read, claims: Some(claims), ..TokenSpec::default() });
-        assert_eq!(get_with_token(stack, "/api/transactions", &token).status, 200, "{claims}");
+    for claims in [
+        just_expired_within_leeway.as_str(),
+        r#"{"aud": ["https://other.example.com", "https://api.example.com"]}"#,
+    ] {
+        let token = stack.token(&TokenSpec {
+            scopes: read,
+            claims: Some(claims),
+            ..TokenSpec::default()
+        });
+        assert_eq!(
+            get_with_token(stack, "/api/transactions", &token).status,
+            200,
+            "{claims}"
+        );
     }
 }
 
@@ -125,17 +210,29 @@ fn edit(part: &str, f: impl FnOnce(&mut serde_json::Value)) -> String {
 }
 
 fn forged_tokens_are_401(stack: &Stack) {
-    let token = stack.token(&TokenSpec { scopes: "transactions:read", ..TokenSpec::default() });
+    let token = stack.token(&TokenSpec {
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
     let parts: Vec<&str> = token.split('.').collect();
     let (header, claims, sig) = (parts[0], parts[1], parts[2]);
     let forged = [
         // Payload changed after signing (escalating tier).
-        format!("{header}.{}.{sig}", edit(claims, |c| c["tier"] = "enterprise".into())),
+        format!(
+            "{header}.{}.{sig}",
+            edit(claims, |c| c["tier"] = "enterprise".into())
+        ),
         // alg none, with and without a signature.
         format!("{}.{claims}.", edit(header, |h| h["alg"] = "none".into())),
-        format!("{}.{claims}.{sig}", edit(header, |h| h["alg"] = "none".into())),
+        format!(
+            "{}.{claims}.{sig}",
+            edit(header, |h| h["alg"] = "none".into())
+        ),
         // Algorithm confusion: HS256 keyed with the public key.
-        format!("{}.{claims}.{sig}", edit(header, |h| h["alg"] = "HS256".into())),
+        format!(
+            "{}.{claims}.{sig}",
+            edit(header, |h| h["alg"] = "HS256".into())
+        ),
         // A signature of the wrong length, and one flipped bit.
         format!("{header}.{claims}.{}", encode(&decode(sig)[..32])),
         format!("{header}.{claims}.{}", {
@@ -144,11 +241,23 @@ fn forged_tokens_are_401(stack: &Stack) {
             encode(&s)
         }),
         // An unknown key id; a header that names a key URL to fetch.
-        format!("{}.{claims}.{sig}", edit(header, |h| h["kid"] = "rotated-away".into())),
-        format!("{}.{claims}.{sig}", edit(header, |h| h["jku"] = "http://127.0.0.1:1/jwks".into())),
+        format!(
+            "{}.{claims}.{sig}",
+            edit(header, |h| h["kid"] = "rotated-away".into())
+        ),
+        format!(
+            "{}.{claims}.{sig}",
+            edit(header, |h| h["jku"] = "http://127.0.0.1:1/jwks".into())
+        ),
         // Critical extensions the gateway does not understand; not an access token.
-        format!("{}.{claims}.{sig}", edit(header, |h| h["crit"] = serde_json::json!(["exp"]))),
-        format!("{}.{claims}.{sig}", edit(header, |h| h["typ"] = "JWT".into())),
+        format!(
+            "{}.{claims}.{sig}",
+            edit(header, |h| h["crit"] = serde_json::json!(["exp"]))
+        ),
+        format!(
+            "{}.{claims}.{sig}",
+            edit(header, |h| h["typ"] = "JWT".into())
+        ),
         // Structure.
         format!("{header}.{claims}"),
         "not-a-jwt".to_owned(),
@@ -157,36 +266,75 @@ fn forged_tokens_are_401(stack: &Stack) {
     for (i, token) in forged.iter().enumerate() {
         let resp = get_with_token(stack, "/api/transactions", token);
         let status = resp.status;
-        assert!(status == 401 || status == 400, "forged token #{i} got {status}: {}", resp.text());
+        assert!(
+            status == 401 || status == 400,
+            "forged token #{i} got {status}: {}",
+            resp.text()
+        );
         if status == 401 {
             assert_problem(&resp, 401, "invalid_token");
         }
     }
     // The untouched token still works (the forgeries failed for their forgery).
-    assert_eq!(get_with_token(stack, "/api/transactions", &token).status, 200);
+    assert_eq!(
+        get_with_token(stack, "/api/transactions", &token).status,
+        200
+    );
 }
 
 fn malformed_authorization_is_refused(stack: &Stack) {
     let url = format!("{}/api/transactions", stack.gateway);
-    let token = stack.token(&TokenSpec { scopes: "transactions:read", ..TokenSpec::default() });
+    let token = stack.token(&TokenSpec {
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
     let bearer = format!("Bearer {token}");
     // Two Authorization headers.
-    let resp = http::get(&url, &[("Authorization", &bearer), ("Authorization", &bearer)]).unwrap();
+    let resp = http::get(
+        &url,
+        &[("Authorization", &bearer), ("Authorization", &bearer)],
+    )
+    .unwrap();
     assert_problem(&resp, 400, "invalid_request");
     // Bearer with nothing, or with spaces inside.
-    assert_problem(&http::get(&url, &[("Authorization", "Bearer ")]).unwrap(), 400, "invalid_request");
-    assert_problem(&http::get(&url, &[("Authorization", "Bearer")]).unwrap(), 400, "invalid_request");
-    assert_problem(&http::get(&url, &[("Authorization", "Bearer a b")]).unwrap(), 400, "invalid_request");
+    assert_problem(
+        &http::get(&url, &[("Authorization", "Bearer ")]).unwrap(),
+        400,
+        "invalid_request",
+    );
+    assert_problem(
+        &http::get(&url, &[("Authorization", "Bearer")]).unwrap(),
+        400,
+        "invalid_request",
+    );
+    assert_problem(
+        &http::get(&url, &[("Authorization", "Bearer a b")]).unwrap(),
+        400,
+        "invalid_request",
+    );
     // Over the size limit: refused before parsing.
     let huge = format!("Bearer {}", "a".repeat(9000));
-    assert_problem(&http::get(&url, &[("Authorization", &huge)]).unwrap(), 401, "invalid_token");
+    assert_problem(
+        &http::get(&url, &[("Authorization", &huge)]).unwrap(),
+        401,
+        "invalid_token",
+    );
     // Scheme is case-insensitive.
     let lower = format!("bearer {token}");
-    assert_eq!(http::get(&url, &[("Authorization", &lower)]).unwrap().status, 200);
+    assert_eq!(
+        http::get(&url, &[("Authorization", &lower)])
+            .unwrap()
+            .status,
+        200
+    );
 }
 
 fn tokens_never_appear_in_answers_or_logs(stack: &Stack) {
-    let token = stack.token(&TokenSpec { scopes: "transactions:read", claims: Some(r#"{"aud": "https://other.example.com"}"#), ..TokenSpec::default() });
+    let token = stack.token(&TokenSpec {
+        scopes: "transactions:read",
+        claims: Some(r#"{"aud": "https://other.example.com"}"#),
+        ..TokenSpec::default()
+    });
     let resp = get_with_token(stack, "/api/transactions", &token);
     assert_eq!(resp.status, 401);
     let signature = token.rsplit('.').next().unwrap();

@@ -1,7 +1,17 @@
 //! The end-to-end suite: one stack (demo origin, local issuer, gateway in `wrangler dev`) shared
 //! by every test, stopped by PID when the run ends.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::print_stderr)]
+// Test code: a failed expectation panics, and that is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::print_stderr
+)]
 
 mod auth;
 mod forwarding;
@@ -18,7 +28,15 @@ pub(crate) type Case = (&'static str, fn(&Stack));
 fn main() {
     let args = Arguments::from_args();
     let cases: Vec<Case> = [forwarding::CASES, requests::CASES, auth::CASES].concat();
-    let wanted = |name: &str| args.filter.as_deref().is_none_or(|f| if args.exact { name == f } else { name.contains(f) });
+    let wanted = |name: &str| {
+        args.filter.as_deref().is_none_or(|f| {
+            if args.exact {
+                name == f
+            } else {
+                name.contains(f)
+            }
+        })
+    };
     let stack = if cases.iter().any(|(name, _)| wanted(name)) && !args.list {
         match Stack::start("e2e") {
             Ok(stack) => Some(Arc::new(stack)),
@@ -36,13 +54,15 @@ fn main() {
             let stack = stack.clone();
             Trial::test(name, move || {
                 let stack = stack.ok_or("the stack is not running")?;
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&stack))).map_err(|e| {
-                    e.downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                        .unwrap_or_else(|| "test panicked".to_owned())
-                        .into()
-                })
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&stack))).map_err(
+                    |e| {
+                        e.downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                            .unwrap_or_else(|| "test panicked".to_owned())
+                            .into()
+                    },
+                )
             })
         })
         .collect();

@@ -7,19 +7,39 @@ use crate::Case;
 use crate::forwarding::assert_security_headers;
 
 pub(crate) const CASES: &[Case] = &[
-    ("requests::unknown_route_is_404_problem_json", unknown_route_is_404_problem_json),
-    ("requests::wrong_method_is_405_with_allow", wrong_method_is_405_with_allow),
+    (
+        "requests::unknown_route_is_404_problem_json",
+        unknown_route_is_404_problem_json,
+    ),
+    (
+        "requests::wrong_method_is_405_with_allow",
+        wrong_method_is_405_with_allow,
+    ),
     ("requests::ambiguous_paths_are_400", ambiguous_paths_are_400),
-    ("requests::trailing_slash_and_case_do_not_match", trailing_slash_and_case_do_not_match),
+    (
+        "requests::trailing_slash_and_case_do_not_match",
+        trailing_slash_and_case_do_not_match,
+    ),
     ("requests::oversized_body_is_413", oversized_body_is_413),
     ("requests::body_on_get_is_400", body_on_get_is_400),
-    ("requests::reserved_prefix_is_never_forwarded", reserved_prefix_is_never_forwarded),
+    (
+        "requests::reserved_prefix_is_never_forwarded",
+        reserved_prefix_is_never_forwarded,
+    ),
 ];
 
 /// Asserts a problem+json answer with this status and code; returns the body.
 pub(crate) fn assert_problem(resp: &http::Response, status: u16, code: &str) -> serde_json::Value {
-    assert_eq!(resp.status, status, "expected {status} {code}, got: {}", resp.text());
-    assert_eq!(resp.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        resp.status,
+        status,
+        "expected {status} {code}, got: {}",
+        resp.text()
+    );
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/problem+json")
+    );
     let body = resp.json();
     assert_eq!(body["error"], code, "{body}");
     assert_eq!(body["status"], status);
@@ -33,17 +53,35 @@ pub(crate) fn assert_problem(resp: &http::Response, status: u16, code: &str) -> 
 }
 
 fn unknown_route_is_404_problem_json(stack: &Stack) {
-    for path in ["/", "/api", "/api/unknown", "/api/transactions/123/extra", "/admin"] {
+    for path in [
+        "/",
+        "/api",
+        "/api/unknown",
+        "/api/transactions/123/extra",
+        "/admin",
+    ] {
         let resp = http::get(&format!("{}{path}", stack.gateway), &[]).unwrap();
         assert_problem(&resp, 404, "route_not_found");
     }
 }
 
 fn wrong_method_is_405_with_allow(stack: &Stack) {
-    let resp = http::request("DELETE", &format!("{}/api/transactions", stack.gateway), &[], None).unwrap();
+    let resp = http::request(
+        "DELETE",
+        &format!("{}/api/transactions", stack.gateway),
+        &[],
+        None,
+    )
+    .unwrap();
     assert_problem(&resp, 405, "method_not_allowed");
     assert_eq!(resp.header("allow"), Some("GET, POST"));
-    let resp = http::request("GET", &format!("{}/api/reports/generate", stack.gateway), &[], None).unwrap();
+    let resp = http::request(
+        "GET",
+        &format!("{}/api/reports/generate", stack.gateway),
+        &[],
+        None,
+    )
+    .unwrap();
     assert_problem(&resp, 405, "method_not_allowed");
     assert_eq!(resp.header("allow"), Some("POST"));
 }
@@ -51,7 +89,11 @@ fn wrong_method_is_405_with_allow(stack: &Stack) {
 fn ambiguous_paths_are_400(stack: &Stack) {
     // The runtime's WHATWG URL parser resolves dot segments (also `%2e%2e`) before the Worker
     // sees the URL: the gateway then routes, and forwards, only the resolved path.
-    let resp = http::get(&format!("{}/api/transactions/%2e%2e/health", stack.gateway), &[]).unwrap();
+    let resp = http::get(
+        &format!("{}/api/transactions/%2e%2e/health", stack.gateway),
+        &[],
+    )
+    .unwrap();
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.json()["path"], "/api/health");
     for path in [
@@ -69,7 +111,11 @@ fn ambiguous_paths_are_400(stack: &Stack) {
     // An escaped unreserved character is the same path: routed, not refused.
     let resp = http::get(&format!("{}/api/%68ealth", stack.gateway), &[]).unwrap();
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(resp.json()["path"], "/api/health", "the gateway forwards the normalised path it matched");
+    assert_eq!(
+        resp.json()["path"],
+        "/api/health",
+        "the gateway forwards the normalised path it matched"
+    );
 }
 
 fn trailing_slash_and_case_do_not_match(stack: &Stack) {
@@ -80,18 +126,27 @@ fn trailing_slash_and_case_do_not_match(stack: &Stack) {
 }
 
 fn oversized_body_is_413(stack: &Stack) {
-    let token = stack.token(&TokenSpec { scopes: "transactions:write", ..TokenSpec::default() });
+    let token = stack.token(&TokenSpec {
+        scopes: "transactions:write",
+        ..TokenSpec::default()
+    });
     let body = vec![b'x'; 1024 * 1024 + 1];
     let bearer = format!("Bearer {token}");
     let resp = http::request(
         "POST",
         &format!("{}/api/transactions", stack.gateway),
-        &[("Authorization", &bearer), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
         Some(&body),
     )
     .unwrap();
     let problem = assert_problem(&resp, 413, "payload_too_large");
-    assert!(problem["detail"].as_str().unwrap().contains("1048576"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("1048576"),
+        "{problem}"
+    );
     // Exactly at the limit is accepted.
     let body = vec![b'x'; 1024 * 1024];
     let resp = http::request(
@@ -106,15 +161,32 @@ fn oversized_body_is_413(stack: &Stack) {
 }
 
 fn body_on_get_is_400(stack: &Stack) {
-    let resp = http::request("GET", &format!("{}/api/health", stack.gateway), &[], Some(b"smuggled")).unwrap();
+    let resp = http::request(
+        "GET",
+        &format!("{}/api/health", stack.gateway),
+        &[],
+        Some(b"smuggled"),
+    )
+    .unwrap();
     assert_problem(&resp, 400, "invalid_request");
 }
 
 fn reserved_prefix_is_never_forwarded(stack: &Stack) {
-    for path in ["/_gateway", "/_gateway/", "/_gateway/anything", "/%5Fgateway/anything"] {
+    for path in [
+        "/_gateway",
+        "/_gateway/",
+        "/_gateway/anything",
+        "/%5Fgateway/anything",
+    ] {
         let resp = http::get(&format!("{}{path}", stack.gateway), &[]).unwrap();
         assert_problem(&resp, 404, "route_not_found");
     }
-    let resp = http::request("POST", &format!("{}/_gateway/health", stack.gateway), &[], Some(b"")).unwrap();
+    let resp = http::request(
+        "POST",
+        &format!("{}/_gateway/health", stack.gateway),
+        &[],
+        Some(b""),
+    )
+    .unwrap();
     assert_problem(&resp, 405, "method_not_allowed");
 }

@@ -21,13 +21,20 @@ impl Response {
     /// The first header of that name.
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     /// The body as text.
@@ -47,7 +54,9 @@ fn authority(base: &str) -> Result<String, String> {
 /// `Connection: close`).
 pub fn raw(base: &str, request: &[u8]) -> Result<Response, String> {
     let mut stream = TcpStream::connect(authority(base)?).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
     stream.write_all(request).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     let mut buf = [0u8; 16 * 1024];
@@ -55,7 +64,9 @@ pub fn raw(base: &str, request: &[u8]) -> Result<Response, String> {
         if let Some(resp) = complete(&bytes)? {
             return Ok(resp);
         }
-        let n = stream.read(&mut buf).map_err(|e| format!("reading the response: {e}"))?;
+        let n = stream
+            .read(&mut buf)
+            .map_err(|e| format!("reading the response: {e}"))?;
         if n == 0 {
             return parse(&bytes);
         }
@@ -75,13 +86,28 @@ fn complete(bytes: &[u8]) -> Result<Option<Response>, String> {
         .find_map(|l| l.strip_prefix("content-length:"))
         .and_then(|v| v.trim().parse::<usize>().ok())
     {
-        return if body.len() >= len { parse(&bytes[..end + 4 + len]).map(Some) } else { Ok(None) };
+        return if body.len() >= len {
+            parse(&bytes[..end + 4 + len]).map(Some)
+        } else {
+            Ok(None)
+        };
     }
-    if head.lines().any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked")) {
-        return if body.ends_with(b"0\r\n\r\n") { parse(bytes).map(Some) } else { Ok(None) };
+    if head
+        .lines()
+        .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"))
+    {
+        return if body.ends_with(b"0\r\n\r\n") {
+            parse(bytes).map(Some)
+        } else {
+            Ok(None)
+        };
     }
     let status_has_no_body = head.starts_with("http/1.1 204") || head.starts_with("http/1.1 304");
-    if status_has_no_body { parse(bytes).map(Some) } else { Ok(None) }
+    if status_has_no_body {
+        parse(bytes).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 /// A request with the usual framing: `Host`, `Connection: close`, `Content-Length` when a body
@@ -120,7 +146,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn parse(bytes: &[u8]) -> Result<Response, String> {
-    let end = find(bytes, b"\r\n\r\n").ok_or_else(|| format!("no header end in {:?}", String::from_utf8_lossy(bytes)))?;
+    let end = find(bytes, b"\r\n\r\n")
+        .ok_or_else(|| format!("no header end in {:?}", String::from_utf8_lossy(bytes)))?;
     let head = std::str::from_utf8(&bytes[..end]).map_err(|e| e.to_string())?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
@@ -140,7 +167,11 @@ fn parse(bytes: &[u8]) -> Result<Response, String> {
     if chunked {
         body = dechunk(&body)?;
     }
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
@@ -148,8 +179,9 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
     loop {
         let line_end = find(data, b"\r\n").ok_or("truncated chunk size")?;
         let size_text = std::str::from_utf8(&data[..line_end]).map_err(|e| e.to_string())?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or_default().trim(), 16)
-            .map_err(|e| format!("bad chunk size {size_text:?}: {e}"))?;
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap_or_default().trim(), 16)
+                .map_err(|e| format!("bad chunk size {size_text:?}: {e}"))?;
         data = &data[line_end + 2..];
         if size == 0 {
             return Ok(out);

@@ -6,7 +6,16 @@
 //! home, runs the `test` environment with `--var` overrides for the ports, and never rebuilds
 //! the Worker (the config has no `[build]` step; `make build` runs first).
 
-#![allow(clippy::print_stderr, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Test tooling: a failed expectation panics, and that is how a test fails.
+#![allow(
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 pub mod http;
 
@@ -40,13 +49,19 @@ impl Service {
             if let Ok(Some(_)) = self.child.try_wait() {
                 if self.group {
                     // The leader is gone; make sure the rest of the group is too.
-                    let _ = Command::new("kill").args(["-KILL", "--", &target]).stderr(Stdio::null()).status();
+                    let _ = Command::new("kill")
+                        .args(["-KILL", "--", &target])
+                        .stderr(Stdio::null())
+                        .status();
                 }
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &target]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &target])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.wait();
     }
 
@@ -74,7 +89,13 @@ pub struct TokenSpec<'a> {
 
 impl Default for TokenSpec<'_> {
     fn default() -> Self {
-        TokenSpec { org: "acme", tier: Some("pro"), scopes: "", expires_in: 900, claims: None }
+        TokenSpec {
+            org: "acme",
+            tier: Some("pro"),
+            scopes: "",
+            expires_in: 900,
+            claims: None,
+        }
     }
 }
 
@@ -96,7 +117,10 @@ pub struct Stack {
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn free_port() -> Result<u16, String> {
@@ -115,12 +139,19 @@ impl Stack {
         let demo_bin = std::env::var_os("GATEWAY_DEMO_BIN")
             .map_or_else(|| root.join("target/debug/gateway-demo"), PathBuf::from);
         if !demo_bin.exists() {
-            return Err(format!("{} is missing: run `cargo build -p gateway-demo` (make test does)", demo_bin.display()));
+            return Err(format!(
+                "{} is missing: run `cargo build -p gateway-demo` (make test does)",
+                demo_bin.display()
+            ));
         }
         if !root.join("build/index.js").exists() {
-            return Err("build/index.js is missing: run `make build` first (make test does)".to_owned());
+            return Err(
+                "build/index.js is missing: run `make build` first (make test does)".to_owned(),
+            );
         }
-        let run_dir = root.join("target/e2e").join(format!("{name}-{}", std::process::id()));
+        let run_dir = root
+            .join("target/e2e")
+            .join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&run_dir);
         std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
         let keys_dir = run_dir.join("issuer-keys");
@@ -137,7 +168,10 @@ impl Stack {
         let t = Instant::now();
         stack.origin = stack.spawn_demo("origin", &["origin", "--listen", "127.0.0.1:0"])?;
         let keys = keys_dir.to_string_lossy().into_owned();
-        stack.issuer = stack.spawn_demo("issuer", &["issuer", "--listen", "127.0.0.1:0", "--keys", &keys])?;
+        stack.issuer = stack.spawn_demo(
+            "issuer",
+            &["issuer", "--listen", "127.0.0.1:0", "--keys", &keys],
+        )?;
         stack.start_gateway(&root)?;
         eprintln!(
             "e2e: stack '{name}' up in {} ms (gateway {}, origin {}, issuer {})",
@@ -159,14 +193,26 @@ impl Stack {
             .spawn()
             .map_err(|e| format!("starting {name}: {e}"))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
-        self.services.push(Service { name, child, group: false, log: log.clone() });
+        self.services.push(Service {
+            name,
+            child,
+            group: false,
+            log: log.clone(),
+        });
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        reader.read_line(&mut line).map_err(|e| format!("{name}: {e}"))?;
+        reader
+            .read_line(&mut line)
+            .map_err(|e| format!("{name}: {e}"))?;
         let url = line
             .trim()
             .strip_prefix("listening on ")
-            .ok_or_else(|| format!("{name} did not start: {line:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default()))?
+            .ok_or_else(|| {
+                format!(
+                    "{name} did not start: {line:?}; log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })?
             .to_owned();
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || {
@@ -191,7 +237,12 @@ impl Stack {
         let child = Command::new(&wrangler)
             .current_dir(root)
             .args(["dev", "--env", "test", "--ip", "127.0.0.1"])
-            .args(["--port", &port.to_string(), "--inspector-port", &inspector.to_string()])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--inspector-port",
+                &inspector.to_string(),
+            ])
             .arg("--persist-to")
             .arg(&persist)
             .args(["--var", &format!("ORIGIN_URL:{}", self.origin)])
@@ -203,27 +254,41 @@ impl Stack {
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(File::create(&log).map_err(|e| e.to_string())?)
-            .stderr(Stdio::from(File::options().append(true).open(&log).map_err(|e| e.to_string())?))
+            .stderr(Stdio::from(
+                File::options()
+                    .append(true)
+                    .open(&log)
+                    .map_err(|e| e.to_string())?,
+            ))
             .process_group(0)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", wrangler.display()))?;
-        self.services.push(Service { name: "gateway", child, group: true, log });
+        self.services.push(Service {
+            name: "gateway",
+            child,
+            group: true,
+            log,
+        });
         self.gateway = format!("http://127.0.0.1:{port}");
 
         let health = format!("{}/_gateway/health", self.gateway);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok(resp) = http::get(&health, &[]) {
-                if resp.status == 200 {
-                    return Ok(());
-                }
+            if http::get(&health, &[]).is_ok_and(|resp| resp.status == 200) {
+                return Ok(());
             }
             let service = self.services.last_mut().ok_or("no gateway")?;
             if let Ok(Some(status)) = service.child.try_wait() {
-                return Err(format!("wrangler dev exited ({status}):\n{}", service.log_tail()));
+                return Err(format!(
+                    "wrangler dev exited ({status}):\n{}",
+                    service.log_tail()
+                ));
             }
             if Instant::now() > deadline {
-                return Err(format!("the gateway did not become healthy in 120 s:\n{}", service.log_tail()));
+                return Err(format!(
+                    "the gateway did not become healthy in 120 s:\n{}",
+                    service.log_tail()
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -235,8 +300,20 @@ impl Stack {
         cmd.arg("token")
             .arg("--keys")
             .arg(&self.keys_dir)
-            .args(["--issuer", &self.issuer, "--audience", AUDIENCE, "--org", spec.org])
-            .args(["--scopes", spec.scopes, "--expires-in", &spec.expires_in.to_string()]);
+            .args([
+                "--issuer",
+                &self.issuer,
+                "--audience",
+                AUDIENCE,
+                "--org",
+                spec.org,
+            ])
+            .args([
+                "--scopes",
+                spec.scopes,
+                "--expires-in",
+                &spec.expires_in.to_string(),
+            ]);
         if let Some(tier) = spec.tier {
             cmd.args(["--tier", tier]);
         }
@@ -244,7 +321,11 @@ impl Stack {
             cmd.args(["--claims", claims]);
         }
         let out = cmd.output().expect("run gateway-demo token");
-        assert!(out.status.success(), "token: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 

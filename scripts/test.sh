@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite, phase by phase, with the time of each. Exits non-zero on the
+# first failing phase. The end-to-end phase starts its own processes and stops them by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+phase_names=()
+phase_secs=()
+run_phase() {
+  local name=$1
+  shift
+  printf '\n==> %s\n' "$name"
+  local start=$SECONDS
+  "$@"
+  phase_names+=("$name")
+  phase_secs+=($((SECONDS - start)))
+  printf '<== %s: %ss\n' "$name" "$((SECONDS - start))"
+}
+summary() {
+  printf '\nPhase times:\n'
+  local i
+  for i in "${!phase_names[@]}"; do
+    printf '  %-28s %5ss\n' "${phase_names[$i]}" "${phase_secs[$i]}"
+  done
+  printf '  %-28s %5ss\n' "total" "$SECONDS"
+}
+trap summary EXIT
+
+run_phase "setup" scripts/setup.sh
+run_phase "rustfmt" cargo fmt --all -- --check
+run_phase "clippy (native)" cargo clippy --workspace --all-targets --locked -- -D warnings
+run_phase "clippy (wasm32)" cargo clippy -p edge-gateway -p gateway-durable --target wasm32-unknown-unknown --locked -- -D warnings
+run_phase "native tests" cargo test --workspace --locked --exclude gateway-e2e
+run_phase "wasm build" make --no-print-directory build
+run_phase "demo peers build" cargo build -p gateway-demo --locked
+run_phase "end-to-end (wrangler dev)" cargo test -p gateway-e2e --locked --test e2e
