@@ -30,6 +30,18 @@ run_phase "setup" scripts/setup.sh
 run_phase "rustfmt" cargo fmt --all -- --check
 run_phase "clippy (native)" cargo clippy --workspace --all-targets --locked -- -D warnings
 run_phase "clippy (wasm32)" cargo clippy -p edge-gateway -p gateway-durable --target wasm32-unknown-unknown --locked -- -D warnings
+core_is_pure() {
+  # The domain crate must not depend on any Workers binding crate.
+  local found
+  found=$(cargo tree -p gateway-core -e normal --prefix none --locked | grep -E '^(worker|worker-sys|wasm-bindgen|js-sys|web-sys) ' || true)
+  if [ -n "$found" ]; then
+    echo "gateway-core depends on Workers bindings:" >&2
+    echo "$found" >&2
+    return 1
+  fi
+  echo "gateway-core has no Workers binding dependency"
+}
+run_phase "core purity" core_is_pure
 run_phase "native tests" cargo test --workspace --locked --exclude gateway-e2e
 run_phase "wasm build" make --no-print-directory build
 run_phase "demo peers build" cargo build -p gateway-demo --locked

@@ -1,0 +1,119 @@
+//! The contracts written outside the code (ARCHITECTURE.md, .dev.vars.example, wrangler.toml)
+//! agree with the names and rules in the code.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use gateway_core::config::Policy;
+use gateway_core::env::Environment;
+use gateway_core::error::ErrorCode;
+use gateway_core::names::{self, bindings, identity_headers, secrets, vars};
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn architecture_lists_every_shared_name_and_error_code() {
+    let doc = read("ARCHITECTURE.md");
+    let mut names: Vec<&str> = identity_headers::ALL.to_vec();
+    names.extend([
+        names::REQUEST_ID_HEADER,
+        names::SIGNATURE_HEADER,
+        names::RESERVED_PREFIX,
+        names::HEALTH_PATH,
+    ]);
+    names.extend(secrets::ALL);
+    names.extend(vars::ALL);
+    names.extend([bindings::RATE_LIMITER, bindings::RATE_LIMITER_CLASS]);
+    for name in names {
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "ARCHITECTURE.md does not list `{name}`"
+        );
+    }
+    for code in ErrorCode::ALL {
+        let row = format!("| `{}` | {} |", code.as_str(), code.status());
+        assert!(doc.contains(&row), "ARCHITECTURE.md lacks the row {row}");
+    }
+}
+
+#[test]
+fn dev_vars_example_lists_exactly_the_secrets() {
+    let example = read(".dev.vars.example");
+    let listed: Vec<&str> = example
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split('=').next().unwrap())
+        .collect();
+    assert_eq!(listed, secrets::ALL, ".dev.vars.example");
+    assert!(
+        example
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .all(|l| l.trim().is_empty() || l.ends_with('=')),
+        ".dev.vars.example must not hold values"
+    );
+}
+
+#[test]
+fn every_wrangler_environment_has_valid_vars_and_the_counter_binding() {
+    let policy = Policy::from_toml(&read("gateway.toml")).unwrap().0;
+    let config: toml::Table = toml::from_str(&read("wrangler.toml")).unwrap();
+    let envs = config["env"].as_table().unwrap();
+    let mut tables = vec![("(top level)", &config)];
+    for name in ["test", "staging", "production"] {
+        tables.push((name, envs[name].as_table().unwrap()));
+    }
+    for (name, table) in tables {
+        let vars_table = table["vars"].as_table().unwrap();
+        let mut keys: Vec<&str> = vars_table.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut expected = vars::ALL.to_vec();
+        expected.sort_unstable();
+        assert_eq!(keys, expected, "[vars] of {name}");
+        Environment::from_vars(&policy, |k| {
+            vars_table
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|e| panic!("[vars] of {name}: {e}"));
+        let dos = table["durable_objects"]["bindings"].as_array().unwrap();
+        assert!(
+            dos.iter()
+                .any(|b| b["name"].as_str() == Some(bindings::RATE_LIMITER)
+                    && b["class_name"].as_str() == Some(bindings::RATE_LIMITER_CLASS)),
+            "{name} lacks the {} binding",
+            bindings::RATE_LIMITER
+        );
+        for secret in secrets::ALL {
+            assert!(
+                !vars_table.contains_key(secret),
+                "{secret} must be a secret, not a var, in {name}"
+            );
+        }
+    }
+    let production = envs["production"].as_table().unwrap();
+    assert_eq!(production["workers_dev"].as_bool(), Some(false));
+    assert_eq!(production["preview_urls"].as_bool(), Some(false));
+    assert!(!production["routes"].as_array().unwrap().is_empty());
+    assert_eq!(
+        production["vars"]["ENVIRONMENT"].as_str(),
+        Some("production")
+    );
+    let staging = envs["staging"].as_table().unwrap();
+    assert_eq!(staging["preview_urls"].as_bool(), Some(true));
+    let migrations = config["migrations"].as_array().unwrap();
+    assert!(
+        migrations
+            .iter()
+            .any(|m| m["new_sqlite_classes"].as_array().is_some_and(|c| c
+                .iter()
+                .any(|c| c.as_str() == Some(bindings::RATE_LIMITER_CLASS))))
+    );
+}
