@@ -37,12 +37,12 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, GatewayError> {
                 "The Authorization header must be exactly one 'Bearer <token>'.",
             )
         } else {
-            GatewayError::MissingToken
+            GatewayError::UnsupportedScheme
         });
     };
     if !scheme.eq_ignore_ascii_case("bearer") {
         // Basic, Digest, ApiKey...: only bearer access tokens are accepted.
-        return Err(GatewayError::MissingToken);
+        return Err(GatewayError::UnsupportedScheme);
     }
     let token = rest.trim_start_matches(' ');
     if token.len() > MAX_TOKEN_BYTES {
@@ -500,9 +500,10 @@ mod tests {
             (None, Err(GatewayError::MissingToken)),
             (
                 Some("Basic YWxpY2U6c2VjcmV0"),
-                Err(GatewayError::MissingToken),
+                Err(GatewayError::UnsupportedScheme),
             ),
-            (Some("Token abc"), Err(GatewayError::MissingToken)),
+            (Some("Token abc"), Err(GatewayError::UnsupportedScheme)),
+            (Some("ApiKey"), Err(GatewayError::UnsupportedScheme)),
             (Some("Bearer"), malformed.clone()),
             (Some("Bearer "), malformed.clone()),
             (Some("Bearer a b"), malformed.clone()),

@@ -200,6 +200,8 @@ pub enum GatewayError {
     UnsupportedMediaType,
     /// No bearer token on a protected route.
     MissingToken,
+    /// Credentials in another scheme (Basic, Digest, API key...): only bearer tokens are accepted.
+    UnsupportedScheme,
     /// The token was refused; the text is safe to show (it never echoes the token).
     InvalidToken(&'static str),
     /// The token has expired.
@@ -208,6 +210,8 @@ pub enum GatewayError {
     InsufficientScope {
         /// The scopes the route requires.
         required: Vec<String>,
+        /// The scopes the token holds.
+        granted: Vec<String>,
     },
     /// Over the limit; retry after this many seconds.
     RateLimited {
@@ -249,7 +253,7 @@ impl GatewayError {
             GatewayError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             GatewayError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             GatewayError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
-            GatewayError::MissingToken => ErrorCode::MissingToken,
+            GatewayError::MissingToken | GatewayError::UnsupportedScheme => ErrorCode::MissingToken,
             GatewayError::InvalidToken(_) => ErrorCode::InvalidToken,
             GatewayError::TokenExpired => ErrorCode::TokenExpired,
             GatewayError::InsufficientScope { .. } => ErrorCode::InsufficientScope,
@@ -309,14 +313,17 @@ impl GatewayError {
                 "This route does not accept the request's Content-Type.".to_owned()
             }
             GatewayError::MissingToken => {
-                "This route requires an access token in the 'Authorization: Bearer' header."
+                "This route requires an access token in the 'Authorization: Bearer' header.".to_owned()
+            }
+            GatewayError::UnsupportedScheme => {
+                "Only Bearer access tokens are accepted ('Authorization: Bearer <token>'); Basic and other schemes are refused."
                     .to_owned()
             }
             GatewayError::InvalidToken(why) => format!("The access token was rejected: {why}."),
             GatewayError::TokenExpired => {
-                "The access token has expired. Obtain a new one and retry.".to_owned()
+                "Access token has expired. Use your refresh token to get a new one.".to_owned()
             }
-            GatewayError::InsufficientScope { required } => {
+            GatewayError::InsufficientScope { required, .. } => {
                 format!("This route requires the scopes: {}.", required.join(" "))
             }
             GatewayError::RateLimited { retry_after_secs } => {
@@ -367,8 +374,12 @@ impl GatewayError {
             request_id: request_id.to_owned(),
             error: code.as_str(),
             message,
-            required_scopes: match self {
-                GatewayError::InsufficientScope { required } => Some(required.clone()),
+            required: match self {
+                GatewayError::InsufficientScope { required, .. } => Some(required.clone()),
+                _ => None,
+            },
+            granted: match self {
+                GatewayError::InsufficientScope { granted, .. } => Some(granted.clone()),
                 _ => None,
             },
             retry_after: match self {
@@ -394,7 +405,7 @@ impl GatewayError {
                     .collect::<Vec<_>>()
                     .join(", "),
             )],
-            GatewayError::MissingToken => {
+            GatewayError::MissingToken | GatewayError::UnsupportedScheme => {
                 vec![("www-authenticate", format!("Bearer realm=\"{AUTH_REALM}\""))]
             }
             GatewayError::InvalidToken(why) => {
@@ -406,7 +417,7 @@ impl GatewayError {
                     bearer("invalid_token", "the token has expired"),
                 )]
             }
-            GatewayError::InsufficientScope { required } => vec![(
+            GatewayError::InsufficientScope { required, .. } => vec![(
                 "www-authenticate",
                 format!(
                     "Bearer realm=\"{AUTH_REALM}\", error=\"insufficient_scope\", scope=\"{}\"",
@@ -444,7 +455,10 @@ pub struct Problem {
     pub message: String,
     /// For `insufficient_scope`: the scopes the route requires.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub required_scopes: Option<Vec<String>>,
+    pub required: Option<Vec<String>>,
+    /// For `insufficient_scope`: the scopes the token holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granted: Option<Vec<String>>,
     /// For `rate_limited`: seconds until retry (also `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
@@ -485,6 +499,7 @@ mod tests {
     fn problem_body_has_the_contract_fields() {
         let err = GatewayError::InsufficientScope {
             required: vec!["reports:generate".into()],
+            granted: vec!["transactions:read".into()],
         };
         let body = serde_json::to_value(err.problem("req-1")).unwrap();
         assert_eq!(body["type"], "urn:edge-gateway:error:insufficient_scope");
@@ -492,7 +507,8 @@ mod tests {
         assert_eq!(body["error"], "insufficient_scope");
         assert_eq!(body["request_id"], "req-1");
         assert_eq!(body["detail"], body["message"]);
-        assert_eq!(body["required_scopes"][0], "reports:generate");
+        assert_eq!(body["required"][0], "reports:generate");
+        assert_eq!(body["granted"][0], "transactions:read");
         assert!(body.get("retry_after").is_none());
     }
 
@@ -509,7 +525,8 @@ mod tests {
         assert!(header(GatewayError::TokenExpired).contains("error=\"invalid_token\""));
         assert!(
             header(GatewayError::InsufficientScope {
-                required: vec!["a".into(), "b".into()]
+                required: vec!["a".into(), "b".into()],
+                granted: vec![],
             })
             .contains("scope=\"a b\"")
         );

@@ -46,15 +46,33 @@ impl VerifiedClaims {
         }
     }
 
-    /// The authorisation stage: every scope the route requires must be granted.
+    /// The authorisation stage: every scope the route requires must be granted, exactly or by
+    /// a `resource:*` wildcard (see [`scope_grants`]).
     pub fn authorise(&self, route: &Route) -> Result<(), GatewayError> {
-        if route.scopes.iter().all(|s| self.scopes.contains(s)) {
+        let held = |required: &String| self.scopes.iter().any(|g| scope_grants(g, required));
+        if route.scopes.iter().all(held) {
             Ok(())
         } else {
             Err(GatewayError::InsufficientScope {
                 required: route.scopes.clone(),
+                granted: self.scopes.clone(),
             })
         }
+    }
+}
+
+/// Whether a granted scope covers a required one: equal, or `<resource>:*` covering every
+/// `<resource>:<anything>`. A bare `*` grants nothing (no token should hold everything), and the
+/// wildcard never crosses resources (`transactions:*` does not grant `transactionsx:read`).
+pub fn scope_grants(granted: &str, required: &str) -> bool {
+    if granted == required {
+        return true;
+    }
+    match granted.strip_suffix('*') {
+        Some(prefix) if prefix.len() > 1 && prefix.ends_with(':') => {
+            required.len() > prefix.len() && required.starts_with(prefix)
+        }
+        _ => false,
     }
 }
 
@@ -134,7 +152,8 @@ mod tests {
         assert_eq!(
             c.authorise(&route(&["transactions:read", "transactions:write"])),
             Err(GatewayError::InsufficientScope {
-                required: vec!["transactions:read".into(), "transactions:write".into()]
+                required: vec!["transactions:read".into(), "transactions:write".into()],
+                granted: vec!["transactions:read".into(), "reports:generate".into()],
             })
         );
         // Prefixes and case variants are not the same scope.
@@ -146,6 +165,38 @@ mod tests {
         assert!(
             claims("i", "o", &["Transactions:Read"])
                 .authorise(&route(&["transactions:read"]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn resource_wildcards() {
+        for (granted, required, expected) in [
+            ("transactions:*", "transactions:read", true),
+            ("transactions:*", "transactions:export", true),
+            ("transactions:*", "transactions:read:all", true),
+            ("transactions:*", "transactions:", false),
+            ("transactions:*", "transactionsx:read", false),
+            ("transactions:*", "reports:generate", false),
+            ("*", "transactions:read", false),
+            (":*", "x:read", false),
+            ("transactions*", "transactions:read", false),
+            ("transactions:read", "transactions:*", false),
+            ("reports:generate", "reports:generate", true),
+        ] {
+            assert_eq!(
+                scope_grants(granted, required),
+                expected,
+                "{granted} grants {required}"
+            );
+        }
+        let c = claims("i", "o", &["transactions:*"]);
+        assert_eq!(
+            c.authorise(&route(&["transactions:read", "transactions:export"])),
+            Ok(())
+        );
+        assert!(
+            c.authorise(&route(&["transactions:read", "reports:generate"]))
                 .is_err()
         );
     }

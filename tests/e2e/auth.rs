@@ -58,7 +58,16 @@ fn missing_or_non_bearer_credentials_are_401(stack: &Stack) {
     );
     // Basic auth (passwords in headers) is exactly what the audit flagged.
     let resp = http::get(&url, &[("Authorization", "Basic YWxpY2U6c2VjcmV0")]).unwrap();
-    assert_problem(&resp, 401, "missing_token");
+    let body = assert_problem(&resp, 401, "missing_token");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("Only Bearer access tokens are accepted"),
+        "{body}"
+    );
+    assert_eq!(
+        resp.header("www-authenticate"),
+        Some("Bearer realm=\"api\"")
+    );
     // Tokens in the query string or a cookie are not looked at.
     let token = stack.token(&TokenSpec {
         scopes: "transactions:read",
@@ -135,10 +144,8 @@ fn insufficient_scope_is_403(stack: &Stack) {
     )
     .unwrap();
     let body = assert_problem(&resp, 403, "insufficient_scope");
-    assert_eq!(
-        body["required_scopes"],
-        serde_json::json!(["reports:generate"])
-    );
+    assert_eq!(body["required"], serde_json::json!(["reports:generate"]));
+    assert_eq!(body["granted"], serde_json::json!(["transactions:read"]));
     let challenge = resp.header("www-authenticate").unwrap();
     assert!(
         challenge.contains("error=\"insufficient_scope\"")
@@ -176,7 +183,11 @@ fn bad_claims_are_401(stack: &Stack) {
             ..TokenSpec::default()
         });
         let resp = get_with_token(stack, "/api/transactions", &token);
-        assert_problem(&resp, 401, code);
+        let body = assert_problem(&resp, 401, code);
+        if code == "token_expired" {
+            let expected = "Access token has expired. Use your refresh token to get a new one.";
+            assert_eq!(body["message"], expected);
+        }
         assert!(
             resp.header("www-authenticate")
                 .unwrap()
