@@ -1,48 +1,80 @@
-//! The authentication stage's I/O: JWKS retrieval and caching, and signature verification
-//! with WebCrypto (10-25x cheaper than pure-Rust RSA/ECDSA in wasm). Every rule is in
-//! `gateway_core::auth`; this module only fetches keys and checks signatures.
+//! The authentication stage's I/O: JWKS retrieval and caching, signature verification with
+//! WebCrypto (10-25x cheaper than pure-Rust RSA/ECDSA in wasm), and the verified-token cache.
+//! Every rule is in `gateway_core` (`auth`, `jwks`, `token_cache`); this module only fetches,
+//! verifies and remembers.
 //!
-//! Caches (per isolate):
-//! - JWKS per issuer, fresh for [`JWKS_TTL_MS`]; a token naming an unknown `kid` triggers one
-//!   refetch (the issuer may have rotated), at most once per [`JWKS_MIN_REFETCH_MS`] per issuer,
-//!   so random `kid`s cannot turn into a fetch storm. A failed refresh keeps serving the last
-//!   good set.
-//! - Imported `CryptoKey`s by (issuer, algorithm, key material): `importKey` is expensive.
+//! Per-isolate state:
+//! - each issuer's JWKS with its [`JwksStamp`] (freshness from `Cache-Control` within the
+//!   issuer's bounds, refetch throttling, bounded stale-if-error);
+//! - imported `CryptoKey`s by (issuer, algorithm, key material): `importKey` is expensive;
+//! - the verified-token cache (digest of the token -> verified claims), pruned when a key leaves
+//!   its issuer's JWKS.
+//!
+//! Nothing downstream sees a token: only [`VerifiedClaims`], produced after the signature check.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use gateway_core::auth::{
-    Jwk, JwkSet, KeyMiss, bearer_token, check_header, parse, select_key, validate_claims,
+    Jwk, JwkSet, KeyMiss, ParsedToken, bearer_token, check_header, parse, select_key,
+    validate_claims,
 };
 use gateway_core::config::{Algorithm, IssuerPolicy, Policy};
 use gateway_core::env::{Environment, IssuerEndpoints};
 use gateway_core::error::GatewayError;
 use gateway_core::identity::VerifiedClaims;
+use gateway_core::jwks::{JwksStamp, JwksTiming};
 use gateway_core::names::secrets::STATIC_JWKS;
 use gateway_core::time::UnixMillis;
+use gateway_core::token_cache::{CachedToken, VerifiedTokenCache, digest};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use worker::{Env, Fetch, Headers, Url};
 
 use crate::runtime::{FetchFailure, fetch_with_timeout, js_object, subtle};
 
-/// How long a fetched JWKS is used without refetching.
-const JWKS_TTL_MS: u64 = 5 * 60 * 1000;
-/// Least time between two fetches of one issuer's JWKS.
-const JWKS_MIN_REFETCH_MS: u64 = 10 * 1000;
 /// Timeout of a JWKS fetch.
 const JWKS_TIMEOUT_MS: u64 = 5_000;
 
-struct CachedJwks {
+struct IssuerKeys {
     set: Rc<JwkSet>,
-    fetched_at: UnixMillis,
+    stamp: JwksStamp,
 }
 
 thread_local! {
-    static JWKS: RefCell<HashMap<String, CachedJwks>> = RefCell::new(HashMap::new());
+    static JWKS: RefCell<HashMap<String, IssuerKeys>> = RefCell::new(HashMap::new());
     static KEYS: RefCell<HashMap<String, web_sys::CryptoKey>> = RefCell::new(HashMap::new());
+    static TOKENS: RefCell<Option<VerifiedTokenCache>> = const { RefCell::new(None) };
+}
+
+fn cached_claims(token: &str, policy: &Policy, now: UnixMillis) -> Option<VerifiedClaims> {
+    let key = digest(token);
+    TOKENS.with(|t| {
+        t.borrow_mut()
+            .get_or_insert_with(|| VerifiedTokenCache::new(policy.gateway.token_cache_entries))
+            .get(&key, now)
+            .cloned()
+    })
+}
+
+fn remember(
+    token: &str,
+    claims: &VerifiedClaims,
+    kid: Option<&str>,
+    issuer: &IssuerPolicy,
+    now: UnixMillis,
+) {
+    let entry = CachedToken {
+        claims: claims.clone(),
+        kid: kid.map(str::to_owned),
+        valid_until: claims.expires_at.saturating_add(issuer.leeway_seconds),
+    };
+    TOKENS.with(|t| {
+        if let Some(cache) = t.borrow_mut().as_mut() {
+            cache.insert(digest(token), entry, now);
+        }
+    });
 }
 
 /// Verifies the bearer token and returns the caller.
@@ -57,16 +89,49 @@ pub(crate) async fn authenticate(
         .get("authorization")
         .map_err(|_| GatewayError::InvalidRequest("The Authorization header is unreadable."))?;
     let token = bearer_token(header.as_deref())?;
+
+    if let Some(claims) = cached_claims(token, policy, now) {
+        // A hit skips verification, but not the issuer's key lifecycle: when its JWKS is due,
+        // refresh it (which drops tokens whose key left) and look again.
+        let due = match (
+            policy.issuer(&claims.issuer),
+            environment.issuers.get(&claims.issuer),
+        ) {
+            (Some(issuer), Some(endpoints)) => {
+                Some((issuer, endpoints)).filter(|(issuer, endpoints)| {
+                    endpoints.jwks_uri.is_some() && refresh_due(issuer, now)
+                })
+            }
+            _ => None,
+        };
+        match due {
+            None => return Ok(claims),
+            Some((issuer, endpoints)) => {
+                key_set(issuer, endpoints, env, now, false).await?;
+                if let Some(claims) = cached_claims(token, policy, now) {
+                    return Ok(claims);
+                }
+            }
+        }
+    }
+
     let parsed = parse(token)?;
     let (issuer, endpoints) = parsed.issuer(policy, environment)?;
     let alg = check_header(&parsed, issuer)?;
-    let key = verification_key(issuer, endpoints, env, alg, parsed.key_id(), now).await?;
+    let (key, kid) = verification_key(issuer, endpoints, env, alg, &parsed, now).await?;
     if !verify(alg, &key, parsed.signature(), parsed.signing_input()).await {
         return Err(GatewayError::InvalidToken(
             "the token's signature is invalid",
         ));
     }
-    validate_claims(&parsed, issuer, policy, now)
+    let claims = validate_claims(&parsed, issuer, policy, now)?;
+    remember(token, &claims, kid.as_deref(), issuer, now);
+    Ok(claims)
+}
+
+fn refresh_due(issuer: &IssuerPolicy, now: UnixMillis) -> bool {
+    let stamp = JWKS.with(|c| c.borrow().get(&issuer.name).map(|e| e.stamp));
+    JwksTiming::for_issuer(issuer).should_fetch(stamp.as_ref(), now, false)
 }
 
 async fn verification_key(
@@ -74,9 +139,10 @@ async fn verification_key(
     endpoints: &IssuerEndpoints,
     env: &Env,
     alg: Algorithm,
-    kid: Option<&str>,
+    token: &ParsedToken<'_>,
     now: UnixMillis,
-) -> Result<web_sys::CryptoKey, GatewayError> {
+) -> Result<(web_sys::CryptoKey, Option<String>), GatewayError> {
+    let kid = token.key_id();
     let set = key_set(issuer, endpoints, env, now, false).await?;
     let jwk: Jwk = match select_key(&set, alg, kid) {
         Ok(jwk) => jwk.clone(),
@@ -92,56 +158,100 @@ async fn verification_key(
             ));
         }
     };
-    import(&issuer.name, alg, &jwk).await
+    let key = import(&issuer.name, alg, &jwk).await?;
+    Ok((key, jwk.kid.clone()))
 }
 
-/// The issuer's keys: the static JWKS secret, or its `jwks_uri` through the cache.
+/// The issuer's keys: the static JWKS secret, or its `jwks_uri` under the lifecycle rules.
 async fn key_set(
     issuer: &IssuerPolicy,
     endpoints: &IssuerEndpoints,
     env: &Env,
     now: UnixMillis,
-    kid_missing: bool,
+    kid_unknown: bool,
 ) -> Result<Rc<JwkSet>, GatewayError> {
-    let cached = JWKS.with(|c| {
+    let current = JWKS.with(|c| {
         c.borrow()
             .get(&issuer.name)
-            .map(|e| (Rc::clone(&e.set), e.fetched_at))
+            .map(|e| (Rc::clone(&e.set), e.stamp))
     });
-    if let Some((set, fetched_at)) = &cached {
-        let age = now.saturating_since(*fetched_at);
-        let fresh = age < JWKS_TTL_MS && !kid_missing;
-        if fresh || (kid_missing && age < JWKS_MIN_REFETCH_MS) || endpoints.jwks_uri.is_none() {
-            return Ok(Rc::clone(set));
+    let Some(uri) = &endpoints.jwks_uri else {
+        if let Some((set, _)) = current {
+            return Ok(set);
+        }
+        let set = Rc::new(static_key_set(env, &issuer.name).map_err(|d| {
+            GatewayError::IssuerUnavailable(format!("issuer '{}': {d}", issuer.name))
+        })?);
+        let stamp = JwksStamp {
+            fetched_at: Some(now),
+            ttl_ms: u64::MAX,
+            last_attempt: now,
+        };
+        JWKS.with(|c| {
+            c.borrow_mut().insert(
+                issuer.name.clone(),
+                IssuerKeys {
+                    set: Rc::clone(&set),
+                    stamp,
+                },
+            )
+        });
+        return Ok(set);
+    };
+
+    let timing = JwksTiming::for_issuer(issuer);
+    if timing.should_fetch(current.as_ref().map(|(_, s)| s), now, kid_unknown) {
+        match fetch_key_set(uri).await {
+            Ok((set, cache_control)) => {
+                let set = Rc::new(set);
+                let stamp = JwksStamp {
+                    fetched_at: Some(now),
+                    ttl_ms: timing.ttl_ms(cache_control.as_deref()),
+                    last_attempt: now,
+                };
+                JWKS.with(|c| {
+                    c.borrow_mut().insert(
+                        issuer.name.clone(),
+                        IssuerKeys {
+                            set: Rc::clone(&set),
+                            stamp,
+                        },
+                    )
+                });
+                let live: Vec<&str> = set.keys.iter().filter_map(|k| k.kid.as_deref()).collect();
+                TOKENS.with(|t| {
+                    if let Some(cache) = t.borrow_mut().as_mut() {
+                        cache.retain_live_keys(&issuer.name, &live);
+                    }
+                });
+                return Ok(set);
+            }
+            Err(detail) => {
+                worker::console_warn!(
+                    "{}",
+                    serde_json::json!({"event": "jwks_fetch_failed", "issuer": issuer.name, "detail": detail})
+                );
+                JWKS.with(|c| {
+                    let mut cache = c.borrow_mut();
+                    let entry = cache
+                        .entry(issuer.name.clone())
+                        .or_insert_with(|| IssuerKeys {
+                            set: Rc::new(JwkSet::default()),
+                            stamp: JwksStamp {
+                                fetched_at: None,
+                                ttl_ms: 0,
+                                last_attempt: now,
+                            },
+                        });
+                    entry.stamp.last_attempt = now;
+                });
+            }
         }
     }
-    let fetched = match &endpoints.jwks_uri {
-        None => static_key_set(env, &issuer.name),
-        Some(uri) => fetch_key_set(uri).await,
-    };
-    match (fetched, cached) {
-        (Ok(set), _) => {
-            let set = Rc::new(set);
-            JWKS.with(|c| {
-                c.borrow_mut().insert(
-                    issuer.name.clone(),
-                    CachedJwks {
-                        set: Rc::clone(&set),
-                        fetched_at: now,
-                    },
-                )
-            });
-            Ok(set)
-        }
-        (Err(detail), Some((stale, _))) => {
-            worker::console_warn!(
-                "{}",
-                serde_json::json!({"event": "jwks_refresh_failed", "issuer": issuer.name, "detail": detail})
-            );
-            Ok(stale)
-        }
-        (Err(detail), None) => Err(GatewayError::IssuerUnavailable(format!(
-            "issuer '{}': {detail}",
+    match current {
+        Some((set, stamp)) if timing.usable(&stamp, now) => Ok(set),
+        _ => Err(GatewayError::IssuerUnavailable(format!(
+            "issuer '{}': no usable JWKS (fetch failed or throttled, nothing fresh enough cached)",
             issuer.name
         ))),
     }
@@ -158,7 +268,8 @@ fn static_key_set(env: &Env, issuer: &str) -> Result<JwkSet, String> {
         .ok_or_else(|| format!("secret {STATIC_JWKS} has no keys for issuer '{issuer}'"))
 }
 
-async fn fetch_key_set(uri: &str) -> Result<JwkSet, String> {
+/// Fetches a JWKS; returns it with the response's `Cache-Control`.
+async fn fetch_key_set(uri: &str) -> Result<(JwkSet, Option<String>), String> {
     let url = Url::parse(uri).map_err(|e| format!("jwks_uri: {e}"))?;
     let mut response = match fetch_with_timeout(Fetch::Url(url), JWKS_TIMEOUT_MS).await {
         Ok(response) => response,
@@ -172,11 +283,12 @@ async fn fetch_key_set(uri: &str) -> Result<JwkSet, String> {
     if response.status_code() != 200 {
         return Err(format!("JWKS endpoint answered {}", response.status_code()));
     }
+    let cache_control = response.headers().get("cache-control").ok().flatten();
     let text = response
         .text()
         .await
         .map_err(|e| format!("JWKS body: {e}"))?;
-    JwkSet::from_json(&text)
+    Ok((JwkSet::from_json(&text)?, cache_control))
 }
 
 /// WebCrypto import and verify parameters for each algorithm.

@@ -90,6 +90,9 @@ fn default_max_body_bytes() -> u64 {
 fn default_origin_timeout_ms() -> u64 {
     10_000
 }
+fn default_token_cache_entries() -> usize {
+    4096
+}
 fn default_leeway_seconds() -> u64 {
     5
 }
@@ -101,6 +104,21 @@ fn default_org_claim() -> String {
 }
 fn default_tier_claim() -> String {
     "tier".to_owned()
+}
+fn default_jwks_default_ttl() -> u64 {
+    300
+}
+fn default_jwks_min_ttl() -> u64 {
+    60
+}
+fn default_jwks_max_ttl() -> u64 {
+    3600
+}
+fn default_jwks_refetch_interval() -> u64 {
+    10
+}
+fn default_jwks_max_stale() -> u64 {
+    3600
 }
 fn default_cost() -> u32 {
     1
@@ -126,6 +144,9 @@ pub struct GatewaySettings {
     /// gets the verified identity headers instead of the raw token).
     #[serde(default)]
     pub forward_authorization: bool,
+    /// Capacity of the per-isolate verified-token cache (default 4096; 0 turns it off).
+    #[serde(default = "default_token_cache_entries")]
+    pub token_cache_entries: usize,
 }
 
 impl Default for GatewaySettings {
@@ -134,6 +155,7 @@ impl Default for GatewaySettings {
             max_body_bytes: default_max_body_bytes(),
             origin_timeout_ms: default_origin_timeout_ms(),
             forward_authorization: false,
+            token_cache_entries: default_token_cache_entries(),
         }
     }
 }
@@ -183,6 +205,22 @@ pub struct IssuerPolicy {
     /// Claim holding the tier (default `tier`; missing or unknown tiers are `free`).
     #[serde(default = "default_tier_claim")]
     pub tier_claim: String,
+    /// JWKS freshness when the response has no `Cache-Control: max-age` (seconds; default 300).
+    #[serde(default = "default_jwks_default_ttl")]
+    pub jwks_default_ttl_seconds: u64,
+    /// Lower bound on JWKS freshness (seconds; default 60).
+    #[serde(default = "default_jwks_min_ttl")]
+    pub jwks_min_ttl_seconds: u64,
+    /// Upper bound on JWKS freshness (seconds; default 3600).
+    #[serde(default = "default_jwks_max_ttl")]
+    pub jwks_max_ttl_seconds: u64,
+    /// Least time between two JWKS fetches, e.g. on unknown `kid`s (seconds; default 10).
+    #[serde(default = "default_jwks_refetch_interval")]
+    pub jwks_refetch_interval_seconds: u64,
+    /// How long past its freshness a JWKS may be used while the issuer is unreachable
+    /// (seconds; default 3600).
+    #[serde(default = "default_jwks_max_stale")]
+    pub jwks_max_stale_seconds: u64,
 }
 
 /// `[[routes]]` as written in the file.
@@ -266,6 +304,12 @@ impl PolicyFile {
             return Err(ConfigError::invalid(
                 "gateway.max_body_bytes",
                 format!("must be at most {MAX_BODY_LIMIT}"),
+            ));
+        }
+        if g.token_cache_entries > 100_000 {
+            return Err(ConfigError::invalid(
+                "gateway.token_cache_entries",
+                "must be at most 100000",
             ));
         }
         if !(100..=120_000).contains(&g.origin_timeout_ms) {
@@ -375,6 +419,35 @@ impl PolicyFile {
                 return Err(ConfigError::invalid(
                     format!("{key}.typ"),
                     "must not be empty (omit it instead)",
+                ));
+            }
+            if !(1..=86_400).contains(&issuer.jwks_min_ttl_seconds)
+                || issuer.jwks_max_ttl_seconds < issuer.jwks_min_ttl_seconds
+                || issuer.jwks_max_ttl_seconds > 86_400
+            {
+                return Err(ConfigError::invalid(
+                    format!("{key}.jwks_max_ttl_seconds"),
+                    "need 1 <= jwks_min_ttl_seconds <= jwks_max_ttl_seconds <= 86400",
+                ));
+            }
+            if !(issuer.jwks_min_ttl_seconds..=issuer.jwks_max_ttl_seconds)
+                .contains(&issuer.jwks_default_ttl_seconds)
+            {
+                return Err(ConfigError::invalid(
+                    format!("{key}.jwks_default_ttl_seconds"),
+                    "must lie between jwks_min_ttl_seconds and jwks_max_ttl_seconds",
+                ));
+            }
+            if !(1..=3600).contains(&issuer.jwks_refetch_interval_seconds) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.jwks_refetch_interval_seconds"),
+                    "must be between 1 and 3600",
+                ));
+            }
+            if issuer.jwks_max_stale_seconds > 7 * 86_400 {
+                return Err(ConfigError::invalid(
+                    format!("{key}.jwks_max_stale_seconds"),
+                    "must be at most 604800 (7 days)",
                 ));
             }
             for (field, value) in [
@@ -654,6 +727,40 @@ scopes = ["transactions:read"]
         check(
             &with("[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/api/health\""),
             Err("routes[2]: GET /api/health is ambiguous"),
+        );
+    }
+
+    #[test]
+    fn jwks_timing_bounds_are_checked() {
+        let issuer = |extra: &str| {
+            BASE.replace(
+                "algorithms = [\"ES256\"]",
+                &format!("algorithms = [\"ES256\"]\n{extra}"),
+            )
+        };
+        check(
+            &issuer("jwks_min_ttl_seconds = 0"),
+            Err("issuers[0].jwks_max_ttl_seconds: need 1 <="),
+        );
+        check(
+            &issuer("jwks_min_ttl_seconds = 600\njwks_max_ttl_seconds = 60"),
+            Err("issuers[0].jwks_max_ttl_seconds"),
+        );
+        check(
+            &issuer("jwks_default_ttl_seconds = 30"),
+            Err("issuers[0].jwks_default_ttl_seconds: must lie between"),
+        );
+        check(
+            &issuer("jwks_refetch_interval_seconds = 0"),
+            Err("issuers[0].jwks_refetch_interval_seconds"),
+        );
+        check(
+            &issuer("jwks_max_stale_seconds = 9999999"),
+            Err("issuers[0].jwks_max_stale_seconds"),
+        );
+        check(
+            &issuer("jwks_min_ttl_seconds = 1\njwks_default_ttl_seconds = 1"),
+            Ok(()),
         );
     }
 

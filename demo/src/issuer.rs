@@ -114,6 +114,37 @@ impl KeySet {
         Ok(KeySet { active, keys })
     }
 
+    /// Adds a fresh key and makes it the signing key; with `keep_previous` false, every other
+    /// key is dropped from the set (and so from the JWKS). Returns the new key id.
+    pub(crate) fn rotate(dir: &Path, keep_previous: bool) -> Result<String, String> {
+        let file = dir.join(KEYS_FILE);
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let mut stored: StoredKeySet = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a keyset: {e}", file.display()))?;
+        let signing = SigningKey::random(&mut OsRng);
+        let kid = thumbprint(&signing)?;
+        if !keep_previous {
+            stored.keys.clear();
+        }
+        stored.keys.insert(
+            0,
+            StoredKey {
+                kid: kid.clone(),
+                alg: "ES256".to_owned(),
+                d: b64(&signing.to_bytes()),
+            },
+        );
+        stored.active = kid.clone();
+        std::fs::remove_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        write_private(
+            dir,
+            &file,
+            &serde_json::to_vec_pretty(&stored).map_err(|e| e.to_string())?,
+        )?;
+        Ok(kid)
+    }
+
     pub(crate) fn active_kid(&self) -> &str {
         self.keys
             .get(self.active)
@@ -241,10 +272,17 @@ pub(crate) fn mint_from_args(args: &Args) -> Result<String, String> {
     mint(&keys, spec, now_secs()?)
 }
 
-/// Serves discovery and the JWKS until killed.
-pub(crate) fn serve(listen: &str, keys_dir: &str, issuer: Option<&str>) -> Result<(), String> {
-    let keys = KeySet::load_or_create(Path::new(keys_dir))?;
-    let jwks = keys.jwks()?;
+/// Serves discovery and the JWKS until killed. The keyset is re-read for every JWKS request, so
+/// `gateway-demo rotate` shows without a restart. `jwks_max_age` is the JWKS `Cache-Control`
+/// max-age in seconds.
+pub(crate) fn serve(
+    listen: &str,
+    keys_dir: &str,
+    issuer: Option<&str>,
+    jwks_max_age: u64,
+) -> Result<(), String> {
+    KeySet::load_or_create(Path::new(keys_dir))?;
+    let keys_dir = PathBuf::from(keys_dir);
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -269,13 +307,15 @@ pub(crate) fn serve(listen: &str, keys_dir: &str, issuer: Option<&str>) -> Resul
             .to_owned();
         match (request.method().as_str(), path.as_str()) {
             ("GET", "/.well-known/openid-configuration") => Reply::json(200, &discovery),
-            ("GET", "/jwks") => {
-                let mut reply = Reply::json(200, &jwks);
-                reply
-                    .headers
-                    .push(("cache-control", "public, max-age=300".to_owned()));
-                reply
-            }
+            ("GET", "/jwks") => match KeySet::load_or_create(&keys_dir).and_then(|k| k.jwks()) {
+                Ok(jwks) => {
+                    let mut reply = Reply::json(200, &jwks);
+                    let cache_control = format!("public, max-age={jwks_max_age}");
+                    reply.headers.push(("cache-control", cache_control));
+                    reply
+                }
+                Err(e) => Reply::json(500, &json!({ "error": e })),
+            },
             _ => Reply::json(404, &json!({"error": "not_found"})),
         }
     })
@@ -346,6 +386,30 @@ mod tests {
         let input = format!("{}.{}", parts[0], parts[1]);
         vk.verify(input.as_bytes(), &sig).unwrap();
         assert!(vk.verify(b"tampered", &sig).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rotation_adds_a_signing_key_and_can_drop_the_old_ones() {
+        let dir = std::env::temp_dir().join(format!("gateway-demo-test-{}", random_id()));
+        let first = KeySet::load_or_create(&dir)
+            .unwrap()
+            .active_kid()
+            .to_owned();
+        let second = KeySet::rotate(&dir, true).unwrap();
+        let keys = KeySet::load_or_create(&dir).unwrap();
+        assert_eq!(keys.active_kid(), second);
+        let kids: Vec<String> = keys.jwks().unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(kids, [second.clone(), first.clone()]);
+        let third = KeySet::rotate(&dir, false).unwrap();
+        let keys = KeySet::load_or_create(&dir).unwrap();
+        assert_eq!(keys.jwks().unwrap()["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(keys.active_kid(), third);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -19,9 +19,12 @@ use std::process::ExitCode;
 
 use args::Args;
 
-const USAGE: &str = "usage: gateway-demo <origin|issuer|token|keys> [--flag value ...]
+const USAGE: &str = "usage: gateway-demo <origin|issuer|token|keys|rotate> [--flag value ...]
   origin --listen ADDR [--threads N]
-  issuer --listen ADDR --keys DIR [--issuer URL]   (default issuer: http://<bound address>)
+  issuer --listen ADDR --keys DIR [--issuer URL] [--jwks-max-age SECONDS]
+         (default issuer: http://<bound address>; JWKS Cache-Control max-age default 300)
+  rotate --keys DIR [--keep-previous true|false]
+         (new signing key; the previous ones stay published unless --keep-previous false)
   token  --keys DIR --issuer URL --audience AUD --org ORG [--tier TIER] [--scopes \"a b\"]
          [--sub SUB] [--expires-in SECONDS] [--claims JSON]
   keys   --keys DIR   (create the signing keys if missing; print the key id)";
@@ -42,7 +45,22 @@ fn run() -> Result<(), String> {
             &args.required("listen")?,
             &args.required("keys")?,
             args.get("issuer"),
+            args.number("jwks-max-age", 300)?,
         ),
+        "rotate" => {
+            let keep = match args.get("keep-previous").unwrap_or("true") {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(format!(
+                        "--keep-previous takes true or false, not '{other}'"
+                    ));
+                }
+            };
+            let kid = issuer::KeySet::rotate(std::path::Path::new(&args.required("keys")?), keep)?;
+            println!("{kid}");
+            Ok(())
+        }
         "token" => {
             let token = issuer::mint_from_args(&args)?;
             println!("{token}");

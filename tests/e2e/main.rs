@@ -16,6 +16,7 @@
 mod auth;
 mod forwarding;
 mod requests;
+mod rotation;
 
 use std::sync::Arc;
 
@@ -27,7 +28,13 @@ pub(crate) type Case = (&'static str, fn(&Stack));
 
 fn main() {
     let args = Arguments::from_args();
-    let cases: Vec<Case> = [forwarding::CASES, requests::CASES, auth::CASES].concat();
+    let cases: Vec<Case> = [
+        forwarding::CASES,
+        requests::CASES,
+        auth::CASES,
+        rotation::CASES,
+    ]
+    .concat();
     let wanted = |name: &str| {
         args.filter.as_deref().is_none_or(|f| {
             if args.exact {

@@ -168,9 +168,19 @@ impl Stack {
         let t = Instant::now();
         stack.origin = stack.spawn_demo("origin", &["origin", "--listen", "127.0.0.1:0"])?;
         let keys = keys_dir.to_string_lossy().into_owned();
+        // A 1 s JWKS max-age: key rotations show within seconds (the local issuer's policy
+        // allows it).
         stack.issuer = stack.spawn_demo(
             "issuer",
-            &["issuer", "--listen", "127.0.0.1:0", "--keys", &keys],
+            &[
+                "issuer",
+                "--listen",
+                "127.0.0.1:0",
+                "--keys",
+                &keys,
+                "--jwks-max-age",
+                "1",
+            ],
         )?;
         stack.start_gateway(&root)?;
         eprintln!(
@@ -327,6 +337,34 @@ impl Stack {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Rotates the issuer's signing key (`keep_previous`: the old keys stay published);
+    /// returns the new key id. The running issuer serves the new JWKS at once.
+    pub fn rotate_keys(&self, keep_previous: bool) -> String {
+        let out = Command::new(&self.demo_bin)
+            .arg("rotate")
+            .arg("--keys")
+            .arg(&self.keys_dir)
+            .args([
+                "--keep-previous",
+                if keep_previous { "true" } else { "false" },
+            ])
+            .output()
+            .expect("run gateway-demo rotate");
+        assert!(
+            out.status.success(),
+            "rotate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Stops one of the stack's services (`origin`, `issuer`, `gateway`) now.
+    pub fn stop_service(&mut self, name: &str) {
+        for service in self.services.iter_mut().filter(|s| s.name == name) {
+            service.stop();
+        }
     }
 
     /// The gateway's log so far (wrangler's output, including the Worker's log lines).

@@ -1,0 +1,206 @@
+//! The verified-token cache: a token whose signature and claims were verified once is not
+//! verified again until it expires. Keyed by the SHA-256 of the token (the token itself is never
+//! stored), bounded in size, entries expire with the token, and entries are dropped when their
+//! signing key leaves the issuer's JWKS (so removing a key revokes its tokens everywhere once the
+//! JWKS refreshes).
+//!
+//! The Worker holds one per isolate; this type only decides.
+
+use std::collections::{HashMap, VecDeque};
+
+use sha2::{Digest, Sha256};
+
+use crate::identity::VerifiedClaims;
+use crate::time::UnixMillis;
+
+/// SHA-256 of a compact token.
+pub type TokenDigest = [u8; 32];
+
+/// The digest a token is cached under.
+pub fn digest(token: &str) -> TokenDigest {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// One verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedToken {
+    /// What verification produced.
+    pub claims: VerifiedClaims,
+    /// The `kid` of the key that verified it (`None`: the issuer's only key).
+    pub kid: Option<String>,
+    /// Last second at which the token is still accepted (`exp` + leeway).
+    pub valid_until: u64,
+}
+
+/// A bounded map from token digest to verified claims, evicting expired entries first, then the
+/// oldest.
+#[derive(Debug)]
+pub struct VerifiedTokenCache {
+    capacity: usize,
+    entries: HashMap<TokenDigest, CachedToken>,
+    /// Insertion order; may hold digests already removed (skipped when popped).
+    order: VecDeque<TokenDigest>,
+}
+
+impl VerifiedTokenCache {
+    /// An empty cache holding at most `capacity` tokens (0 disables it).
+    pub fn new(capacity: usize) -> VerifiedTokenCache {
+        VerifiedTokenCache {
+            capacity,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The verified claims for this token, if cached and still valid at `now`.
+    pub fn get(&mut self, key: &TokenDigest, now: UnixMillis) -> Option<&VerifiedClaims> {
+        let expired = self
+            .entries
+            .get(key)
+            .is_some_and(|e| now.as_secs() > e.valid_until);
+        if expired {
+            self.entries.remove(key);
+            return None;
+        }
+        self.entries.get(key).map(|e| &e.claims)
+    }
+
+    /// Remembers a verified token.
+    pub fn insert(&mut self, key: TokenDigest, entry: CachedToken, now: UnixMillis) {
+        if self.capacity == 0 || now.as_secs() > entry.valid_until {
+            return;
+        }
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
+            self.entries.retain(|_, e| now.as_secs() <= e.valid_until);
+            while self.entries.len() >= self.capacity {
+                match self.order.pop_front() {
+                    Some(oldest) => {
+                        self.entries.remove(&oldest);
+                    }
+                    None => break,
+                }
+            }
+        }
+        if self.entries.insert(key, entry).is_none() {
+            self.order.push_back(key);
+        }
+        // Keep the order queue from growing past what the map can explain.
+        if self.order.len() > self.capacity.saturating_mul(2) {
+            let entries = &self.entries;
+            self.order.retain(|k| entries.contains_key(k));
+        }
+    }
+
+    /// Drops the issuer's tokens whose key is no longer published (`live_kids`: the key ids
+    /// in the freshly fetched JWKS). Tokens verified without a `kid` are dropped if the set
+    /// changed to hold no key at all.
+    pub fn retain_live_keys(&mut self, issuer: &str, live_kids: &[&str]) {
+        self.entries.retain(|_, e| {
+            e.claims.issuer != issuer
+                || match &e.kid {
+                    Some(kid) => live_kids.contains(&kid.as_str()),
+                    None => !live_kids.is_empty(),
+                }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::OrgId;
+
+    fn entry(issuer: &str, kid: &str, valid_until: u64) -> CachedToken {
+        CachedToken {
+            claims: VerifiedClaims {
+                issuer: issuer.into(),
+                subject: "s".into(),
+                org: OrgId("o".into()),
+                tier: "free".into(),
+                scopes: vec![],
+                token_id: None,
+                expires_at: valid_until,
+            },
+            kid: Some(kid.into()),
+            valid_until,
+        }
+    }
+
+    fn at(secs: u64) -> UnixMillis {
+        UnixMillis(secs * 1000)
+    }
+
+    #[test]
+    fn hits_until_the_token_expires() {
+        let mut cache = VerifiedTokenCache::new(8);
+        let key = digest("a.b.c");
+        cache.insert(key, entry("i", "k1", 100), at(50));
+        assert!(cache.get(&key, at(100)).is_some());
+        assert!(cache.get(&key, at(101)).is_none());
+        assert!(cache.is_empty(), "expired entries are removed on lookup");
+        // An already expired token is never stored.
+        cache.insert(key, entry("i", "k1", 10), at(50));
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn different_tokens_do_not_collide() {
+        let mut cache = VerifiedTokenCache::new(8);
+        cache.insert(digest("a.b.c"), entry("i", "k1", 100), at(0));
+        assert!(cache.get(&digest("a.b.d"), at(0)).is_none());
+        assert_ne!(digest("a.b.c"), digest("a.b.c "));
+    }
+
+    #[test]
+    fn size_is_bounded_evicting_expired_then_oldest() {
+        let mut cache = VerifiedTokenCache::new(3);
+        for (i, until) in [(1u8, 100), (2, 20), (3, 100)] {
+            cache.insert([i; 32], entry("i", "k", until), at(0));
+        }
+        // At t=30 token 2 is expired: it goes first, the others stay.
+        cache.insert([4; 32], entry("i", "k", 100), at(30));
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get(&[1; 32], at(30)).is_some());
+        assert!(cache.get(&[2; 32], at(30)).is_none());
+        // Nothing expired: the oldest (1) is evicted.
+        cache.insert([5; 32], entry("i", "k", 100), at(30));
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get(&[1; 32], at(30)).is_none());
+        for i in [3u8, 4, 5] {
+            assert!(cache.get(&[i; 32], at(30)).is_some(), "{i}");
+        }
+        for i in 10..1000u32 {
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&i.to_be_bytes());
+            cache.insert(key, entry("i", "k", 100), at(30));
+            assert!(cache.len() <= 3);
+            assert!(cache.order.len() <= 7);
+        }
+        assert!(VerifiedTokenCache::new(0).get(&[0; 32], at(0)).is_none());
+    }
+
+    #[test]
+    fn a_key_leaving_the_jwks_drops_its_tokens_only() {
+        let mut cache = VerifiedTokenCache::new(8);
+        cache.insert([1; 32], entry("local", "old", 100), at(0));
+        cache.insert([2; 32], entry("local", "new", 100), at(0));
+        cache.insert([3; 32], entry("partners", "old", 100), at(0));
+        cache.retain_live_keys("local", &["new"]);
+        assert!(cache.get(&[1; 32], at(0)).is_none());
+        assert!(cache.get(&[2; 32], at(0)).is_some());
+        assert!(
+            cache.get(&[3; 32], at(0)).is_some(),
+            "another issuer's kid is unaffected"
+        );
+    }
+}

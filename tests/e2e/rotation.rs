@@ -1,0 +1,87 @@
+//! The JWKS lifecycle end to end, on a stack of its own (it rotates and stops the issuer):
+//! a new key is accepted without a restart, a removed key's tokens are refused once the JWKS
+//! refreshes (even those already in the verified-token cache), and when the issuer is down the
+//! cached keys keep working while an unknown key id is a 401, not a 5xx.
+
+use std::time::{Duration, Instant};
+
+use gateway_e2e::{Stack, TokenSpec, http};
+
+use crate::Case;
+
+pub(crate) const CASES: &[Case] = &[(
+    "rotation::keys_rotate_and_outlive_the_issuer",
+    keys_rotate_and_outlive_the_issuer,
+)];
+
+fn status(stack: &Stack, token: &str) -> u16 {
+    let bearer = format!("Bearer {token}");
+    http::get(
+        &format!("{}/api/transactions", stack.gateway),
+        &[("Authorization", &bearer)],
+    )
+    .unwrap()
+    .status
+}
+
+/// Polls until the token gets `expected` (the JWKS refreshes on its own schedule: at most a few
+/// seconds with the local issuer's 1 s timings).
+fn eventually(stack: &Stack, token: &str, expected: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = status(stack, token);
+        if got == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still {got}, expected {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn keys_rotate_and_outlive_the_issuer(_shared: &Stack) {
+    let mut stack = Stack::start("rotation").expect("rotation stack");
+    let spec = TokenSpec {
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    };
+    let old = stack.token(&spec);
+    assert_eq!(status(&stack, &old), 200);
+
+    // A new signing key appears in the JWKS: its tokens are accepted without a redeploy.
+    stack.rotate_keys(true);
+    let new = stack.token(&spec);
+    assert_ne!(
+        old.split('.').next(),
+        new.split('.').next(),
+        "the kid changed"
+    );
+    eventually(&stack, &new, 200, "a token signed with the new key");
+    assert_eq!(
+        status(&stack, &old),
+        200,
+        "the previous key is still published"
+    );
+
+    // Every earlier key leaves the JWKS: their tokens are refused after the refresh, although
+    // `old` sits in the verified-token cache.
+    stack.rotate_keys(false);
+    let newest = stack.token(&spec);
+    eventually(&stack, &newest, 200, "a token signed with the newest key");
+    eventually(&stack, &old, 401, "a token whose key was removed");
+    eventually(&stack, &new, 401, "a token whose key was removed");
+
+    // The issuer goes down: cached keys keep verifying (stale-if-error), fresh tokens from the
+    // same key included; a token naming an unknown kid is a 401, never a 5xx.
+    stack.stop_service("issuer");
+    let after = stack.token(&spec);
+    std::thread::sleep(Duration::from_millis(2_500)); // past the JWKS freshness: refreshes now fail
+    assert_eq!(status(&stack, &newest), 200);
+    assert_eq!(status(&stack, &after), 200);
+    stack.rotate_keys(false);
+    let unknown = stack.token(&spec);
+    let got = status(&stack, &unknown);
+    assert_eq!(got, 401, "unknown kid while the issuer is down");
+}
