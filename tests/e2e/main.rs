@@ -14,6 +14,7 @@
 )]
 
 mod auth;
+mod corpus;
 mod forwarding;
 mod requests;
 mod rotation;
@@ -32,6 +33,7 @@ fn main() {
         forwarding::CASES,
         requests::CASES,
         auth::CASES,
+        corpus::CASES,
         rotation::CASES,
     ]
     .concat();

@@ -17,6 +17,7 @@
     clippy::string_slice
 )]
 
+pub mod corpus;
 pub mod http;
 
 use std::fs::File;
@@ -26,6 +27,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use base64ct::Encoding as _;
 
 /// The audience the test policy's `local` issuer accepts.
 pub const AUDIENCE: &str = "https://api.example.com";
@@ -337,6 +340,27 @@ impl Stack {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The issuer's active signing key, read from its keyset file, for building tokens the way
+    /// an attacker with a stolen token (or the issuer itself) would.
+    pub fn signer(&self) -> corpus::Signer {
+        let text = std::fs::read_to_string(self.keys_dir.join("keys.json")).expect("keys.json");
+        let keyset: serde_json::Value = serde_json::from_str(&text).expect("keyset JSON");
+        let active = keyset["active"].as_str().expect("active kid").to_owned();
+        let d = keyset["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| k["kid"] == active.as_str())
+            .and_then(|k| k["d"].as_str())
+            .expect("active key");
+        let d = base64ct::Base64UrlUnpadded::decode_vec(d).expect("d");
+        corpus::Signer {
+            key: p256::ecdsa::SigningKey::from_slice(&d).expect("P-256 key"),
+            kid: active,
+            issuer: self.issuer.clone(),
+        }
     }
 
     /// Rotates the issuer's signing key (`keep_previous`: the old keys stay published);
