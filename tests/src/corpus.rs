@@ -52,6 +52,37 @@ pub fn cases() -> Vec<Case> {
         .cases
 }
 
+/// Runs every case through `answer` (status and error code for the case's request) and fails
+/// with the list of every case whose answer differs from its expectation, or that got a 5xx.
+pub fn check_all(
+    signer: &Signer,
+    now: u64,
+    mut answer: impl FnMut(&Carried) -> (u16, Option<String>),
+) {
+    let cases = cases();
+    assert!(cases.len() >= 50, "the corpus shrank to {}", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let got = answer(&case.build(signer, now));
+        if got != case.expect {
+            failures.push(format!(
+                "{}: got {got:?}, expected {:?}",
+                case.name, case.expect
+            ));
+        }
+        if got.0 >= 500 {
+            failures.push(format!("{}: a 5xx for token input", case.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
 /// The issuer's key and identity.
 #[derive(Debug, Clone)]
 pub struct Signer {
