@@ -54,7 +54,7 @@ pids+=($!)
 wait_for "$ORIGIN_URL/api/health" origin "${pids[0]}"
 wait_for "$ISSUER_URL/jwks" issuer "${pids[1]}"
 
-ISSUERS="{\"local\":{\"issuer\":\"$ISSUER_URL\",\"jwks_uri\":\"$ISSUER_URL/jwks\"}}"
+ISSUERS="{\"users\":{\"issuer\":\"$ISSUER_URL\",\"jwks_uri\":\"$ISSUER_URL/jwks\"}}"
 mkdir -p .local/wrangler-config
 CI=true WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false XDG_CONFIG_HOME="$PWD/.local/wrangler-config" \
   setsid miniflare/node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$GATEWAY_PORT" --inspector-port "$INSPECTOR_PORT" \

@@ -99,7 +99,8 @@ pub(crate) async fn authenticate(
         ) {
             (Some(issuer), Some(endpoints)) => {
                 Some((issuer, endpoints)).filter(|(issuer, endpoints)| {
-                    endpoints.jwks_uri.is_some() && refresh_due(issuer, now)
+                    endpoints.jwks_uri.is_some()
+                        && refresh_due(issuer, timing_of(environment, issuer), now)
                 })
             }
             _ => None,
@@ -107,7 +108,15 @@ pub(crate) async fn authenticate(
         match due {
             None => return Ok(claims),
             Some((issuer, endpoints)) => {
-                key_set(issuer, endpoints, env, now, false).await?;
+                key_set(
+                    issuer,
+                    endpoints,
+                    timing_of(environment, issuer),
+                    env,
+                    now,
+                    false,
+                )
+                .await?;
                 if let Some(claims) = cached_claims(token, policy, now) {
                     return Ok(claims);
                 }
@@ -118,7 +127,16 @@ pub(crate) async fn authenticate(
     let parsed = parse(token)?;
     let (issuer, endpoints) = parsed.issuer(policy, environment)?;
     let alg = check_header(&parsed, issuer)?;
-    let (key, kid) = verification_key(issuer, endpoints, env, alg, &parsed, now).await?;
+    let (key, kid) = verification_key(
+        issuer,
+        endpoints,
+        timing_of(environment, issuer),
+        env,
+        alg,
+        &parsed,
+        now,
+    )
+    .await?;
     if !verify(alg, &key, parsed.signature(), parsed.signing_input()).await {
         return Err(GatewayError::InvalidToken(
             "the token's signature is invalid",
@@ -129,25 +147,35 @@ pub(crate) async fn authenticate(
     Ok(claims)
 }
 
-fn refresh_due(issuer: &IssuerPolicy, now: UnixMillis) -> bool {
+/// The issuer's JWKS timing in this environment.
+fn timing_of(environment: &Environment, issuer: &IssuerPolicy) -> JwksTiming {
+    environment
+        .jwks_timing
+        .get(&issuer.name)
+        .copied()
+        .unwrap_or_else(|| JwksTiming::from_bounds(issuer.jwks_bounds()))
+}
+
+fn refresh_due(issuer: &IssuerPolicy, timing: JwksTiming, now: UnixMillis) -> bool {
     let stamp = JWKS.with(|c| c.borrow().get(&issuer.name).map(|e| e.stamp));
-    JwksTiming::for_issuer(issuer).should_fetch(stamp.as_ref(), now, false)
+    timing.should_fetch(stamp.as_ref(), now, false)
 }
 
 async fn verification_key(
     issuer: &IssuerPolicy,
     endpoints: &IssuerEndpoints,
+    timing: JwksTiming,
     env: &Env,
     alg: Algorithm,
     token: &ParsedToken<'_>,
     now: UnixMillis,
 ) -> Result<(web_sys::CryptoKey, Option<String>), GatewayError> {
     let kid = token.key_id();
-    let set = key_set(issuer, endpoints, env, now, false).await?;
+    let set = key_set(issuer, endpoints, timing, env, now, false).await?;
     let jwk: Jwk = match select_key(&set, alg, kid) {
         Ok(jwk) => jwk.clone(),
         Err(KeyMiss::UnknownKid) => {
-            let set = key_set(issuer, endpoints, env, now, true).await?;
+            let set = key_set(issuer, endpoints, timing, env, now, true).await?;
             select_key(&set, alg, kid)
                 .map_err(|_| GatewayError::InvalidToken("the token's signing key is unknown"))?
                 .clone()
@@ -166,6 +194,7 @@ async fn verification_key(
 async fn key_set(
     issuer: &IssuerPolicy,
     endpoints: &IssuerEndpoints,
+    timing: JwksTiming,
     env: &Env,
     now: UnixMillis,
     kid_unknown: bool,
@@ -199,7 +228,6 @@ async fn key_set(
         return Ok(set);
     };
 
-    let timing = JwksTiming::for_issuer(issuer);
     if timing.should_fetch(current.as_ref().map(|(_, s)| s), now, kid_unknown) {
         match fetch_key_set(uri).await {
             Ok((set, cache_control)) => {

@@ -429,7 +429,8 @@ mod tests {
     }
 
     fn environment(policy: &Policy) -> Environment {
-        let issuers = r#"{"local": {"issuer": "https://issuer.example.com", "jwks_uri": "https://issuer.example.com/jwks"}}"#;
+        let issuers = r#"{"users": {"issuer": "https://issuer.example.com", "jwks_uri": "https://issuer.example.com/jwks"},
+                          "machines": {"issuer": "https://machines.example.com", "jwks_uri": "https://machines.example.com/jwks"}}"#;
         Environment::from_vars(policy, |name| {
             match name {
                 "ENVIRONMENT" => Some("test"),
@@ -527,7 +528,7 @@ mod tests {
     #[test]
     fn a_good_token_yields_the_caller() {
         let caller = check_all(&good_header(), &good_claims(), NOW).unwrap();
-        assert_eq!(caller.issuer, "local");
+        assert_eq!(caller.issuer, "users");
         assert_eq!(caller.subject, "client-acme");
         assert_eq!(caller.org, OrgId("acme".into()));
         assert_eq!(caller.tier, "pro");

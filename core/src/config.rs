@@ -223,6 +223,66 @@ pub struct IssuerPolicy {
     pub jwks_max_stale_seconds: u64,
 }
 
+/// The JWKS lifecycle bounds of one issuer (policy values, possibly overridden per
+/// environment in `GATEWAY_ISSUERS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JwksBounds {
+    /// Freshness without `Cache-Control: max-age`.
+    pub default_ttl_seconds: u64,
+    /// Lower bound on freshness.
+    pub min_ttl_seconds: u64,
+    /// Upper bound on freshness.
+    pub max_ttl_seconds: u64,
+    /// Least time between two fetches.
+    pub refetch_interval_seconds: u64,
+    /// Stale-if-error bound.
+    pub max_stale_seconds: u64,
+}
+
+impl JwksBounds {
+    /// Checks the bounds; the error names the offending key (with its `jwks_` prefix).
+    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        if !(1..=86_400).contains(&self.min_ttl_seconds)
+            || self.max_ttl_seconds < self.min_ttl_seconds
+            || self.max_ttl_seconds > 86_400
+        {
+            return Err((
+                "jwks_max_ttl_seconds",
+                "need 1 <= jwks_min_ttl_seconds <= jwks_max_ttl_seconds <= 86400",
+            ));
+        }
+        if !(self.min_ttl_seconds..=self.max_ttl_seconds).contains(&self.default_ttl_seconds) {
+            return Err((
+                "jwks_default_ttl_seconds",
+                "must lie between jwks_min_ttl_seconds and jwks_max_ttl_seconds",
+            ));
+        }
+        if !(1..=3600).contains(&self.refetch_interval_seconds) {
+            return Err((
+                "jwks_refetch_interval_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
+        if self.max_stale_seconds > 7 * 86_400 {
+            return Err(("jwks_max_stale_seconds", "must be at most 604800 (7 days)"));
+        }
+        Ok(())
+    }
+}
+
+impl IssuerPolicy {
+    /// The policy's JWKS bounds for this issuer.
+    pub fn jwks_bounds(&self) -> JwksBounds {
+        JwksBounds {
+            default_ttl_seconds: self.jwks_default_ttl_seconds,
+            min_ttl_seconds: self.jwks_min_ttl_seconds,
+            max_ttl_seconds: self.jwks_max_ttl_seconds,
+            refetch_interval_seconds: self.jwks_refetch_interval_seconds,
+            max_stale_seconds: self.jwks_max_stale_seconds,
+        }
+    }
+}
+
 /// `[[routes]]` as written in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -421,35 +481,9 @@ impl PolicyFile {
                     "must not be empty (omit it instead)",
                 ));
             }
-            if !(1..=86_400).contains(&issuer.jwks_min_ttl_seconds)
-                || issuer.jwks_max_ttl_seconds < issuer.jwks_min_ttl_seconds
-                || issuer.jwks_max_ttl_seconds > 86_400
-            {
-                return Err(ConfigError::invalid(
-                    format!("{key}.jwks_max_ttl_seconds"),
-                    "need 1 <= jwks_min_ttl_seconds <= jwks_max_ttl_seconds <= 86400",
-                ));
-            }
-            if !(issuer.jwks_min_ttl_seconds..=issuer.jwks_max_ttl_seconds)
-                .contains(&issuer.jwks_default_ttl_seconds)
-            {
-                return Err(ConfigError::invalid(
-                    format!("{key}.jwks_default_ttl_seconds"),
-                    "must lie between jwks_min_ttl_seconds and jwks_max_ttl_seconds",
-                ));
-            }
-            if !(1..=3600).contains(&issuer.jwks_refetch_interval_seconds) {
-                return Err(ConfigError::invalid(
-                    format!("{key}.jwks_refetch_interval_seconds"),
-                    "must be between 1 and 3600",
-                ));
-            }
-            if issuer.jwks_max_stale_seconds > 7 * 86_400 {
-                return Err(ConfigError::invalid(
-                    format!("{key}.jwks_max_stale_seconds"),
-                    "must be at most 604800 (7 days)",
-                ));
-            }
+            issuer.jwks_bounds().check().map_err(|(field, reason)| {
+                ConfigError::invalid(format!("{key}.{field}"), reason)
+            })?;
             for (field, value) in [
                 ("org_claim", &issuer.org_claim),
                 ("tier_claim", &issuer.tier_claim),

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, Policy};
+use crate::config::{ConfigError, IssuerPolicy, JwksBounds, Policy};
+use crate::jwks::JwksTiming;
 use crate::names::vars;
 use crate::path::NormalPath;
 
@@ -91,6 +92,41 @@ pub struct IssuerEndpoints {
     /// Where its JWKS is published (unset: keys from the static JWKS secret).
     #[serde(default)]
     pub jwks_uri: Option<String>,
+    /// Per-environment override of the policy's `jwks_default_ttl_seconds`.
+    #[serde(default)]
+    pub jwks_default_ttl_seconds: Option<u64>,
+    /// Per-environment override of the policy's `jwks_min_ttl_seconds`.
+    #[serde(default)]
+    pub jwks_min_ttl_seconds: Option<u64>,
+    /// Per-environment override of the policy's `jwks_max_ttl_seconds`.
+    #[serde(default)]
+    pub jwks_max_ttl_seconds: Option<u64>,
+    /// Per-environment override of the policy's `jwks_refetch_interval_seconds`.
+    #[serde(default)]
+    pub jwks_refetch_interval_seconds: Option<u64>,
+    /// Per-environment override of the policy's `jwks_max_stale_seconds`.
+    #[serde(default)]
+    pub jwks_max_stale_seconds: Option<u64>,
+}
+
+impl IssuerEndpoints {
+    /// The issuer's JWKS bounds in this environment: the policy's, with these overrides.
+    pub fn jwks_bounds(&self, policy: &IssuerPolicy) -> JwksBounds {
+        let base = policy.jwks_bounds();
+        JwksBounds {
+            default_ttl_seconds: self
+                .jwks_default_ttl_seconds
+                .unwrap_or(base.default_ttl_seconds),
+            min_ttl_seconds: self.jwks_min_ttl_seconds.unwrap_or(base.min_ttl_seconds),
+            max_ttl_seconds: self.jwks_max_ttl_seconds.unwrap_or(base.max_ttl_seconds),
+            refetch_interval_seconds: self
+                .jwks_refetch_interval_seconds
+                .unwrap_or(base.refetch_interval_seconds),
+            max_stale_seconds: self
+                .jwks_max_stale_seconds
+                .unwrap_or(base.max_stale_seconds),
+        }
+    }
 }
 
 /// The validated per-environment values.
@@ -102,6 +138,8 @@ pub struct Environment {
     pub origin: OriginUrl,
     /// `GATEWAY_ISSUERS`, by issuer name.
     pub issuers: BTreeMap<String, IssuerEndpoints>,
+    /// Each issuer's effective JWKS timing (policy bounds with this environment's overrides).
+    pub jwks_timing: BTreeMap<String, JwksTiming>,
 }
 
 impl Environment {
@@ -143,6 +181,7 @@ impl Environment {
                 })?,
                 None => BTreeMap::new(),
             };
+        let mut jwks_timing = BTreeMap::new();
         for issuer in &policy.issuers {
             let Some(endpoints) = issuers.get(&issuer.name) else {
                 return Err(invalid(
@@ -157,6 +196,11 @@ impl Environment {
             if let Some(uri) = &endpoints.jwks_uri {
                 check_url(uri).map_err(|e| invalid(&format!("{key}.jwks_uri"), e))?;
             }
+            let bounds = endpoints.jwks_bounds(issuer);
+            bounds
+                .check()
+                .map_err(|(field, reason)| invalid(&format!("{key}.{field}"), reason.to_owned()))?;
+            jwks_timing.insert(issuer.name.clone(), JwksTiming::from_bounds(bounds));
         }
         if let Some(extra) = issuers.keys().find(|k| policy.issuer(k).is_none()) {
             return Err(invalid(
@@ -168,6 +212,7 @@ impl Environment {
             name,
             origin,
             issuers,
+            jwks_timing,
         })
     }
 }
@@ -192,7 +237,9 @@ mod tests {
         .map_err(|e| e.to_string())
     }
 
-    const ISSUERS: &str = r#"{"local": {"issuer": "http://127.0.0.1:9100", "jwks_uri": "http://127.0.0.1:9100/jwks"}}"#;
+    const ISSUERS: &str = r#"{"users": {"issuer": "http://127.0.0.1:9100", "jwks_uri": "http://127.0.0.1:9100/jwks"},
+                              "machines": {"issuer": "http://127.0.0.1:9102", "jwks_uri": "http://127.0.0.1:9102/jwks",
+                                           "jwks_min_ttl_seconds": 1, "jwks_default_ttl_seconds": 2}}"#;
 
     #[test]
     fn valid_vars_parse() {
@@ -203,7 +250,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(e.origin.as_str(), "http://127.0.0.1:9000");
-        assert_eq!(e.issuers["local"].issuer, "http://127.0.0.1:9100");
+        assert_eq!(e.issuers["users"].issuer, "http://127.0.0.1:9100");
     }
 
     #[test]
@@ -259,7 +306,7 @@ mod tests {
             ),
             (
                 vec![("ENVIRONMENT", "test"), ok_origin],
-                "GATEWAY_ISSUERS: has no entry for issuer 'local'",
+                "GATEWAY_ISSUERS: has no entry for issuer 'users'",
             ),
             (
                 vec![("ENVIRONMENT", "test"), ok_origin, ("GATEWAY_ISSUERS", "{")],
@@ -271,10 +318,10 @@ mod tests {
                     ok_origin,
                     (
                         "GATEWAY_ISSUERS",
-                        r#"{"local": {"issuer": "x", "jwks_uri": "http://evil.example.com/jwks"}}"#,
+                        r#"{"users": {"issuer": "x", "jwks_uri": "http://evil.example.com/jwks"}, "machines": {"issuer": "y"}}"#,
                     ),
                 ],
-                "GATEWAY_ISSUERS.local.jwks_uri",
+                "GATEWAY_ISSUERS.users.jwks_uri",
             ),
             (
                 vec![
@@ -282,7 +329,7 @@ mod tests {
                     ok_origin,
                     (
                         "GATEWAY_ISSUERS",
-                        r#"{"local": {"issuer": "x"}, "other": {"issuer": "y"}}"#,
+                        r#"{"users": {"issuer": "x"}, "machines": {"issuer": "z"}, "other": {"issuer": "y"}}"#,
                     ),
                 ],
                 "names issuer 'other'",
@@ -291,6 +338,41 @@ mod tests {
             let err = env(&vars).unwrap_err();
             assert!(err.contains(needle), "{err:?} lacks {needle:?}");
         }
+    }
+
+    #[test]
+    fn jwks_timing_overrides_apply_per_environment_and_are_checked() {
+        let e = env(&[
+            ("ENVIRONMENT", "test"),
+            ("ORIGIN_URL", "http://127.0.0.1:9000"),
+            ("GATEWAY_ISSUERS", ISSUERS),
+        ])
+        .unwrap();
+        assert_eq!(e.jwks_timing["machines"].default_ttl_ms, 2_000);
+        assert_eq!(e.jwks_timing["machines"].min_ttl_ms, 1_000);
+        assert_eq!(
+            e.jwks_timing["users"].default_ttl_ms, 300_000,
+            "policy default"
+        );
+        let bad = r#"{"users": {"issuer": "x", "jwks_refetch_interval_seconds": 0}, "machines": {"issuer": "y"}}"#;
+        let err = env(&[
+            ("ENVIRONMENT", "test"),
+            ("ORIGIN_URL", "http://127.0.0.1:9000"),
+            ("GATEWAY_ISSUERS", bad),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("GATEWAY_ISSUERS.users.jwks_refetch_interval_seconds: must be between"),
+            "{err}"
+        );
+        let typo = r#"{"users": {"issuer": "x", "jwks_ttl": 5}, "machines": {"issuer": "y"}}"#;
+        let err = env(&[
+            ("ENVIRONMENT", "test"),
+            ("ORIGIN_URL", "http://127.0.0.1:9000"),
+            ("GATEWAY_ISSUERS", typo),
+        ])
+        .unwrap_err();
+        assert!(err.contains("unknown field `jwks_ttl`"), "{err}");
     }
 
     #[test]

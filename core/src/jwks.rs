@@ -9,7 +9,7 @@
 //! - If a fetch fails, the last good set stays usable until `max_stale` past its freshness
 //!   (stale-if-error, bounded); after that the issuer is unavailable (503).
 
-use crate::config::IssuerPolicy;
+use crate::config::JwksBounds;
 use crate::time::UnixMillis;
 
 /// Timing rules for one issuer, in milliseconds.
@@ -28,15 +28,15 @@ pub struct JwksTiming {
 }
 
 impl JwksTiming {
-    /// The issuer's configured timing.
-    pub fn for_issuer(issuer: &IssuerPolicy) -> JwksTiming {
+    /// The timing for validated bounds.
+    pub fn from_bounds(bounds: JwksBounds) -> JwksTiming {
         let ms = |s: u64| s.saturating_mul(1000);
         JwksTiming {
-            default_ttl_ms: ms(issuer.jwks_default_ttl_seconds),
-            min_ttl_ms: ms(issuer.jwks_min_ttl_seconds),
-            max_ttl_ms: ms(issuer.jwks_max_ttl_seconds),
-            refetch_interval_ms: ms(issuer.jwks_refetch_interval_seconds),
-            max_stale_ms: ms(issuer.jwks_max_stale_seconds),
+            default_ttl_ms: ms(bounds.default_ttl_seconds),
+            min_ttl_ms: ms(bounds.min_ttl_seconds),
+            max_ttl_ms: ms(bounds.max_ttl_seconds),
+            refetch_interval_ms: ms(bounds.refetch_interval_seconds),
+            max_stale_ms: ms(bounds.max_stale_seconds),
         }
     }
 

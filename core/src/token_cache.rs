@@ -192,10 +192,10 @@ mod tests {
     #[test]
     fn a_key_leaving_the_jwks_drops_its_tokens_only() {
         let mut cache = VerifiedTokenCache::new(8);
-        cache.insert([1; 32], entry("local", "old", 100), at(0));
-        cache.insert([2; 32], entry("local", "new", 100), at(0));
+        cache.insert([1; 32], entry("users", "old", 100), at(0));
+        cache.insert([2; 32], entry("users", "new", 100), at(0));
         cache.insert([3; 32], entry("partners", "old", 100), at(0));
-        cache.retain_live_keys("local", &["new"]);
+        cache.retain_live_keys("users", &["new"]);
         assert!(cache.get(&[1; 32], at(0)).is_none());
         assert!(cache.get(&[2; 32], at(0)).is_some());
         assert!(

@@ -149,7 +149,7 @@ fn echo_equals_what_was_sent(stack: &Stack) {
     assert_eq!(echoed(&headers, "x-custom-trace"), ["abc-123"]);
     assert_eq!(echoed(&headers, "idempotency-key"), ["key-7f3a"]);
     // The verified identity, and only that.
-    assert_eq!(echoed(&headers, "x-gateway-issuer"), ["local"]);
+    assert_eq!(echoed(&headers, "x-gateway-issuer"), ["users"]);
     assert_eq!(echoed(&headers, "x-gateway-subject"), ["client-acme"]);
     assert_eq!(echoed(&headers, "x-gateway-org"), ["acme"]);
     assert_eq!(echoed(&headers, "x-gateway-tier"), ["pro"]);

@@ -16,6 +16,7 @@
 mod auth;
 mod corpus;
 mod forwarding;
+mod machines;
 mod requests;
 mod rotation;
 
@@ -34,6 +35,7 @@ fn main() {
         requests::CASES,
         auth::CASES,
         corpus::CASES,
+        machines::CASES,
         rotation::CASES,
     ]
     .concat();

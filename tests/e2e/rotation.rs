@@ -9,10 +9,16 @@ use gateway_e2e::{Stack, TokenSpec, http};
 
 use crate::Case;
 
-pub(crate) const CASES: &[Case] = &[(
-    "rotation::keys_rotate_and_outlive_the_issuer",
-    keys_rotate_and_outlive_the_issuer,
-)];
+pub(crate) const CASES: &[Case] = &[
+    (
+        "rotation::keys_rotate_and_outlive_the_issuer",
+        keys_rotate_and_outlive_the_issuer,
+    ),
+    (
+        "rotation::a_real_provider_rolls_its_keys_over",
+        a_real_provider_rolls_its_keys_over,
+    ),
+];
 
 fn status(stack: &Stack, token: &str) -> u16 {
     let bearer = format!("Bearer {token}");
@@ -84,4 +90,53 @@ fn keys_rotate_and_outlive_the_issuer(_shared: &Stack) {
     let unknown = stack.token(&spec);
     let got = status(&stack, &unknown);
     assert_eq!(got, 401, "unknown kid while the issuer is down");
+}
+
+/// The same lifecycle with a real OpenID provider (`oidc-provider`, RS256): it is restarted with a
+/// new keyset, as a provider's key rollover looks from outside.
+fn a_real_provider_rolls_its_keys_over(_shared: &Stack) {
+    let mut stack = Stack::start("rollover").expect("rollover stack");
+    let old = stack.machine_token("acme-batch", "transactions:read");
+    assert_eq!(status(&stack, &old), 200);
+
+    stack.rotate_machine_keys(true);
+    let new = stack.machine_token("acme-batch", "transactions:read");
+    assert_ne!(
+        old.split('.').next(),
+        new.split('.').next(),
+        "the kid changed"
+    );
+    eventually(
+        &stack,
+        &new,
+        200,
+        "a token signed with the provider's new key",
+    );
+    assert_eq!(
+        status(&stack, &old),
+        200,
+        "the previous key is still published"
+    );
+
+    stack.rotate_machine_keys(false);
+    let newest = stack.machine_token("acme-batch", "transactions:read");
+    eventually(&stack, &newest, 200, "a token signed with the newest key");
+    eventually(&stack, &old, 401, "a token whose key the provider dropped");
+
+    // The provider goes down: cached keys keep verifying; an unknown kid is a 401, not a 5xx.
+    stack.stop_service("machines");
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(status(&stack, &newest), 200);
+    let unknown_kid = {
+        use base64ct::{Base64UrlUnpadded, Encoding};
+        let (header, rest) = newest.split_once('.').unwrap();
+        let mut header: serde_json::Value =
+            serde_json::from_slice(&Base64UrlUnpadded::decode_vec(header).unwrap()).unwrap();
+        header["kid"] = "rolled-away".into();
+        format!(
+            "{}.{rest}",
+            Base64UrlUnpadded::encode_string(header.to_string().as_bytes())
+        )
+    };
+    assert_eq!(status(&stack, &unknown_kid), 401);
 }

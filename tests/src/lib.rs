@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use base64ct::Encoding as _;
 
-/// The audience the test policy's `local` issuer accepts.
+/// The audience the policy's `users` issuer accepts.
 pub const AUDIENCE: &str = "https://api.example.com";
 
 /// One process the harness started.
@@ -111,6 +111,8 @@ pub struct Stack {
     pub origin: String,
     /// Local issuer base URL (also its `iss`).
     pub issuer: String,
+    /// The real OpenID provider's base URL (the `machines` issuer).
+    pub machines: String,
     /// The run's scratch folder.
     pub run_dir: PathBuf,
     keys_dir: PathBuf,
@@ -163,6 +165,7 @@ impl Stack {
             gateway: String::new(),
             origin: String::new(),
             issuer: String::new(),
+            machines: String::new(),
             run_dir: run_dir.clone(),
             keys_dir: keys_dir.clone(),
             demo_bin: demo_bin.clone(),
@@ -185,22 +188,50 @@ impl Stack {
                 "1",
             ],
         )?;
+        // The provider must know its own URL, so its port is picked first.
+        let machines_port = free_port()?;
+        stack.machines = stack.spawn_machines_issuer(machines_port)?;
         stack.start_gateway(&root)?;
         eprintln!(
-            "e2e: stack '{name}' up in {} ms (gateway {}, origin {}, issuer {})",
+            "e2e: stack '{name}' up in {} ms (gateway {}, origin {}, issuer {}, machines {})",
             ms(t.elapsed()),
             stack.gateway,
             stack.origin,
-            stack.issuer
+            stack.issuer,
+            stack.machines
         );
         Ok(stack)
     }
 
     /// Starts a demo server and reads back the URL from its first line.
     fn spawn_demo(&mut self, name: &'static str, args: &[&str]) -> Result<String, String> {
+        let demo = self.demo_bin.clone();
+        self.spawn_service(name, Command::new(demo).args(args))
+    }
+
+    /// Starts the real OpenID provider (`miniflare/peers/oidc-provider.mjs`) for the
+    /// `machines` issuer on `port`, with the keyset at `<run dir>/machines-keys.json`.
+    fn spawn_machines_issuer(&mut self, port: u16) -> Result<String, String> {
+        let script = workspace_root().join("miniflare/peers/oidc-provider.mjs");
+        let keys = self.run_dir.join("machines-keys.json");
+        let mut cmd = Command::new("node");
+        cmd.arg(script)
+            .args([
+                "serve",
+                "--port",
+                &port.to_string(),
+                "--jwks-max-age",
+                "1",
+                "--keys",
+            ])
+            .arg(keys);
+        self.spawn_service("machines", &mut cmd)
+    }
+
+    /// Starts a server and reads back the URL from its first line (`listening on <url>`).
+    fn spawn_service(&mut self, name: &'static str, cmd: &mut Command) -> Result<String, String> {
         let log = self.run_dir.join(format!("{name}.log"));
-        let mut child = Command::new(&self.demo_bin)
-            .args(args)
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(File::create(&log).map_err(|e| e.to_string())?)
             .spawn()
@@ -241,8 +272,16 @@ impl Stack {
         let persist = self.run_dir.join("state");
         let xdg = self.run_dir.join("config-home");
         std::fs::create_dir_all(&xdg).map_err(|e| e.to_string())?;
+        // Short JWKS timings for this environment, so rotations show within seconds.
+        let issuer = |url: &str| {
+            serde_json::json!({
+                "issuer": url, "jwks_uri": format!("{url}/jwks"),
+                "jwks_min_ttl_seconds": 1, "jwks_default_ttl_seconds": 2,
+                "jwks_refetch_interval_seconds": 1
+            })
+        };
         let issuers = serde_json::json!({
-            "local": { "issuer": self.issuer, "jwks_uri": format!("{}/jwks", self.issuer) }
+            "users": issuer(&self.issuer), "machines": issuer(&self.machines)
         })
         .to_string();
         let log = self.run_dir.join("wrangler.log");
@@ -382,6 +421,66 @@ impl Stack {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Gets an access token from the real OpenID provider by the client-credentials grant.
+    pub fn machine_token(&self, client: &str, scope: &str) -> String {
+        let secret = format!("{client}-secret");
+        let basic = base64ct::Base64::encode_string(format!("{client}:{secret}").as_bytes());
+        let body = format!(
+            "grant_type=client_credentials&scope={}&resource={}",
+            scope.replace(' ', "+"),
+            AUDIENCE.replace(':', "%3A").replace('/', "%2F")
+        );
+        let auth = format!("Basic {basic}");
+        let resp = http::request(
+            "POST",
+            &format!("{}/token", self.machines),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            Some(body.as_bytes()),
+        )
+        .expect("token request");
+        assert_eq!(resp.status, 200, "token endpoint: {}", resp.text());
+        resp.json()["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// Rotates the provider's keys (new key first; previous kept or dropped) and restarts it on
+    /// the same port, as a real provider's key rollover would look from outside.
+    pub fn rotate_machine_keys(&mut self, keep_previous: bool) {
+        let script = workspace_root().join("miniflare/peers/oidc-provider.mjs");
+        let out = Command::new("node")
+            .arg(script)
+            .args([
+                "rotate",
+                "--keep-previous",
+                if keep_previous { "true" } else { "false" },
+                "--keys",
+            ])
+            .arg(self.run_dir.join("machines-keys.json"))
+            .output()
+            .expect("rotate machine keys");
+        assert!(
+            out.status.success(),
+            "rotate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.stop_service("machines");
+        self.services.retain(|s| s.name != "machines");
+        let port = self
+            .machines
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        self.machines = self
+            .spawn_machines_issuer(port)
+            .expect("restart the provider");
     }
 
     /// Stops one of the stack's services (`origin`, `issuer`, `gateway`) now.
