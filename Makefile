@@ -21,7 +21,9 @@ EXPIRES_IN ?= 900
 CLAIMS ?=
 ISSUER_PORT ?= 9101
 
-.PHONY: help setup build dev token test clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: help setup build dev token test fuzz clean
 
 help:
 	@echo "make dev     run the gateway on http://127.0.0.1:8787 with the demo origin and local issuer"
@@ -29,6 +31,7 @@ help:
 	@echo "make token   ORG=acme TIER=pro SCOPES=\"transactions:read reports:generate\" [EXPIRES_IN=900] [CLAIMS='{\"k\":\"v\"}']"
 	@echo "make build   build the Worker (build/index.js + wasm)"
 	@echo "make setup   install the pinned toolchain pieces (idempotent)"
+	@echo "make fuzz    fuzz the token, path and policy parsers (nightly + cargo-fuzz; FUZZ_SECONDS=60 each)"
 
 setup:
 	@scripts/setup.sh
@@ -52,6 +55,16 @@ token:
 
 test:
 	scripts/test.sh
+
+# Fuzz targets for every parser of untrusted bytes (fuzz/fuzz_targets). Not part of `make test`:
+# it needs the nightly toolchain and cargo-fuzz. Seeds in fuzz/seeds/<target>; findings in
+# fuzz/artifacts/<target>.
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd fuzz && for target in token path policy; do \
+		mkdir -p corpus/$$target && \
+		cargo +nightly fuzz run $$target corpus/$$target seeds/$$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 clean:
 	rm -rf build target/e2e
