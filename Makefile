@@ -23,7 +23,7 @@ ISSUER_PORT ?= 9101
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: help setup build dev token test fuzz clean
+.PHONY: help setup build dev token test fuzz bench-auth clean
 
 help:
 	@echo "make dev     run the gateway on http://127.0.0.1:8787 with the demo origin and local issuer"
@@ -31,6 +31,7 @@ help:
 	@echo "make token   ORG=acme TIER=pro SCOPES=\"transactions:read reports:generate\" [EXPIRES_IN=900] [CLAIMS='{\"k\":\"v\"}']"
 	@echo "make build   build the Worker (build/index.js + wasm)"
 	@echo "make setup   install the pinned toolchain pieces (idempotent)"
+	@echo "make bench-auth  time token verification in workerd: gateway (cache off/on) vs crypto.subtle vs pure Rust"
 	@echo "make fuzz    fuzz the token, path and policy parsers (nightly + cargo-fuzz; FUZZ_SECONDS=60 each)"
 
 setup:
@@ -55,6 +56,12 @@ token:
 
 test:
 	scripts/test.sh
+
+# The authentication micro-benchmark: a separate build (feature `bench`, bench policy) into
+# build-bench/, run in wrangler dev by bench/auth/run.mjs. BENCH_TOKENS, BENCH_PASSES, BENCH_ROUNDS.
+bench-auth: setup
+	GATEWAY_POLICY=bench/auth/policy.toml worker-build --release --out-dir build-bench . --features bench
+	node bench/auth/run.mjs
 
 # Fuzz targets for every parser of untrusted bytes (fuzz/fuzz_targets). Not part of `make test`:
 # it needs the nightly toolchain and cargo-fuzz. Seeds in fuzz/seeds/<target>; findings in

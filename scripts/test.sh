@@ -30,6 +30,7 @@ run_phase "setup" scripts/setup.sh
 run_phase "rustfmt" cargo fmt --all -- --check
 run_phase "clippy (native)" cargo clippy --workspace --all-targets --locked -- -D warnings
 run_phase "clippy (wasm32)" cargo clippy -p edge-gateway -p gateway-durable --target wasm32-unknown-unknown --locked -- -D warnings
+run_phase "clippy (wasm32, bench build)" cargo clippy -p edge-gateway --features bench --target wasm32-unknown-unknown --locked -- -D warnings
 core_is_pure() {
   # The domain crate must not depend on any Workers binding crate.
   local found

@@ -89,8 +89,25 @@ pub(crate) async fn authenticate(
         .get("authorization")
         .map_err(|_| GatewayError::InvalidRequest("The Authorization header is unreadable."))?;
     let token = bearer_token(header.as_deref())?;
+    authenticate_token(token, policy, environment, env, now, true).await
+}
 
-    if let Some(claims) = cached_claims(token, policy, now) {
+/// Verifies one compact token (already taken from the header). `use_cache: false` always
+/// verifies (the benchmark's "cache off" column); the pipeline always uses the cache.
+pub(crate) async fn authenticate_token(
+    token: &str,
+    policy: &Policy,
+    environment: &Environment,
+    env: &Env,
+    now: UnixMillis,
+    use_cache: bool,
+) -> Result<VerifiedClaims, GatewayError> {
+    let hit = if use_cache {
+        cached_claims(token, policy, now)
+    } else {
+        None
+    };
+    if let Some(claims) = hit {
         // A hit skips verification, but not the issuer's key lifecycle: when its JWKS is due,
         // refresh it (which drops tokens whose key left) and look again.
         let due = match (
@@ -143,12 +160,14 @@ pub(crate) async fn authenticate(
         ));
     }
     let claims = validate_claims(&parsed, issuer, policy, now)?;
-    remember(token, &claims, kid.as_deref(), issuer, now);
+    if use_cache {
+        remember(token, &claims, kid.as_deref(), issuer, now);
+    }
     Ok(claims)
 }
 
 /// The issuer's JWKS timing in this environment.
-fn timing_of(environment: &Environment, issuer: &IssuerPolicy) -> JwksTiming {
+pub(crate) fn timing_of(environment: &Environment, issuer: &IssuerPolicy) -> JwksTiming {
     environment
         .jwks_timing
         .get(&issuer.name)
@@ -161,7 +180,7 @@ fn refresh_due(issuer: &IssuerPolicy, timing: JwksTiming, now: UnixMillis) -> bo
     timing.should_fetch(stamp.as_ref(), now, false)
 }
 
-async fn verification_key(
+pub(crate) async fn verification_key(
     issuer: &IssuerPolicy,
     endpoints: &IssuerEndpoints,
     timing: JwksTiming,
@@ -171,14 +190,17 @@ async fn verification_key(
     now: UnixMillis,
 ) -> Result<(web_sys::CryptoKey, Option<String>), GatewayError> {
     let kid = token.key_id();
-    let set = key_set(issuer, endpoints, timing, env, now, false).await?;
-    let jwk: Jwk = match select_key(&set, alg, kid) {
-        Ok(jwk) => jwk.clone(),
+    let mut set = key_set(issuer, endpoints, timing, env, now, false).await?;
+    if select_key(&set, alg, kid) == Err(KeyMiss::UnknownKid) {
+        // The issuer may have rotated: one (throttled) refetch.
+        set = key_set(issuer, endpoints, timing, env, now, true).await?;
+    }
+    let jwk = match select_key(&set, alg, kid) {
+        Ok(jwk) => jwk,
         Err(KeyMiss::UnknownKid) => {
-            let set = key_set(issuer, endpoints, timing, env, now, true).await?;
-            select_key(&set, alg, kid)
-                .map_err(|_| GatewayError::InvalidToken("the token's signing key is unknown"))?
-                .clone()
+            return Err(GatewayError::InvalidToken(
+                "the token's signing key is unknown",
+            ));
         }
         Err(KeyMiss::Ambiguous) => {
             return Err(GatewayError::InvalidToken(
@@ -186,7 +208,7 @@ async fn verification_key(
             ));
         }
     };
-    let key = import(&issuer.name, alg, &jwk).await?;
+    let key = import(&issuer.name, alg, jwk).await?;
     Ok((key, jwk.kid.clone()))
 }
 
@@ -246,6 +268,8 @@ async fn key_set(
                         },
                     )
                 });
+                let prefix = format!("{}|", issuer.name);
+                KEYS.with(|k| k.borrow_mut().retain(|name, _| !name.starts_with(&prefix)));
                 let live: Vec<&str> = set.keys.iter().filter_map(|k| k.kid.as_deref()).collect();
                 TOKENS.with(|t| {
                     if let Some(cache) = t.borrow_mut().as_mut() {
@@ -285,7 +309,7 @@ async fn key_set(
     }
 }
 
-fn static_key_set(env: &Env, issuer: &str) -> Result<JwkSet, String> {
+pub(crate) fn static_key_set(env: &Env, issuer: &str) -> Result<JwkSet, String> {
     let secret = env
         .secret(STATIC_JWKS)
         .map_err(|_| format!("secret {STATIC_JWKS} is not set"))?
@@ -344,11 +368,16 @@ async fn import(
     alg: Algorithm,
     jwk: &Jwk,
 ) -> Result<web_sys::CryptoKey, GatewayError> {
-    let material = jwk.import_form().to_string();
-    let cache_key = format!("{issuer}|{}|{material}", alg.as_str());
+    // Keyed by (issuer, algorithm, kid): a kid names one key within one JWKS version, and a
+    // JWKS refresh drops the issuer's imported keys. Keys without a kid are keyed by material.
+    let cache_key = match &jwk.kid {
+        Some(kid) => format!("{issuer}|{}|kid:{kid}", alg.as_str()),
+        None => format!("{issuer}|{}|jwk:{}", alg.as_str(), jwk.import_form()),
+    };
     if let Some(key) = KEYS.with(|k| k.borrow().get(&cache_key).cloned()) {
         return Ok(key);
     }
+    let material = jwk.import_form().to_string();
     let bad_key = |detail: String| {
         GatewayError::IssuerUnavailable(format!("issuer '{issuer}': unusable JWK: {detail}"))
     };
@@ -374,7 +403,12 @@ async fn import(
 }
 
 /// WebCrypto signature check. A rejected promise (malformed signature) counts as invalid.
-async fn verify(alg: Algorithm, key: &web_sys::CryptoKey, signature: &[u8], data: &[u8]) -> bool {
+pub(crate) async fn verify(
+    alg: Algorithm,
+    key: &web_sys::CryptoKey,
+    signature: &[u8],
+    data: &[u8],
+) -> bool {
     let (_, verify_params) = webcrypto_params(alg);
     let (Ok(subtle), Ok(params)) = (subtle(), js_object(verify_params)) else {
         return false;

@@ -4,6 +4,8 @@
 //! outcome into a response in one place ([`respond`]).
 
 mod auth;
+#[cfg(feature = "bench")]
+mod bench;
 mod limit;
 mod origin;
 mod pipeline;

@@ -93,6 +93,10 @@ async fn run(
     trace.path = path.as_str().to_owned();
     if path.as_str() == RESERVED_PREFIX || path.as_str().starts_with(&format!("{RESERVED_PREFIX}/"))
     {
+        #[cfg(feature = "bench")]
+        if path.as_str() == "/_gateway/bench/auth" && method == "POST" {
+            return crate::bench::auth(req, env, request_id).await;
+        }
         return gateway_endpoint(method, &path, env, request_id);
     }
     let policy = settings::policy()?;

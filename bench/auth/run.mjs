@@ -1,0 +1,120 @@
+// The authentication micro-benchmark driver (`make bench-auth`): mints distinct tokens for
+// RS256, ES256, EdDSA and HS256 with fresh keys, writes the static JWKS secret to .dev.vars,
+// starts the bench build in wrangler dev (workerd), and asks its /_gateway/bench/auth endpoint
+// to time, side by side in one isolate: the gateway's verification with the verified-token cache
+// off and on, crypto.subtle.verify alone, and pure-Rust verification in wasm. Prints a Markdown
+// table of per-verification microseconds and ratios. Every run alternates the algorithms over
+// ROUNDS rounds and reports medians.
+import { createHash, createHmac, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
+const PASSES = Number(process.env.BENCH_PASSES ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const AUD = 'https://api.example.com';
+
+const b64 = (buf) => Buffer.from(buf).toString('base64url');
+const json64 = (obj) => b64(JSON.stringify(obj));
+
+function keysFor(alg) {
+  if (alg === 'HS256') {
+    const secret = randomBytes(32);
+    return { jwk: { kty: 'oct', k: b64(secret), kid: 'hs' }, signer: (input) => createHmac('sha256', secret).update(input).digest() };
+  }
+  const [type, options] = {
+    RS256: ['rsa', { modulusLength: 2048 }],
+    ES256: ['ec', { namedCurve: 'P-256' }],
+    EdDSA: ['ed25519', {}],
+  }[alg];
+  const { privateKey, publicKey } = generateKeyPairSync(type, options);
+  const jwk = { ...publicKey.export({ format: 'jwk' }), kid: alg.toLowerCase() };
+  const signer = {
+    RS256: (input) => sign('sha256', input, privateKey),
+    ES256: (input) => sign('sha256', input, { key: privateKey, dsaEncoding: 'ieee-p1363' }),
+    EdDSA: (input) => sign(null, input, privateKey),
+  }[alg];
+  return { jwk, signer };
+}
+
+function mint(alg, issuer, kid, signer, i) {
+  const now = Math.floor(Date.now() / 1000);
+  const header = json64({ alg, typ: 'at+jwt', kid });
+  const claims = json64({ iss: issuer, aud: AUD, sub: `client-${i}`, org_id: `org-${i % 50}`, tier: 'pro', scope: 'transactions:read', iat: now, exp: now + 900, jti: `${alg}-${i}-${randomBytes(6).toString('hex')}` });
+  const input = `${header}.${claims}`;
+  return `${input}.${b64(signer(Buffer.from(input)))}`;
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const ALGS = { RS256: 'bench-rs256', ES256: 'bench-es256', EdDSA: 'bench-eddsa', HS256: 'bench-hs256' };
+const ISSUERS = { RS256: 'https://rs256.bench.example', ES256: 'https://es256.bench.example', EdDSA: 'https://eddsa.bench.example', HS256: 'https://hs256.bench.example' };
+
+const staticJwks = {};
+const tokens = {};
+for (const [alg, name] of Object.entries(ALGS)) {
+  const { jwk, signer } = keysFor(alg);
+  staticJwks[name] = { keys: [jwk] };
+  tokens[alg] = Array.from({ length: TOKENS }, (_, i) => mint(alg, ISSUERS[alg], jwk.kid, signer, i));
+}
+writeFileSync(join(here, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringify(staticJwks)}'\n`, { mode: 0o600 });
+
+const port = await freePort();
+const inspector = await freePort();
+const state = mkdtempSync(join(tmpdir(), 'bench-auth-'));
+const wrangler = spawn(join(root, 'miniflare/node_modules/.bin/wrangler'), [
+  'dev', '--config', join(here, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port),
+  '--inspector-port', String(inspector), '--persist-to', state,
+], {
+  cwd: here, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+  env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', XDG_CONFIG_HOME: state },
+});
+let log = '';
+wrangler.stdout.on('data', (d) => { log += d; });
+wrangler.stderr.on('data', (d) => { log += d; });
+const stop = () => { try { process.kill(-wrangler.pid, 'SIGTERM'); } catch { /* gone */ } rmSync(state, { recursive: true, force: true }); };
+process.on('exit', stop);
+
+const base = `http://127.0.0.1:${port}`;
+for (let i = 0; ; i += 1) {
+  try { if ((await fetch(`${base}/_gateway/health`)).status === 200) break; } catch { /* not yet */ }
+  if (i > 600) { console.error(log); throw new Error('bench worker did not start'); }
+  await new Promise((r) => setTimeout(r, 100));
+}
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const perMode = {};
+for (let round = 0; round < ROUNDS; round += 1) {
+  for (const alg of Object.keys(ALGS)) {
+    const resp = await fetch(`${base}/_gateway/bench/auth`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tokens: tokens[alg], passes: PASSES }) });
+    const body = await resp.json();
+    if (resp.status !== 200) { console.error(log); throw new Error(`${alg}: ${JSON.stringify(body)}`); }
+    for (const r of body.results) {
+      ((perMode[alg] ??= {})[r.mode] ??= []).push(r.per_op_us);
+    }
+  }
+}
+
+const fmt = (x) => x.toFixed(x < 10 ? 2 : 1);
+console.log(`\nVerification cost per token in workerd (wrangler dev), µs: median of ${ROUNDS} alternating rounds, ${TOKENS} distinct tokens x ${PASSES} passes per mode and round.\n`);
+console.log('| alg | gateway, cache off | gateway, cache hit | crypto.subtle.verify alone | pure Rust in wasm | cache off / subtle | pure Rust / cache off |');
+console.log('|---|---|---|---|---|---|---|');
+for (const alg of Object.keys(ALGS)) {
+  const m = Object.fromEntries(Object.entries(perMode[alg]).map(([k, v]) => [k, median(v)]));
+  console.log(`| ${alg} | ${fmt(m.cache_off)} | ${fmt(m.cache_on)} | ${fmt(m.subtle_raw)} | ${fmt(m.pure_rust)} | ${(m.cache_off / m.subtle_raw).toFixed(2)}x | ${(m.pure_rust / m.cache_off).toFixed(1)}x |`);
+}
+stop();
+process.exit(0);
