@@ -6,6 +6,7 @@ use std::sync::{LazyLock, OnceLock};
 use gateway_core::config::{ConfigError, Policy};
 use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
+use gateway_core::names::secrets::STATIC_JWKS;
 use worker::Env;
 
 static POLICY: LazyLock<Result<Policy, ConfigError>> =
@@ -25,7 +26,11 @@ pub(crate) fn environment(env: &Env) -> Result<&'static Environment, GatewayErro
     let policy = policy()?;
     ENVIRONMENT
         .get_or_init(|| {
-            Environment::from_vars(policy, |name| env.var(name).ok().map(|v| v.to_string()))
+            let environment =
+                Environment::from_vars(policy, |name| env.var(name).ok().map(|v| v.to_string()))?;
+            let static_jwks = env.secret(STATIC_JWKS).ok().map(|s| s.to_string());
+            environment.check_static_keys(policy, static_jwks.as_deref())?;
+            Ok(environment)
         })
         .as_ref()
         .map_err(|e| GatewayError::Misconfigured(format!("vars: {e}")))

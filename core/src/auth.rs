@@ -430,7 +430,8 @@ mod tests {
 
     fn environment(policy: &Policy) -> Environment {
         let issuers = r#"{"users": {"issuer": "https://issuer.example.com", "jwks_uri": "https://issuer.example.com/jwks"},
-                          "machines": {"issuer": "https://machines.example.com", "jwks_uri": "https://machines.example.com/jwks"}}"#;
+                          "machines": {"issuer": "https://machines.example.com", "jwks_uri": "https://machines.example.com/jwks"},
+                          "internal": null}"#;
         Environment::from_vars(policy, |name| {
             match name {
                 "ENVIRONMENT" => Some("test"),

@@ -171,7 +171,9 @@ impl Environment {
         let origin = OriginUrl::parse(&required(vars::ORIGIN_URL)?)
             .map_err(|e| invalid(vars::ORIGIN_URL, e))?;
 
-        let issuers: BTreeMap<String, IssuerEndpoints> =
+        // `null` disables a policy issuer in this environment (its tokens are untrusted here);
+        // leaving it out is an error, so an issuer is never dropped by accident.
+        let entries: BTreeMap<String, Option<IssuerEndpoints>> =
             match get(vars::ISSUERS).filter(|v| !v.is_empty()) {
                 Some(json) => serde_json::from_str(&json).map_err(|e| {
                     invalid(
@@ -182,12 +184,20 @@ impl Environment {
                 None => BTreeMap::new(),
             };
         let mut jwks_timing = BTreeMap::new();
+        let mut issuers = BTreeMap::new();
         for issuer in &policy.issuers {
-            let Some(endpoints) = issuers.get(&issuer.name) else {
-                return Err(invalid(
-                    vars::ISSUERS,
-                    format!("has no entry for issuer '{}'", issuer.name),
-                ));
+            let endpoints = match entries.get(&issuer.name) {
+                None => {
+                    return Err(invalid(
+                        vars::ISSUERS,
+                        format!(
+                            "has no entry for issuer '{}' (give its endpoints, or null to disable it in this environment)",
+                            issuer.name
+                        ),
+                    ));
+                }
+                Some(None) => continue,
+                Some(Some(endpoints)) => endpoints,
             };
             let key = format!("{}.{}", vars::ISSUERS, issuer.name);
             if endpoints.issuer.is_empty() {
@@ -201,8 +211,9 @@ impl Environment {
                 .check()
                 .map_err(|(field, reason)| invalid(&format!("{key}.{field}"), reason.to_owned()))?;
             jwks_timing.insert(issuer.name.clone(), JwksTiming::from_bounds(bounds));
+            issuers.insert(issuer.name.clone(), endpoints.clone());
         }
-        if let Some(extra) = issuers.keys().find(|k| policy.issuer(k).is_none()) {
+        if let Some(extra) = entries.keys().find(|k| policy.issuer(k).is_none()) {
             return Err(invalid(
                 vars::ISSUERS,
                 format!("names issuer '{extra}', which the policy file does not define"),
@@ -214,6 +225,54 @@ impl Environment {
             issuers,
             jwks_timing,
         })
+    }
+}
+
+impl Environment {
+    /// Every enabled issuer without a `jwks_uri` must have a usable key in the static JWKS
+    /// secret (`secret`: its value, if set). Checked when the configuration is loaded, so a
+    /// missing secret shows as an unhealthy gateway at once, never as a 5xx for some token.
+    pub fn check_static_keys(
+        &self,
+        policy: &Policy,
+        secret: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        let needing: Vec<&String> = self
+            .issuers
+            .iter()
+            .filter(|(_, e)| e.jwks_uri.is_none())
+            .map(|(name, _)| name)
+            .collect();
+        if needing.is_empty() {
+            return Ok(());
+        }
+        let key = crate::names::secrets::STATIC_JWKS;
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason,
+        };
+        let sets = crate::auth::JwkSet::from_static_secret(secret.ok_or_else(|| {
+            invalid(format!(
+                "is not set, but issuer '{}' has no jwks_uri",
+                needing[0]
+            ))
+        })?)
+        .map_err(invalid)?;
+        for name in needing {
+            let usable = policy.issuer(name).is_some_and(|issuer| {
+                sets.get(name.as_str()).is_some_and(|set| {
+                    set.keys
+                        .iter()
+                        .any(|k| issuer.algorithms.iter().any(|a| k.fits(*a)))
+                })
+            });
+            if !usable {
+                return Err(invalid(format!(
+                    "has no key usable by issuer '{name}' (which has no jwks_uri)"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -239,7 +298,8 @@ mod tests {
 
     const ISSUERS: &str = r#"{"users": {"issuer": "http://127.0.0.1:9100", "jwks_uri": "http://127.0.0.1:9100/jwks"},
                               "machines": {"issuer": "http://127.0.0.1:9102", "jwks_uri": "http://127.0.0.1:9102/jwks",
-                                           "jwks_min_ttl_seconds": 1, "jwks_default_ttl_seconds": 2}}"#;
+                                           "jwks_min_ttl_seconds": 1, "jwks_default_ttl_seconds": 2},
+                              "internal": {"issuer": "urn:example:internal"}}"#;
 
     #[test]
     fn valid_vars_parse() {
@@ -318,7 +378,7 @@ mod tests {
                     ok_origin,
                     (
                         "GATEWAY_ISSUERS",
-                        r#"{"users": {"issuer": "x", "jwks_uri": "http://evil.example.com/jwks"}, "machines": {"issuer": "y"}}"#,
+                        r#"{"users": {"issuer": "x", "jwks_uri": "http://evil.example.com/jwks"}, "machines": {"issuer": "y"}, "internal": null}"#,
                     ),
                 ],
                 "GATEWAY_ISSUERS.users.jwks_uri",
@@ -329,7 +389,7 @@ mod tests {
                     ok_origin,
                     (
                         "GATEWAY_ISSUERS",
-                        r#"{"users": {"issuer": "x"}, "machines": {"issuer": "z"}, "other": {"issuer": "y"}}"#,
+                        r#"{"users": {"issuer": "x"}, "machines": {"issuer": "z"}, "internal": null, "other": {"issuer": "y"}}"#,
                     ),
                 ],
                 "names issuer 'other'",
@@ -354,7 +414,7 @@ mod tests {
             e.jwks_timing["users"].default_ttl_ms, 300_000,
             "policy default"
         );
-        let bad = r#"{"users": {"issuer": "x", "jwks_refetch_interval_seconds": 0}, "machines": {"issuer": "y"}}"#;
+        let bad = r#"{"users": {"issuer": "x", "jwks_refetch_interval_seconds": 0}, "machines": {"issuer": "y"}, "internal": null}"#;
         let err = env(&[
             ("ENVIRONMENT", "test"),
             ("ORIGIN_URL", "http://127.0.0.1:9000"),
@@ -365,7 +425,7 @@ mod tests {
             err.contains("GATEWAY_ISSUERS.users.jwks_refetch_interval_seconds: must be between"),
             "{err}"
         );
-        let typo = r#"{"users": {"issuer": "x", "jwks_ttl": 5}, "machines": {"issuer": "y"}}"#;
+        let typo = r#"{"users": {"issuer": "x", "jwks_ttl": 5}, "machines": {"issuer": "y"}, "internal": null}"#;
         let err = env(&[
             ("ENVIRONMENT", "test"),
             ("ORIGIN_URL", "http://127.0.0.1:9000"),
@@ -373,6 +433,61 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.contains("unknown field `jwks_ttl`"), "{err}");
+    }
+
+    #[test]
+    fn issuers_without_jwks_uri_need_static_keys() {
+        let policy = policy();
+        let e = env(&[
+            ("ENVIRONMENT", "test"),
+            ("ORIGIN_URL", "http://127.0.0.1:9000"),
+            ("GATEWAY_ISSUERS", ISSUERS),
+        ])
+        .unwrap();
+        let check = |secret: Option<&str>| {
+            e.check_static_keys(&policy, secret)
+                .map_err(|e| e.to_string())
+        };
+        assert!(
+            check(None)
+                .unwrap_err()
+                .contains("GATEWAY_STATIC_JWKS: is not set, but issuer 'internal'")
+        );
+        assert!(
+            check(Some("{"))
+                .unwrap_err()
+                .contains("GATEWAY_STATIC_JWKS: not a JSON object")
+        );
+        assert!(
+            check(Some(r#"{"users": {"keys": []}}"#))
+                .unwrap_err()
+                .contains("no key usable by issuer 'internal'")
+        );
+        let ec_key =
+            r#"{"internal": {"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}]}}"#;
+        assert!(
+            check(Some(ec_key)).is_err(),
+            "an EC key cannot serve an HS256 issuer"
+        );
+        check(Some(
+            r#"{"internal": {"keys": [{"kty": "oct", "k": "c2VjcmV0c2VjcmV0", "kid": "i1"}]}}"#,
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn null_disables_an_issuer_in_one_environment() {
+        let issuers =
+            r#"{"users": {"issuer": "https://u.example.com"}, "machines": null, "internal": null}"#;
+        let e = env(&[
+            ("ENVIRONMENT", "test"),
+            ("ORIGIN_URL", "http://127.0.0.1:9000"),
+            ("GATEWAY_ISSUERS", issuers),
+        ])
+        .unwrap();
+        assert!(e.issuers.contains_key("users"));
+        assert!(!e.issuers.contains_key("machines"));
+        assert!(!e.jwks_timing.contains_key("machines"));
     }
 
     #[test]

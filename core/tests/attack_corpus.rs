@@ -75,7 +75,8 @@ fn every_case_gets_its_expected_answer() {
         .0;
     let issuers = format!(
         r#"{{"users": {{"issuer": "{ISSUER}", "jwks_uri": "https://issuer.example.com/jwks"}},
-             "machines": {{"issuer": "https://machines.example.com", "jwks_uri": "https://machines.example.com/jwks"}}}}"#
+             "machines": {{"issuer": "https://machines.example.com", "jwks_uri": "https://machines.example.com/jwks"}},
+             "internal": null}}"#
     );
     let env = Environment::from_vars(&policy, |name| match name {
         "ENVIRONMENT" => Some("test".to_owned()),

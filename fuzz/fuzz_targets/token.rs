@@ -15,7 +15,8 @@ use libfuzzer_sys::fuzz_target;
 static SETUP: LazyLock<(Policy, Environment)> = LazyLock::new(|| {
     let (policy, _) = Policy::from_toml(include_str!("../../gateway.toml")).expect("policy");
     let issuers = r#"{"users": {"issuer": "https://issuer.example.com", "jwks_uri": "https://issuer.example.com/jwks"},
-                      "machines": {"issuer": "https://machines.example.com", "jwks_uri": "https://machines.example.com/jwks"}}"#;
+                      "machines": {"issuer": "https://machines.example.com", "jwks_uri": "https://machines.example.com/jwks"},
+                      "internal": {"issuer": "urn:example:internal"}}"#;
     let env = Environment::from_vars(&policy, |name| match name {
         "ENVIRONMENT" => Some("test".to_owned()),
         "ORIGIN_URL" => Some("https://origin.example.com".to_owned()),

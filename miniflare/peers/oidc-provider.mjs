@@ -22,6 +22,9 @@ export const CLIENTS = {
   'initech-script': { secret: 'initech-script-secret', org_id: 'initech', tier: 'free' },
   // Tokens that live one second, for expiry tests.
   'short-lived': { secret: 'short-lived-secret', org_id: 'umbrella', tier: 'free', ttl: 1 },
+  // Clients whose tokens are signed with the other algorithms the machines issuer accepts.
+  'pss-client': { secret: 'pss-client-secret', org_id: 'hooli', tier: 'pro', alg: 'PS256' },
+  'ed-client': { secret: 'ed-client-secret', org_id: 'piedpiper', tier: 'pro', alg: 'EdDSA' },
 };
 
 function flags(argv) {
@@ -35,19 +38,22 @@ function flags(argv) {
   return out;
 }
 
-function newKey() {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = privateKey.export({ format: 'jwk' });
-  const thumbprint = createHash('sha256')
-    .update(JSON.stringify({ e: jwk.e, kty: 'RSA', n: jwk.n }))
-    .digest('base64url');
-  return { ...jwk, kid: thumbprint, alg: 'RS256', use: 'sig' };
+// An RSA key (no `alg`: it signs RS256 and PS256) and an Ed25519 key, kids by RFC 7638.
+function newKeys() {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const ed = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
+  const kid = (members) => createHash('sha256').update(JSON.stringify(members)).digest('base64url');
+  return [
+    { ...rsa, kid: kid({ e: rsa.e, kty: 'RSA', n: rsa.n }), use: 'sig' },
+    { ...ed, kid: kid({ crv: ed.crv, kty: 'OKP', x: ed.x }), use: 'sig' },
+  ];
 }
 
 function rotate(file, keepPrevious) {
   const existing = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')).keys : [];
-  const key = newKey();
-  const keys = [key, ...(keepPrevious ? existing : [])];
+  const fresh = newKeys();
+  const [key] = fresh;
+  const keys = [...fresh, ...(keepPrevious ? existing : [])];
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify({ keys }, null, 2), { mode: 0o600 });
   renameSync(tmp, file);
@@ -68,6 +74,9 @@ async function serve({ port, keys, 'jwks-max-age': maxAge = '300' }) {
       scope: SCOPES,
     })),
     scopes: ['openid', ...SCOPES.split(' ')],
+    enabledJWA: {
+      idTokenSigningAlgValues: ['RS256', 'PS256', 'EdDSA'],
+    },
     jwks: JSON.parse(readFileSync(keys, 'utf8')),
     features: {
       devInteractions: { enabled: false },
@@ -81,7 +90,7 @@ async function serve({ port, keys, 'jwks-max-age': maxAge = '300' }) {
           audience: AUDIENCE,
           accessTokenTTL: CLIENTS[client.clientId]?.ttl ?? 900,
           accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'RS256' } },
+          jwt: { sign: { alg: CLIENTS[client.clientId]?.alg ?? 'RS256' } },
         }),
       },
     },

@@ -1,5 +1,6 @@
-//! The `machines` issuer end to end: a real OpenID provider (npm `oidc-provider`) issuing RS256
-//! client-credentials access tokens, verified by the gateway with WebCrypto.
+//! The `machines` issuer end to end: a real OpenID provider (npm `oidc-provider`) issuing
+//! RS256, PS256 and EdDSA client-credentials access tokens, verified by the gateway with
+//! WebCrypto; and the `internal` HS256 issuer keyed from the static JWKS secret.
 
 use std::time::Duration;
 
@@ -22,6 +23,14 @@ pub(crate) const CASES: &[Case] = &[
     (
         "machines::expired_token_is_refused",
         expired_token_is_refused,
+    ),
+    (
+        "machines::ps256_and_eddsa_tokens_are_accepted",
+        ps256_and_eddsa_tokens_are_accepted,
+    ),
+    (
+        "machines::internal_hs256_issuer_with_a_static_key",
+        internal_hs256_issuer_with_a_static_key,
     ),
 ];
 
@@ -116,5 +125,64 @@ fn expired_token_is_refused(stack: &Stack) {
     assert_eq!(
         body["message"],
         "Access token has expired. Use your refresh token to get a new one."
+    );
+}
+
+fn alg_of(token: &str) -> String {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let header = Base64UrlUnpadded::decode_vec(token.split('.').next().unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    header["alg"].as_str().unwrap().to_owned()
+}
+
+fn ps256_and_eddsa_tokens_are_accepted(stack: &Stack) {
+    for (client, alg, org) in [
+        ("pss-client", "PS256", "hooli"),
+        ("ed-client", "EdDSA", "piedpiper"),
+        ("acme-batch", "RS256", "acme"),
+    ] {
+        let token = stack.machine_token(client, "transactions:read");
+        assert_eq!(alg_of(&token), alg, "{client}");
+        let resp = get(stack, "/api/transactions", &token);
+        assert_eq!(resp.status, 200, "{alg}: {}", resp.text());
+        let headers = echoed_headers(&resp.json());
+        assert!(
+            headers.contains(&("x-gateway-org".to_owned(), org.to_owned())),
+            "{alg}"
+        );
+    }
+}
+
+fn internal_hs256_issuer_with_a_static_key(stack: &Stack) {
+    let token = stack.internal_token(serde_json::json!({}));
+    assert_eq!(alg_of(&token), "HS256");
+    let resp = get(stack, "/api/transactions", &token);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let headers = echoed_headers(&resp.json());
+    assert!(
+        headers.contains(&("x-gateway-issuer".to_owned(), "internal".to_owned())),
+        "{headers:?}"
+    );
+    assert!(
+        headers.contains(&("x-gateway-subject".to_owned(), "svc-ledger".to_owned())),
+        "{headers:?}"
+    );
+
+    // Signed with another key: refused. Over the issuer's 900 s lifetime cap: refused.
+    let forged = stack.internal_token_with_key(&[9u8; 32], serde_json::json!({}));
+    assert_problem(
+        &get(stack, "/api/transactions", &forged),
+        401,
+        "invalid_token",
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let long = stack.internal_token(serde_json::json!({"iat": now, "exp": now + 1_000}));
+    assert_problem(
+        &get(stack, "/api/transactions", &long),
+        401,
+        "invalid_token",
     );
 }

@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 
 use base64ct::Encoding as _;
 
+/// The `iss` of the `internal` (HS256, static key) issuer in test runs.
+pub const INTERNAL_ISSUER: &str = "urn:edge-gateway:internal-test";
+
 /// The audience the policy's `users` issuer accepts.
 pub const AUDIENCE: &str = "https://api.example.com";
 
@@ -113,6 +116,8 @@ pub struct Stack {
     pub issuer: String,
     /// The real OpenID provider's base URL (the `machines` issuer).
     pub machines: String,
+    /// The `internal` issuer's HS256 key (raw bytes), as held in GATEWAY_STATIC_JWKS.
+    pub internal_key: Vec<u8>,
     /// The run's scratch folder.
     pub run_dir: PathBuf,
     keys_dir: PathBuf,
@@ -166,6 +171,7 @@ impl Stack {
             origin: String::new(),
             issuer: String::new(),
             machines: String::new(),
+            internal_key: (0..32u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect(),
             run_dir: run_dir.clone(),
             keys_dir: keys_dir.clone(),
             demo_bin: demo_bin.clone(),
@@ -281,7 +287,8 @@ impl Stack {
             })
         };
         let issuers = serde_json::json!({
-            "users": issuer(&self.issuer), "machines": issuer(&self.machines)
+            "users": issuer(&self.issuer), "machines": issuer(&self.machines),
+            "internal": { "issuer": INTERNAL_ISSUER }
         })
         .to_string();
         let log = self.run_dir.join("wrangler.log");
@@ -297,6 +304,9 @@ impl Stack {
             ])
             .arg("--persist-to")
             .arg(&persist)
+            // The Worker secrets of this run (never the developer's .dev.vars).
+            .arg("--env-file")
+            .arg(self.secrets_file()?)
             .args(["--var", &format!("ORIGIN_URL:{}", self.origin)])
             .args(["--var", &format!("GATEWAY_ISSUERS:{issuers}")])
             .env("CI", "true")
@@ -421,6 +431,55 @@ impl Stack {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Writes this run's Worker secrets (`KEY=value` lines) and returns the file.
+    fn secrets_file(&self) -> Result<PathBuf, String> {
+        let jwks = serde_json::json!({
+            "internal": { "keys": [{
+                "kty": "oct", "kid": "internal-1",
+                "k": base64ct::Base64UrlUnpadded::encode_string(&self.internal_key)
+            }]}
+        });
+        let path = self.run_dir.join("secrets.env");
+        std::fs::write(&path, format!("GATEWAY_STATIC_JWKS='{jwks}'\n"))
+            .map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+
+    /// An HS256 access token from the `internal` issuer (its key is this run's static JWKS),
+    /// with `claims` merged over the usual ones (`null` removes a claim).
+    pub fn internal_token(&self, claims: serde_json::Value) -> String {
+        self.internal_token_with_key(&self.internal_key, claims)
+    }
+
+    /// [`Stack::internal_token`] signed with another key (a forgery).
+    pub fn internal_token_with_key(&self, key: &[u8], claims: serde_json::Value) -> String {
+        use hmac::Mac;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let mut body = serde_json::json!({
+            "iss": INTERNAL_ISSUER, "aud": AUDIENCE, "sub": "svc-ledger", "org_id": "internal",
+            "tier": "enterprise", "scope": "transactions:read", "iat": now, "exp": now + 300,
+        });
+        for (k, v) in claims.as_object().cloned().unwrap_or_default() {
+            if v.is_null() {
+                body.as_object_mut().expect("object").remove(&k);
+            } else {
+                body[k] = v;
+            }
+        }
+        let header = serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": "internal-1"});
+        let b64 = |v: &serde_json::Value| {
+            base64ct::Base64UrlUnpadded::encode_string(v.to_string().as_bytes())
+        };
+        let input = format!("{}.{}", b64(&header), b64(&body));
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("key");
+        mac.update(input.as_bytes());
+        let sig = base64ct::Base64UrlUnpadded::encode_string(&mac.finalize().into_bytes());
+        format!("{input}.{sig}")
     }
 
     /// Gets an access token from the real OpenID provider by the client-credentials grant.
