@@ -243,21 +243,19 @@ impl Environment {
             .filter(|(_, e)| e.jwks_uri.is_none())
             .map(|(name, _)| name)
             .collect();
-        if needing.is_empty() {
+        let Some(first) = needing.first() else {
             return Ok(());
-        }
+        };
         let key = crate::names::secrets::STATIC_JWKS;
         let invalid = |reason: String| ConfigError::Invalid {
             key: key.to_owned(),
             reason,
         };
-        let sets = crate::auth::JwkSet::from_static_secret(secret.ok_or_else(|| {
-            invalid(format!(
-                "is not set, but issuer '{}' has no jwks_uri",
-                needing[0]
-            ))
-        })?)
-        .map_err(invalid)?;
+        let sets =
+            crate::auth::JwkSet::from_static_secret(secret.ok_or_else(|| {
+                invalid(format!("is not set, but issuer '{first}' has no jwks_uri"))
+            })?)
+            .map_err(invalid)?;
         for name in needing {
             let usable = policy.issuer(name).is_some_and(|issuer| {
                 sets.get(name.as_str()).is_some_and(|set| {
