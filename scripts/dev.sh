@@ -84,7 +84,7 @@ wait_for "$MACHINES_URL/jwks" machines "${pids[2]}"
 # Short JWKS timings locally, so `gateway-demo rotate` shows within seconds.
 TIMINGS='"jwks_min_ttl_seconds":1,"jwks_default_ttl_seconds":5,"jwks_refetch_interval_seconds":1'
 ISSUERS="{\"users\":{\"issuer\":\"$ISSUER_URL\",\"jwks_uri\":\"$ISSUER_URL/jwks\",$TIMINGS},"
-ISSUERS+="\"machines\":{\"issuer\":\"$MACHINES_URL\",\"jwks_uri\":\"$MACHINES_URL/jwks\",$TIMINGS},"
+ISSUERS+="\"machines\":{\"issuer\":\"$MACHINES_URL\",\"discovery\":true,$TIMINGS},"
 ISSUERS+="\"internal\":{\"issuer\":\"urn:edge-gateway:internal-dev\"}}"
 mkdir -p .local/wrangler-config
 CI=true WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false XDG_CONFIG_HOME="$PWD/.local/wrangler-config" \

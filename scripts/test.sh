@@ -11,7 +11,12 @@ run_phase() {
   shift
   printf '\n==> %s\n' "$name"
   local start=$SECONDS
-  "$@"
+  if ! "$@"; then
+    phase_names+=("$name (FAILED)")
+    phase_secs+=($((SECONDS - start)))
+    printf '<== %s: FAILED after %ss\n' "$name" "$((SECONDS - start))"
+    exit 1
+  fi
   phase_names+=("$name")
   phase_secs+=($((SECONDS - start)))
   printf '<== %s: %ss\n' "$name" "$((SECONDS - start))"

@@ -21,7 +21,7 @@ use gateway_core::auth::{
     validate_claims,
 };
 use gateway_core::config::{Algorithm, IssuerPolicy, Policy};
-use gateway_core::env::{Environment, IssuerEndpoints};
+use gateway_core::env::{Environment, IssuerEndpoints, KeySource, jwks_uri_from_discovery};
 use gateway_core::error::GatewayError;
 use gateway_core::identity::VerifiedClaims;
 use gateway_core::jwks::{JwksStamp, JwksTiming};
@@ -46,6 +46,7 @@ thread_local! {
     static JWKS: RefCell<HashMap<String, IssuerKeys>> = RefCell::new(HashMap::new());
     static KEYS: RefCell<HashMap<String, web_sys::CryptoKey>> = RefCell::new(HashMap::new());
     static TOKENS: RefCell<Option<VerifiedTokenCache>> = const { RefCell::new(None) };
+    static DISCOVERED: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
 }
 
 fn cached_claims(token: &str, policy: &Policy, now: UnixMillis) -> Option<VerifiedClaims> {
@@ -116,7 +117,7 @@ pub(crate) async fn authenticate_token(
         ) {
             (Some(issuer), Some(endpoints)) => {
                 Some((issuer, endpoints)).filter(|(issuer, endpoints)| {
-                    endpoints.jwks_uri.is_some()
+                    endpoints.key_source() != KeySource::Static
                         && refresh_due(issuer, timing_of(environment, issuer), now)
                 })
             }
@@ -226,7 +227,8 @@ async fn key_set(
             .get(&issuer.name)
             .map(|e| (Rc::clone(&e.set), e.stamp))
     });
-    let Some(uri) = &endpoints.jwks_uri else {
+    let source = endpoints.key_source();
+    if source == KeySource::Static {
         if let Some((set, _)) = current {
             return Ok(set);
         }
@@ -248,10 +250,10 @@ async fn key_set(
             )
         });
         return Ok(set);
-    };
+    }
 
     if timing.should_fetch(current.as_ref().map(|(_, s)| s), now, kid_unknown) {
-        match fetch_key_set(uri).await {
+        match fetch_from(&source, &issuer.name, &endpoints.issuer).await {
             Ok((set, cache_control)) => {
                 let set = Rc::new(set);
                 let stamp = JwksStamp {
@@ -318,6 +320,61 @@ pub(crate) fn static_key_set(env: &Env, issuer: &str) -> Result<JwkSet, String> 
         .map_err(|e| format!("secret {STATIC_JWKS}: {e}"))?
         .remove(issuer)
         .ok_or_else(|| format!("secret {STATIC_JWKS} has no keys for issuer '{issuer}'"))
+}
+
+/// Fetches the issuer's JWKS from its source: the `jwks_uri`, or the one its discovery document
+/// names (resolved once per isolate, and again after a failed fetch).
+async fn fetch_from(
+    source: &KeySource,
+    issuer_name: &str,
+    expected_iss: &str,
+) -> Result<(JwkSet, Option<String>), String> {
+    let uri = match source {
+        KeySource::JwksUri(uri) => uri.clone(),
+        KeySource::Static => return Err("the issuer has no remote key source".to_owned()),
+        KeySource::Discovery(url) => {
+            match DISCOVERED.with(|d| d.borrow().get(issuer_name).cloned()) {
+                Some(uri) => uri,
+                None => {
+                    let uri = discover(url, expected_iss).await?;
+                    DISCOVERED.with(|d| d.borrow_mut().insert(issuer_name.to_owned(), uri.clone()));
+                    uri
+                }
+            }
+        }
+    };
+    let fetched = fetch_key_set(&uri).await;
+    if fetched.is_err() {
+        DISCOVERED.with(|d| d.borrow_mut().remove(issuer_name));
+    }
+    fetched
+}
+
+/// Resolves the `jwks_uri` from an OIDC discovery document.
+async fn discover(url: &str, expected_iss: &str) -> Result<String, String> {
+    let parsed = Url::parse(url).map_err(|e| format!("discovery URL: {e}"))?;
+    let mut response = match fetch_with_timeout(Fetch::Url(parsed), JWKS_TIMEOUT_MS).await {
+        Ok(response) => response,
+        Err(FetchFailure::Unreachable(detail)) => {
+            return Err(format!("discovery fetch failed: {detail}"));
+        }
+        Err(FetchFailure::TimedOut) => {
+            return Err(format!(
+                "discovery fetch timed out after {JWKS_TIMEOUT_MS} ms"
+            ));
+        }
+    };
+    if response.status_code() != 200 {
+        return Err(format!(
+            "discovery endpoint answered {}",
+            response.status_code()
+        ));
+    }
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("discovery body: {e}"))?;
+    jwks_uri_from_discovery(&text, expected_iss)
 }
 
 /// Fetches a JWKS; returns it with the response's `Cache-Control`.

@@ -89,9 +89,13 @@ impl OriginUrl {
 pub struct IssuerEndpoints {
     /// The exact `iss` value tokens carry.
     pub issuer: String,
-    /// Where its JWKS is published (unset: keys from the static JWKS secret).
+    /// Where its JWKS is published.
     #[serde(default)]
     pub jwks_uri: Option<String>,
+    /// Find the JWKS by OpenID Connect discovery (`<issuer>/.well-known/openid-configuration`)
+    /// instead of a `jwks_uri`. Neither set: keys from the static JWKS secret.
+    #[serde(default)]
+    pub discovery: bool,
     /// Per-environment override of the policy's `jwks_default_ttl_seconds`.
     #[serde(default)]
     pub jwks_default_ttl_seconds: Option<u64>,
@@ -109,7 +113,27 @@ pub struct IssuerEndpoints {
     pub jwks_max_stale_seconds: Option<u64>,
 }
 
+/// Where an issuer's verification keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A JWKS at this URL.
+    JwksUri(String),
+    /// OIDC discovery at this URL; its `jwks_uri` is then fetched.
+    Discovery(String),
+    /// The `GATEWAY_STATIC_JWKS` secret.
+    Static,
+}
+
 impl IssuerEndpoints {
+    /// Where the keys come from.
+    pub fn key_source(&self) -> KeySource {
+        match (&self.jwks_uri, self.discovery) {
+            (Some(uri), _) => KeySource::JwksUri(uri.clone()),
+            (None, true) => KeySource::Discovery(discovery_url(&self.issuer)),
+            (None, false) => KeySource::Static,
+        }
+    }
+
     /// The issuer's JWKS bounds in this environment: the policy's, with these overrides.
     pub fn jwks_bounds(&self, policy: &IssuerPolicy) -> JwksBounds {
         let base = policy.jwks_bounds();
@@ -205,6 +229,20 @@ impl Environment {
             }
             if let Some(uri) = &endpoints.jwks_uri {
                 check_url(uri).map_err(|e| invalid(&format!("{key}.jwks_uri"), e))?;
+                if endpoints.discovery {
+                    return Err(invalid(
+                        &format!("{key}.discovery"),
+                        "give either jwks_uri or discovery, not both".to_owned(),
+                    ));
+                }
+            }
+            if endpoints.discovery {
+                check_url(&endpoints.issuer).map_err(|e| {
+                    invalid(
+                        &format!("{key}.issuer"),
+                        format!("discovery needs an http(s) issuer URL: {e}"),
+                    )
+                })?;
             }
             let bounds = endpoints.jwks_bounds(issuer);
             bounds
@@ -240,7 +278,7 @@ impl Environment {
         let needing: Vec<&String> = self
             .issuers
             .iter()
-            .filter(|(_, e)| e.jwks_uri.is_none())
+            .filter(|(_, e)| e.key_source() == KeySource::Static)
             .map(|(name, _)| name)
             .collect();
         let Some(first) = needing.first() else {
@@ -272,6 +310,33 @@ impl Environment {
         }
         Ok(())
     }
+}
+
+/// The OpenID Connect discovery URL of an issuer (OIDC Discovery 1.0, section 4).
+pub fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
+/// The `jwks_uri` of a discovery document, which must name exactly the configured issuer
+/// (OIDC Discovery 1.0, section 4.3) and a valid URL.
+pub fn jwks_uri_from_discovery(document: &str, expected_issuer: &str) -> Result<String, String> {
+    #[derive(Deserialize)]
+    struct Discovery {
+        issuer: String,
+        jwks_uri: String,
+    }
+    let doc: Discovery =
+        serde_json::from_str(document).map_err(|e| format!("not a discovery document: {e}"))?;
+    if doc.issuer != expected_issuer {
+        return Err(format!(
+            "the discovery document names issuer '{}', not '{expected_issuer}'",
+            doc.issuer
+        ));
+    }
+    check_url(&doc.jwks_uri)
 }
 
 #[cfg(test)]
@@ -471,6 +536,65 @@ mod tests {
             r#"{"internal": {"keys": [{"kty": "oct", "k": "c2VjcmV0c2VjcmV0", "kid": "i1"}]}}"#,
         ))
         .unwrap();
+    }
+
+    #[test]
+    fn discovery() {
+        assert_eq!(
+            discovery_url("https://auth.example.com/"),
+            "https://auth.example.com/.well-known/openid-configuration"
+        );
+        let doc = r#"{"issuer": "https://auth.example.com/", "jwks_uri": "https://auth.example.com/keys", "x": 1}"#;
+        assert_eq!(
+            jwks_uri_from_discovery(doc, "https://auth.example.com/").unwrap(),
+            "https://auth.example.com/keys"
+        );
+        assert!(
+            jwks_uri_from_discovery(doc, "https://auth.example.com")
+                .unwrap_err()
+                .contains("names issuer")
+        );
+        let evil =
+            r#"{"issuer": "https://a.example.com", "jwks_uri": "http://evil.example.com/keys"}"#;
+        assert!(
+            jwks_uri_from_discovery(evil, "https://a.example.com")
+                .unwrap_err()
+                .contains("plain http")
+        );
+        assert!(jwks_uri_from_discovery("{}", "x").is_err());
+        let both = r#"{"users": {"issuer": "https://u.example.com", "jwks_uri": "https://u.example.com/k", "discovery": true}, "machines": null, "internal": null}"#;
+        let err = env(&[
+            ("ENVIRONMENT", "test"),
+            ("ORIGIN_URL", "http://127.0.0.1:9000"),
+            ("GATEWAY_ISSUERS", both),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("GATEWAY_ISSUERS.users.discovery: give either"),
+            "{err}"
+        );
+        let bad_issuer = r#"{"users": {"issuer": "urn:x", "discovery": true}, "machines": null, "internal": null}"#;
+        let err = env(&[
+            ("ENVIRONMENT", "test"),
+            ("ORIGIN_URL", "http://127.0.0.1:9000"),
+            ("GATEWAY_ISSUERS", bad_issuer),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("GATEWAY_ISSUERS.users.issuer: discovery needs"),
+            "{err}"
+        );
+        let ok = r#"{"users": {"issuer": "https://u.example.com", "discovery": true}, "machines": null, "internal": null}"#;
+        let e = env(&[
+            ("ENVIRONMENT", "test"),
+            ("ORIGIN_URL", "http://127.0.0.1:9000"),
+            ("GATEWAY_ISSUERS", ok),
+        ])
+        .unwrap();
+        assert_eq!(
+            e.issuers["users"].key_source(),
+            KeySource::Discovery("https://u.example.com/.well-known/openid-configuration".into())
+        );
     }
 
     #[test]

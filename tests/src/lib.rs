@@ -286,8 +286,12 @@ impl Stack {
                 "jwks_refetch_interval_seconds": 1
             })
         };
+        // The real provider is found by OIDC discovery, the demo issuer by its jwks_uri.
+        let mut machines = issuer(&self.machines);
+        machines["jwks_uri"] = serde_json::Value::Null;
+        machines["discovery"] = true.into();
         let issuers = serde_json::json!({
-            "users": issuer(&self.issuer), "machines": issuer(&self.machines),
+            "users": issuer(&self.issuer), "machines": machines,
             "internal": { "issuer": INTERNAL_ISSUER }
         })
         .to_string();
