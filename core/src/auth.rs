@@ -402,6 +402,25 @@ pub fn validate_claims(
         }
     };
     let token_id = custom.get("jti").and_then(Value::as_str).map(str::to_owned);
+    let permissions = match issuer
+        .permissions_claim
+        .as_ref()
+        .and_then(|c| custom.get(c))
+    {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(GatewayError::InvalidToken(
+                "the token's permissions are malformed",
+            ))?,
+        Some(_) => {
+            return Err(GatewayError::InvalidToken(
+                "the token's permissions are malformed",
+            ));
+        }
+    };
 
     Ok(VerifiedClaims {
         issuer: issuer.name.clone(),
@@ -410,6 +429,7 @@ pub fn validate_claims(
         tier: tier.to_owned(),
         scopes,
         token_id,
+        permissions,
         expires_at: u64::try_from(exp).unwrap_or(0),
     })
 }
@@ -710,6 +730,33 @@ mod tests {
             h(),
             with(with(c(), "scope", Value::Null), "scp", json!(["a", 1])),
             invalid("the token's scopes are malformed"),
+        );
+    }
+
+    #[test]
+    fn permissions_claim() {
+        let caller = check_all(
+            &good_header(),
+            &with(good_claims(), "permissions", json!(["reports:*", "*"])),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(caller.permissions, ["reports:*", "*"]);
+        assert!(
+            check_all(&good_header(), &good_claims(), NOW)
+                .unwrap()
+                .permissions
+                .is_empty()
+        );
+        check(
+            good_header(),
+            with(good_claims(), "permissions", json!("reports:*")),
+            invalid("the token's permissions are malformed"),
+        );
+        check(
+            good_header(),
+            with(good_claims(), "permissions", json!(["a", 1])),
+            invalid("the token's permissions are malformed"),
         );
     }
 

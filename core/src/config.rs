@@ -205,6 +205,11 @@ pub struct IssuerPolicy {
     /// Claim holding the tier (default `tier`; missing or unknown tiers are `free`).
     #[serde(default = "default_tier_claim")]
     pub tier_claim: String,
+    /// Optional claim holding RBAC permissions (array of strings, e.g. the founding material's
+    /// `permissions`). Unset: not read. A permission satisfies a route's required scope like a
+    /// scope does (exactly or as `resource:*`), and `*` satisfies every scope.
+    #[serde(default)]
+    pub permissions_claim: Option<String>,
     /// JWKS freshness when the response has no `Cache-Control: max-age` (seconds; default 300).
     #[serde(default = "default_jwks_default_ttl")]
     pub jwks_default_ttl_seconds: u64,
@@ -473,6 +478,12 @@ impl PolicyFile {
                 return Err(ConfigError::invalid(
                     format!("{key}.max_lifetime_seconds"),
                     "must be between 60 and 86400",
+                ));
+            }
+            if issuer.permissions_claim.as_deref() == Some("") {
+                return Err(ConfigError::invalid(
+                    format!("{key}.permissions_claim"),
+                    "must not be empty (omit it instead)",
                 ));
             }
             if issuer.typ.as_deref() == Some("") {

@@ -33,6 +33,9 @@ pub struct VerifiedClaims {
     pub scopes: Vec<String>,
     /// The token's `jti`, if any.
     pub token_id: Option<String>,
+    /// Permissions from the issuer's `permissions_claim` (empty when it has none).
+    #[serde(default)]
+    pub permissions: Vec<String>,
     /// The token's `exp`, seconds since the epoch.
     pub expires_at: u64,
 }
@@ -49,7 +52,13 @@ impl VerifiedClaims {
     /// The authorisation stage: every scope the route requires must be granted, exactly or by
     /// a `resource:*` wildcard (see [`scope_grants`]).
     pub fn authorise(&self, route: &Route) -> Result<(), GatewayError> {
-        let held = |required: &String| self.scopes.iter().any(|g| scope_grants(g, required));
+        let held = |required: &String| {
+            self.scopes.iter().any(|g| scope_grants(g, required))
+                || self
+                    .permissions
+                    .iter()
+                    .any(|p| p == "*" || scope_grants(p, required))
+        };
         if route.scopes.iter().all(held) {
             Ok(())
         } else {
@@ -107,6 +116,7 @@ mod tests {
             tier: "pro".into(),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             token_id: None,
+            permissions: vec![],
             expires_at: 0,
         }
     }
@@ -164,6 +174,25 @@ mod tests {
         );
         assert!(
             claims("i", "o", &["Transactions:Read"])
+                .authorise(&route(&["transactions:read"]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn permissions_grant_like_scopes_and_star_grants_all() {
+        let mut c = claims("i", "o", &[]);
+        c.permissions = vec!["reports:*".into()];
+        assert_eq!(c.authorise(&route(&["reports:generate"])), Ok(()));
+        assert!(c.authorise(&route(&["transactions:read"])).is_err());
+        c.permissions = vec!["*".into()];
+        assert_eq!(
+            c.authorise(&route(&["transactions:read", "reports:generate"])),
+            Ok(())
+        );
+        // A scope of `*` is not a permission of `*`: scopes never grant everything.
+        assert!(
+            claims("i", "o", &["*"])
                 .authorise(&route(&["transactions:read"]))
                 .is_err()
         );

@@ -129,6 +129,7 @@ mod tests {
                 tier: "free".into(),
                 scopes: vec![],
                 token_id: None,
+                permissions: vec![],
                 expires_at: valid_until,
             },
             kid: Some(kid.into()),

@@ -17,6 +17,10 @@ pub(crate) const CASES: &[Case] = &[
         valid_token_with_scope_is_forwarded,
     ),
     ("auth::insufficient_scope_is_403", insufficient_scope_is_403),
+    (
+        "auth::permissions_count_like_scopes",
+        permissions_count_like_scopes,
+    ),
     ("auth::bad_claims_are_401", bad_claims_are_401),
     ("auth::forged_tokens_are_401", forged_tokens_are_401),
     (
@@ -364,4 +368,36 @@ fn tokens_never_appear_in_answers_or_logs(stack: &Stack) {
     assert!(log.contains(&rid), "no log line for {rid}");
     assert!(!log.contains(signature), "a token reached the log");
     assert!(!log.contains(&token[..40]), "a token reached the log");
+}
+
+fn permissions_count_like_scopes(stack: &Stack) {
+    let post = |token: &str| {
+        let bearer = format!("Bearer {token}");
+        let url = format!("{}/api/reports/generate", stack.gateway);
+        http::request("POST", &url, &[("Authorization", &bearer)], Some(b"{}")).unwrap()
+    };
+    let analyst = stack.token(&TokenSpec {
+        scopes: "transactions:read",
+        claims: Some(r#"{"permissions": ["reports:*"]}"#),
+        ..TokenSpec::default()
+    });
+    assert_eq!(post(&analyst).status, 200);
+    let admin = stack.token(&TokenSpec {
+        scopes: "",
+        claims: Some(r#"{"permissions": ["*"]}"#),
+        ..TokenSpec::default()
+    });
+    assert_eq!(post(&admin).status, 200);
+    let other = stack.token(&TokenSpec {
+        scopes: "",
+        claims: Some(r#"{"permissions": ["transactions:*"]}"#),
+        ..TokenSpec::default()
+    });
+    assert_problem(&post(&other), 403, "insufficient_scope");
+    let malformed = stack.token(&TokenSpec {
+        scopes: "",
+        claims: Some(r#"{"permissions": "*"}"#),
+        ..TokenSpec::default()
+    });
+    assert_problem(&post(&malformed), 401, "invalid_token");
 }
