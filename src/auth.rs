@@ -213,6 +213,16 @@ pub(crate) async fn verification_key(
     Ok((key, jwk.kid.clone()))
 }
 
+fn store_keys(issuer: &str, set: &Rc<JwkSet>, stamp: JwksStamp) {
+    JWKS.with(|c| {
+        let keys = IssuerKeys {
+            set: Rc::clone(set),
+            stamp,
+        };
+        c.borrow_mut().insert(issuer.to_owned(), keys)
+    });
+}
+
 /// The issuer's keys: the static JWKS secret, or its `jwks_uri` under the lifecycle rules.
 async fn key_set(
     issuer: &IssuerPolicy,
@@ -240,15 +250,7 @@ async fn key_set(
             ttl_ms: u64::MAX,
             last_attempt: now,
         };
-        JWKS.with(|c| {
-            c.borrow_mut().insert(
-                issuer.name.clone(),
-                IssuerKeys {
-                    set: Rc::clone(&set),
-                    stamp,
-                },
-            )
-        });
+        store_keys(&issuer.name, &set, stamp);
         return Ok(set);
     }
 
@@ -261,15 +263,7 @@ async fn key_set(
                     ttl_ms: timing.ttl_ms(cache_control.as_deref()),
                     last_attempt: now,
                 };
-                JWKS.with(|c| {
-                    c.borrow_mut().insert(
-                        issuer.name.clone(),
-                        IssuerKeys {
-                            set: Rc::clone(&set),
-                            stamp,
-                        },
-                    )
-                });
+                store_keys(&issuer.name, &set, stamp);
                 let prefix = format!("{}|", issuer.name);
                 KEYS.with(|k| k.borrow_mut().retain(|name, _| !name.starts_with(&prefix)));
                 let live: Vec<&str> = set.keys.iter().filter_map(|k| k.kid.as_deref()).collect();

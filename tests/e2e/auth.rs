@@ -5,7 +5,7 @@ use base64_url::{decode, encode};
 use gateway_e2e::{Stack, TokenSpec, http};
 
 use crate::Case;
-use crate::requests::assert_problem;
+use crate::requests::{assert_problem, assert_scope_denied};
 
 pub(crate) const CASES: &[Case] = &[
     (
@@ -139,17 +139,14 @@ fn insufficient_scope_is_403(stack: &Stack) {
         scopes: "transactions:read",
         ..TokenSpec::default()
     });
-    let bearer = format!("Bearer {token}");
-    let resp = http::request(
+    let resp = http::with_bearer(
         "POST",
         &format!("{}/api/reports/generate", stack.gateway),
-        &[("Authorization", &bearer)],
+        &token,
         Some(b"{}"),
     )
     .unwrap();
-    let body = assert_problem(&resp, 403, "insufficient_scope");
-    assert_eq!(body["required"], serde_json::json!(["reports:generate"]));
-    assert_eq!(body["granted"], serde_json::json!(["transactions:read"]));
+    assert_scope_denied(&resp, "reports:generate", "transactions:read");
     let challenge = resp.header("www-authenticate").unwrap();
     assert!(
         challenge.contains("error=\"insufficient_scope\"")

@@ -8,7 +8,7 @@ use gateway_e2e::{Stack, http};
 
 use crate::Case;
 use crate::forwarding::echoed_headers;
-use crate::requests::assert_problem;
+use crate::requests::{assert_problem, assert_scope_denied};
 
 pub(crate) const CASES: &[Case] = &[
     (
@@ -61,11 +61,10 @@ fn client_credentials_token_is_accepted(stack: &Stack) {
         );
     }
     let token = stack.machine_token("globex-etl", "reports:generate");
-    let bearer = format!("Bearer {token}");
-    let resp = http::request(
+    let resp = http::with_bearer(
         "POST",
         &format!("{}/api/reports/generate", stack.gateway),
-        &[("Authorization", &bearer)],
+        &token,
         Some(b"{}"),
     )
     .unwrap();
@@ -99,17 +98,14 @@ fn tampered_token_is_refused(stack: &Stack) {
 
 fn scope_is_enforced(stack: &Stack) {
     let token = stack.machine_token("acme-batch", "transactions:read");
-    let bearer = format!("Bearer {token}");
-    let resp = http::request(
+    let resp = http::with_bearer(
         "POST",
         &format!("{}/api/transactions/export", stack.gateway),
-        &[("Authorization", &bearer)],
+        &token,
         Some(b"{}"),
     )
     .unwrap();
-    let body = assert_problem(&resp, 403, "insufficient_scope");
-    assert_eq!(body["required"], serde_json::json!(["transactions:export"]));
-    assert_eq!(body["granted"], serde_json::json!(["transactions:read"]));
+    assert_scope_denied(&resp, "transactions:export", "transactions:read");
 }
 
 fn expired_token_is_refused(stack: &Stack) {

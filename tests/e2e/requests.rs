@@ -52,6 +52,13 @@ pub(crate) fn assert_problem(resp: &http::Response, status: u16, code: &str) -> 
     body
 }
 
+/// Asserts a 403 `insufficient_scope` listing exactly these required and granted scopes.
+pub(crate) fn assert_scope_denied(resp: &http::Response, required: &str, granted: &str) {
+    let body = assert_problem(resp, 403, "insufficient_scope");
+    assert_eq!(body["required"], serde_json::json!([required]));
+    assert_eq!(body["granted"], serde_json::json!([granted]));
+}
+
 fn unknown_route_is_404_problem_json(stack: &Stack) {
     for path in [
         "/",

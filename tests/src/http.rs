@@ -136,6 +136,17 @@ pub fn request(
     raw(url, &bytes)
 }
 
+/// `method url` with `Authorization: Bearer <token>` and an optional body.
+pub fn with_bearer(
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<&[u8]>,
+) -> Result<Response, String> {
+    let bearer = format!("Bearer {token}");
+    request(method, url, &[("Authorization", &bearer)], body)
+}
+
 /// `GET url`.
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
     request("GET", url, headers, None)
