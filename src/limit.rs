@@ -1,12 +1,25 @@
-//! The rate-limit stage's I/O: one round trip to the organisation's counter object.
+//! The rate-limit stage's I/O: one round trip to the organisation's counter object, with a
+//! deadline, and the route's failure policy when it does not answer.
 
+use gateway_core::config::Policy;
 use gateway_core::error::GatewayError;
 use gateway_core::identity::VerifiedClaims;
-use gateway_core::limit::{CONSUME_PATH, ConsumeReply, ConsumeRequest};
+use gateway_core::limit::{CONSUME_PATH, ConsumeReply, ConsumeRequest, Decision, response_headers};
 use gateway_core::names::bindings::RATE_LIMITER;
 use gateway_core::route::{FailurePolicy, Route};
 use gateway_core::time::UnixMillis;
 use worker::{Env, Headers, Method, Request, RequestInit};
+
+use crate::runtime::within;
+
+/// Header marking a response admitted while the limiter was unavailable (fail-open routes).
+const FAIL_OPEN_HEADER: &str = "x-ratelimit-status";
+
+/// What the stage decided: headers for the response (success or error), and the refusal, if any.
+pub(crate) struct LimitOutcome {
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) refusal: Option<GatewayError>,
+}
 
 async fn call(
     env: &Env,
@@ -28,6 +41,7 @@ async fn call(
         .with_body(Some(json.into()));
     let req = Request::new_with_init(&format!("https://counter{CONSUME_PATH}"), &init)
         .map_err(|e| e.to_string())?;
+    // Never retried: an overloaded object must shed load, not get more of it.
     let mut resp = stub
         .fetch_with_request(req)
         .await
@@ -38,33 +52,77 @@ async fn call(
     resp.json().await.map_err(|e| format!("counter reply: {e}"))
 }
 
-/// Consumes the route's cost for the caller's organisation. When the counter store fails, the
-/// route's failure policy decides: `closed` refuses (503), `open` admits (the failure is logged).
-pub(crate) async fn consume(
+/// Checks and consumes the route's cost for the caller's organisation, in every window of its
+/// tier, with one call to its counter object.
+pub(crate) async fn check(
     env: &Env,
+    policy: &Policy,
     claims: &VerifiedClaims,
     route: &Route,
     now: UnixMillis,
-) -> Result<Option<ConsumeReply>, GatewayError> {
-    match call(
-        env,
-        claims,
-        &ConsumeRequest {
-            cost: route.cost,
-            now,
+) -> LimitOutcome {
+    let (tier_name, tier) = policy.tier_or_fallback(Some(&claims.tier));
+    let Some(tier) = tier else {
+        return LimitOutcome {
+            headers: Vec::new(),
+            refusal: Some(GatewayError::Misconfigured(format!(
+                "tier '{tier_name}' is not defined"
+            ))),
+        };
+    };
+    let request = ConsumeRequest {
+        cost: route.cost,
+        now,
+        windows: tier.windows.clone(),
+    };
+    let timeout_ms = policy.gateway.limiter_timeout_ms;
+    let reply = match within(timeout_ms, call(env, claims, &request)).await {
+        Some(reply) => reply,
+        None => Err(format!("counter did not answer within {timeout_ms} ms")),
+    };
+    match reply {
+        Ok(Decision::Admitted { windows }) => LimitOutcome {
+            headers: response_headers(tier_name, &windows, route.cost, now),
+            refusal: None,
         },
-    )
-    .await
-    {
-        Ok(reply) => Ok(Some(reply)),
+        Ok(Decision::Limited {
+            retry_after_secs,
+            windows,
+        }) => {
+            let limit = windows
+                .iter()
+                .filter(|w| w.remaining < u64::from(route.cost))
+                .map(|w| w.limit)
+                .min()
+                .unwrap_or_default();
+            LimitOutcome {
+                headers: response_headers(tier_name, &windows, route.cost, now),
+                refusal: Some(GatewayError::RateLimited {
+                    retry_after_secs,
+                    limit,
+                    tier: tier_name.to_owned(),
+                    upgrade_url: tier.upgrade_url.clone(),
+                }),
+            }
+        }
+        Ok(Decision::NeverFits { cost, limit }) => LimitOutcome {
+            headers: Vec::new(),
+            refusal: Some(GatewayError::CostExceedsLimit { cost, limit }),
+        },
         Err(detail) => match route.on_limiter_error {
-            FailurePolicy::Closed => Err(GatewayError::LimiterUnavailable(detail)),
+            FailurePolicy::Closed => LimitOutcome {
+                headers: Vec::new(),
+                refusal: Some(GatewayError::LimiterUnavailable(detail)),
+            },
             FailurePolicy::Open => {
                 worker::console_warn!(
                     "{}",
-                    serde_json::json!({"event": "limiter_fail_open", "route": route.id.0, "detail": detail})
+                    serde_json::json!({"event": "limiter_fail_open", "route": route.id.0, "org": claims.org.0, "detail": detail})
                 );
-                Ok(None)
+                LimitOutcome {
+                    headers: vec![(FAIL_OPEN_HEADER, "unavailable".to_owned())],
+                    refusal: None,
+                }
             }
         },
     }

@@ -27,6 +27,8 @@ struct Trace {
     path: String,
     route: Option<String>,
     claims: Option<VerifiedClaims>,
+    /// Rate-limit headers, added to whatever response the request gets.
+    limit_headers: Vec<(&'static str, String)>,
 }
 
 /// Runs the pipeline for one request. Never fails: every outcome is a response.
@@ -39,8 +41,14 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
 
     let outcome = run(req, env, &method, started, &request_id, &mut trace).await;
     let (response, error) = match outcome {
-        Ok(response) => (respond::decorate(response, &request_id), None),
-        Err(err) => (respond::error(&err, &request_id), Some(err)),
+        Ok(response) => (
+            respond::decorate(response, &request_id, &trace.limit_headers),
+            None,
+        ),
+        Err(err) => (
+            respond::error(&err, &request_id, &trace.limit_headers),
+            Some(err),
+        ),
     };
 
     let environment = settings::environment(env)
@@ -126,7 +134,11 @@ async fn run(
 
     // Rate limit.
     if let Some(claims) = &claims {
-        limit::consume(env, claims, route, now).await?;
+        let outcome = limit::check(env, policy, claims, route, now).await;
+        trace.limit_headers = outcome.headers;
+        if let Some(refusal) = outcome.refusal {
+            return Err(refusal);
+        }
     }
 
     // Forward.

@@ -8,7 +8,11 @@ use gateway_core::names::REQUEST_ID_HEADER;
 use worker::{Headers, Response};
 
 /// The response for an error. Never fails: if the runtime refuses to build it, a bare 500.
-pub(crate) fn error(err: &GatewayError, request_id: &str) -> Response {
+pub(crate) fn error(
+    err: &GatewayError,
+    request_id: &str,
+    extra: &[(&'static str, String)],
+) -> Response {
     let body = serde_json::to_vec(&err.problem(request_id)).unwrap_or_default();
     let headers = Headers::new();
     let _ = headers.set("content-type", PROBLEM_CONTENT_TYPE);
@@ -20,7 +24,7 @@ pub(crate) fn error(err: &GatewayError, request_id: &str) -> Response {
         .with_status(err.code().status())
         .with_headers(headers)
         .fixed(body);
-    decorate(response, request_id)
+    decorate(response, request_id, extra)
 }
 
 /// A JSON response from the gateway itself.
@@ -32,13 +36,17 @@ pub(crate) fn json(status: u16, value: &serde_json::Value, request_id: &str) -> 
         .with_status(status)
         .with_headers(headers)
         .fixed(value.to_string().into_bytes());
-    decorate(response, request_id)
+    decorate(response, request_id, &[])
 }
 
 /// Copies the response's headers into a fresh, mutable set (fetched responses' headers are
 /// immutable), drops what reveals the origin's software, and adds the request id and the
 /// security headers. The body streams through untouched.
-pub(crate) fn decorate(response: Response, request_id: &str) -> Response {
+pub(crate) fn decorate(
+    response: Response,
+    request_id: &str,
+    extra: &[(&'static str, String)],
+) -> Response {
     let status = response.status_code();
     let headers = Headers::new();
     for (name, value) in response.headers().entries() {
@@ -50,6 +58,13 @@ pub(crate) fn decorate(response: Response, request_id: &str) -> Response {
         let _ = headers.set(name, value);
     }
     let _ = headers.set(REQUEST_ID_HEADER, request_id);
+    // Rate-limit headers: ours, which the origin's own may only tighten.
+    let origin = response.headers();
+    let merged =
+        gateway_core::limit::merge_origin_headers(extra, |name| origin.get(name).ok().flatten());
+    for (name, value) in merged {
+        let _ = headers.set(name, &value);
+    }
     let (_, body) = response.into_parts();
     Response::builder()
         .with_status(status)

@@ -53,6 +53,19 @@ pub(crate) enum FetchFailure {
     TimedOut,
 }
 
+/// Runs `work`, giving up after `timeout_ms` (`None`).
+pub(crate) async fn within<T>(
+    timeout_ms: u64,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let work = Box::pin(work);
+    let timeout = Box::pin(Delay::from(Duration::from_millis(timeout_ms)));
+    match select(work, timeout).await {
+        Either::Left((value, _)) => Some(value),
+        Either::Right(((), _)) => None,
+    }
+}
+
 /// Sends a subrequest, giving up (and aborting it) after `timeout_ms`.
 pub(crate) async fn fetch_with_timeout(
     request: Fetch,
@@ -60,12 +73,10 @@ pub(crate) async fn fetch_with_timeout(
 ) -> Result<Response, FetchFailure> {
     let controller = AbortController::default();
     let signal = controller.signal();
-    let sending = Box::pin(request.send_with_signal(&signal));
-    let timeout = Box::pin(Delay::from(Duration::from_millis(timeout_ms)));
-    match select(sending, timeout).await {
-        Either::Left((Ok(response), _)) => Ok(response),
-        Either::Left((Err(e), _)) => Err(FetchFailure::Unreachable(e.to_string())),
-        Either::Right(((), _)) => {
+    match within(timeout_ms, request.send_with_signal(&signal)).await {
+        Some(Ok(response)) => Ok(response),
+        Some(Err(e)) => Err(FetchFailure::Unreachable(e.to_string())),
+        None => {
             controller.abort();
             Err(FetchFailure::TimedOut)
         }

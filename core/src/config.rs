@@ -90,6 +90,9 @@ fn default_max_body_bytes() -> u64 {
 fn default_origin_timeout_ms() -> u64 {
     10_000
 }
+fn default_limiter_timeout_ms() -> u64 {
+    1000
+}
 fn default_token_cache_entries() -> usize {
     4096
 }
@@ -144,6 +147,10 @@ pub struct GatewaySettings {
     /// gets the verified identity headers instead of the raw token).
     #[serde(default)]
     pub forward_authorization: bool,
+    /// Deadline for the counter object's answer (ms; default 1000); past it the route's
+    /// `on_limiter_error` policy applies.
+    #[serde(default = "default_limiter_timeout_ms")]
+    pub limiter_timeout_ms: u64,
     /// Capacity of the per-isolate verified-token cache (default 4096; 0 turns it off).
     #[serde(default = "default_token_cache_entries")]
     pub token_cache_entries: usize,
@@ -156,6 +163,7 @@ impl Default for GatewaySettings {
             origin_timeout_ms: default_origin_timeout_ms(),
             forward_authorization: false,
             token_cache_entries: default_token_cache_entries(),
+            limiter_timeout_ms: default_limiter_timeout_ms(),
         }
     }
 }
@@ -176,6 +184,9 @@ pub struct Window {
 pub struct TierPolicy {
     /// A request must fit every window.
     pub windows: Vec<Window>,
+    /// Where an organisation on this tier can buy more (sent as `upgradeUrl` on 429).
+    #[serde(default)]
+    pub upgrade_url: Option<String>,
 }
 
 /// `[[issuers]]`: the rules for one token issuer. Its URL and JWKS location are
@@ -371,6 +382,12 @@ impl PolicyFile {
                 format!("must be at most {MAX_BODY_LIMIT}"),
             ));
         }
+        if !(10..=30_000).contains(&g.limiter_timeout_ms) {
+            return Err(ConfigError::invalid(
+                "gateway.limiter_timeout_ms",
+                "must be between 10 and 30000",
+            ));
+        }
         if g.token_cache_entries > 100_000 {
             return Err(ConfigError::invalid(
                 "gateway.token_cache_entries",
@@ -399,6 +416,10 @@ impl PolicyFile {
                     key,
                     "tier names are [a-z0-9_-], at most 32 characters",
                 ));
+            }
+            if let Some(url) = &tier.upgrade_url {
+                crate::env::check_url(url)
+                    .map_err(|e| ConfigError::invalid(format!("{key}.upgrade_url"), e))?;
             }
             if tier.windows.is_empty() {
                 return Err(ConfigError::invalid(

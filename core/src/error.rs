@@ -94,7 +94,7 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::InsufficientScope => "insufficient_scope",
-            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::RateLimited => "rate_limit_exceeded",
             ErrorCode::CostExceedsLimit => "cost_exceeds_limit",
             ErrorCode::OriginUnreachable => "origin_unreachable",
             ErrorCode::OriginTimeout => "origin_timeout",
@@ -217,6 +217,12 @@ pub enum GatewayError {
     RateLimited {
         /// Seconds until the same request fits.
         retry_after_secs: u64,
+        /// The limit of the window that refused it, cost units.
+        limit: u32,
+        /// The organisation's tier.
+        tier: String,
+        /// Where to upgrade (the tier's `upgrade_url`, e.g. on the free tier).
+        upgrade_url: Option<String>,
     },
     /// The request's cost exceeds the whole limit.
     CostExceedsLimit {
@@ -326,8 +332,10 @@ impl GatewayError {
             GatewayError::InsufficientScope { required, .. } => {
                 format!("This route requires the scopes: {}.", required.join(" "))
             }
-            GatewayError::RateLimited { retry_after_secs } => {
-                format!("Rate limit exceeded for your organisation. Retry in {retry_after_secs} s.")
+            GatewayError::RateLimited { retry_after_secs, limit, tier, .. } => {
+                format!(
+                    "Rate limit exceeded: your organisation's {tier} tier allows {limit} cost units per window. Retry in {retry_after_secs} s."
+                )
             }
             GatewayError::CostExceedsLimit { cost, limit } => format!(
                 "This request costs {cost} units, more than your tier's whole limit of {limit}; retrying will not help."
@@ -383,7 +391,23 @@ impl GatewayError {
                 _ => None,
             },
             retry_after: match self {
-                GatewayError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+                GatewayError::RateLimited {
+                    retry_after_secs, ..
+                } => Some(*retry_after_secs),
+                _ => None,
+            },
+            limit: match self {
+                GatewayError::RateLimited { limit, .. }
+                | GatewayError::CostExceedsLimit { limit, .. } => Some(*limit),
+                _ => None,
+            },
+            remaining: matches!(self, GatewayError::RateLimited { .. }).then_some(0),
+            tier: match self {
+                GatewayError::RateLimited { tier, .. } => Some(tier.clone()),
+                _ => None,
+            },
+            upgrade_url: match self {
+                GatewayError::RateLimited { upgrade_url, .. } => upgrade_url.clone(),
                 _ => None,
             },
         }
@@ -424,7 +448,9 @@ impl GatewayError {
                     required.join(" ")
                 ),
             )],
-            GatewayError::RateLimited { retry_after_secs } => {
+            GatewayError::RateLimited {
+                retry_after_secs, ..
+            } => {
                 vec![("retry-after", retry_after_secs.to_string())]
             }
             GatewayError::LimiterUnavailable(_)
@@ -459,9 +485,21 @@ pub struct Problem {
     /// For `insufficient_scope`: the scopes the token holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub granted: Option<Vec<String>>,
-    /// For `rate_limited`: seconds until retry (also `Retry-After`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// For `rate_limit_exceeded`: seconds until retry (also `Retry-After`).
+    #[serde(rename = "retryAfter", skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// For `rate_limit_exceeded` and `cost_exceeds_limit`: the limit, cost units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// For `rate_limit_exceeded`: always 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u32>,
+    /// For `rate_limit_exceeded`: the organisation's tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// For `rate_limit_exceeded`: where to upgrade, when the tier has an upgrade URL.
+    #[serde(rename = "upgradeUrl", skip_serializing_if = "Option::is_none")]
+    pub upgrade_url: Option<String>,
 }
 
 #[cfg(test)]
@@ -509,7 +547,36 @@ mod tests {
         assert_eq!(body["detail"], body["message"]);
         assert_eq!(body["required"][0], "reports:generate");
         assert_eq!(body["granted"][0], "transactions:read");
-        assert!(body.get("retry_after").is_none());
+        assert!(body.get("retryAfter").is_none());
+        let limited = GatewayError::RateLimited {
+            retry_after_secs: 12,
+            limit: 100,
+            tier: "free".into(),
+            upgrade_url: Some("https://example.com/pricing".into()),
+        };
+        let body = serde_json::to_value(limited.problem("r")).unwrap();
+        assert_eq!(body["error"], "rate_limit_exceeded");
+        assert_eq!(
+            (
+                body["retryAfter"].as_u64(),
+                body["limit"].as_u64(),
+                body["remaining"].as_u64()
+            ),
+            (Some(12), Some(100), Some(0))
+        );
+        assert_eq!(
+            (body["tier"].as_str(), body["upgradeUrl"].as_str()),
+            (Some("free"), Some("https://example.com/pricing"))
+        );
+        assert_eq!(limited.headers(), vec![("retry-after", "12".to_owned())]);
+        let never = GatewayError::CostExceedsLimit {
+            cost: 20,
+            limit: 10,
+        };
+        assert!(
+            never.headers().is_empty(),
+            "no Retry-After: retrying cannot help"
+        );
     }
 
     #[test]

@@ -38,10 +38,14 @@ pub mod rate_limit_headers {
     pub const LIMIT: &str = "x-ratelimit-limit";
     /// Cost units left in that window.
     pub const REMAINING: &str = "x-ratelimit-remaining";
-    /// Seconds until that window has room again.
+    /// When that window is empty again, Unix epoch seconds.
     pub const RESET: &str = "x-ratelimit-reset";
     /// The request's cost in cost units.
     pub const COST: &str = "x-ratelimit-cost";
+    /// IETF structured field: every window's quota and length.
+    pub const POLICY: &str = "ratelimit-policy";
+    /// IETF structured field: every window's remaining quota and seconds to reset.
+    pub const STATE: &str = "ratelimit";
 }
 
 /// Worker secrets (set with `wrangler secret put` or by the Vault sync job; never in `[vars]`).

@@ -16,6 +16,7 @@
 mod auth;
 mod corpus;
 mod forwarding;
+mod limits;
 mod machines;
 mod requests;
 mod rotation;
@@ -36,6 +37,7 @@ fn main() {
         auth::CASES,
         corpus::CASES,
         machines::CASES,
+        limits::CASES,
         rotation::CASES,
     ]
     .concat();

@@ -1,0 +1,201 @@
+//! Rate limiting end to end: real tokens, the real counter objects in workerd.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gateway_e2e::{Stack, TokenSpec, http};
+
+use crate::Case;
+use crate::requests::assert_problem;
+
+pub(crate) const CASES: &[Case] = &[
+    (
+        "limits::free_tier_admits_exactly_100_of_120",
+        free_tier_admits_exactly_100_of_120,
+    ),
+    (
+        "limits::costly_route_is_admitted_exactly_5_times",
+        costly_route_is_admitted_exactly_5_times,
+    ),
+    (
+        "limits::concurrent_clients_share_one_exact_budget",
+        concurrent_clients_share_one_exact_budget,
+    ),
+    (
+        "limits::orgs_and_issuers_do_not_share_buckets",
+        orgs_and_issuers_do_not_share_buckets,
+    ),
+];
+
+/// A fresh organisation name per test (counter objects persist for the whole run).
+fn org(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn list(stack: &Stack, token: &str) -> http::Response {
+    http::with_bearer(
+        "GET",
+        &format!("{}/api/transactions", stack.gateway),
+        token,
+        None,
+    )
+    .unwrap()
+}
+
+fn free_tier_admits_exactly_100_of_120(stack: &Stack) {
+    let org = org("free");
+    let token = stack.token(&TokenSpec {
+        org: &org,
+        tier: Some("free"),
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    let mut admitted = 0;
+    let mut last_remaining = u64::MAX;
+    for i in 0..120 {
+        let resp = list(stack, &token);
+        assert_eq!(resp.header("x-ratelimit-limit"), Some("100"), "request {i}");
+        assert_eq!(
+            resp.header("ratelimit-policy"),
+            Some("\"free-60s\";q=100;w=60")
+        );
+        assert!(
+            resp.header("ratelimit")
+                .is_some_and(|v| v.starts_with("\"free-60s\";r="))
+        );
+        let reset: u64 = resp.header("x-ratelimit-reset").unwrap().parse().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(
+            reset > now && reset <= now + 61,
+            "reset {reset} is epoch seconds within the window"
+        );
+        match resp.status {
+            200 => {
+                admitted += 1;
+                let remaining: u64 = resp
+                    .header("x-ratelimit-remaining")
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(remaining < last_remaining);
+                last_remaining = remaining;
+            }
+            429 => {
+                let body = assert_problem(&resp, 429, "rate_limit_exceeded");
+                let retry: u64 = resp.header("retry-after").unwrap().parse().unwrap();
+                assert!((1..=60).contains(&retry), "{retry}");
+                assert_eq!(body["retryAfter"], retry);
+                assert_eq!(
+                    (body["limit"].as_u64(), body["remaining"].as_u64()),
+                    (Some(100), Some(0))
+                );
+                assert_eq!(body["tier"], "free");
+                assert_eq!(body["upgradeUrl"], "https://example.com/pricing");
+                assert_eq!(resp.header("x-ratelimit-remaining"), Some("0"));
+            }
+            other => panic!("request {i}: {other} {}", resp.text()),
+        }
+    }
+    assert_eq!(admitted, 100);
+}
+
+fn costly_route_is_admitted_exactly_5_times(stack: &Stack) {
+    let org = org("reports");
+    let token = stack.token(&TokenSpec {
+        org: &org,
+        tier: Some("free"),
+        scopes: "reports:generate",
+        ..TokenSpec::default()
+    });
+    let url = format!("{}/api/reports/generate", stack.gateway);
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| {
+            http::with_bearer("POST", &url, &token, Some(b"{}"))
+                .unwrap()
+                .status
+        })
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+    let resp = http::with_bearer("POST", &url, &token, Some(b"{}")).unwrap();
+    assert_eq!(resp.header("x-ratelimit-cost"), Some("20"));
+}
+
+fn concurrent_clients_share_one_exact_budget(stack: &Stack) {
+    let org = org("burst");
+    let token = stack.token(&TokenSpec {
+        org: &org,
+        tier: Some("free"),
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..30)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..5)
+                        .map(|_| list(stack, &token).status)
+                        .collect::<Vec<u16>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert_eq!(statuses.len(), 150);
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        100,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        50,
+        "{statuses:?}"
+    );
+}
+
+fn orgs_and_issuers_do_not_share_buckets(stack: &Stack) {
+    let name = org("shared");
+    let users = stack.token(&TokenSpec {
+        org: &name,
+        tier: Some("free"),
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    let other_org = org("other");
+    let other = stack.token(&TokenSpec {
+        org: &other_org,
+        tier: Some("free"),
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    // The same org string from another issuer.
+    let internal = stack.internal_token(serde_json::json!({"org_id": name, "tier": "free"}));
+    for _ in 0..100 {
+        assert_eq!(list(stack, &users).status, 200);
+    }
+    assert_eq!(list(stack, &users).status, 429);
+    assert_eq!(
+        list(stack, &other).status,
+        200,
+        "another org has its own budget"
+    );
+    assert_eq!(
+        list(stack, &internal).status,
+        200,
+        "the same org name from another issuer has its own budget"
+    );
+    assert_eq!(
+        list(stack, &internal).header("x-ratelimit-remaining"),
+        Some("98")
+    );
+}
