@@ -24,6 +24,10 @@ pub(crate) const CASES: &[Case] = &[
         "limits::orgs_and_issuers_do_not_share_buckets",
         orgs_and_issuers_do_not_share_buckets,
     ),
+    (
+        "limits::window_slides_and_retry_after_is_honest",
+        window_slides_and_retry_after_is_honest,
+    ),
 ];
 
 /// A fresh organisation name per test (counter objects persist for the whole run).
@@ -197,5 +201,33 @@ fn orgs_and_issuers_do_not_share_buckets(stack: &Stack) {
     assert_eq!(
         list(stack, &internal).header("x-ratelimit-remaining"),
         Some("98")
+    );
+}
+
+/// The sandbox tier (5 units per 2 s) shows the window sliding and Retry-After in real time.
+fn window_slides_and_retry_after_is_honest(stack: &Stack) {
+    let org = org("sandbox");
+    let token = stack.token(&TokenSpec {
+        org: &org,
+        tier: Some("sandbox"),
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        assert_eq!(list(stack, &token).status, 200);
+    }
+    let limited = list(stack, &token);
+    assert_eq!(limited.status, 429);
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    // Retrying after Retry-After works; before the window slid, it did not.
+    std::thread::sleep(std::time::Duration::from_secs(retry));
+    let resp = list(stack, &token);
+    assert_eq!(
+        resp.status,
+        200,
+        "after Retry-After ({retry} s, {} ms since the burst)",
+        started.elapsed().as_millis()
     );
 }
