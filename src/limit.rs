@@ -14,6 +14,8 @@ use crate::runtime::within;
 
 /// Header marking a response admitted while the limiter was unavailable (fail-open routes).
 const FAIL_OPEN_HEADER: &str = "x-ratelimit-status";
+/// Header marking a response the limits would have refused (shadow mode).
+const SHADOW_HEADER: &str = "x-ratelimit-shadow";
 
 /// What the stage decided: headers for the response (success or error), and the refusal, if any.
 pub(crate) struct LimitOutcome {
@@ -55,6 +57,33 @@ async fn call(
 /// Checks and consumes the route's cost for the caller's organisation, in every window of its
 /// tier, with one call to its counter object.
 pub(crate) async fn check(
+    env: &Env,
+    policy: &Policy,
+    claims: &VerifiedClaims,
+    route: &Route,
+    now: UnixMillis,
+) -> LimitOutcome {
+    let mut outcome = enforce(env, policy, claims, route, now).await;
+    let shadow =
+        route.rate_limit_shadow || policy.tiers.get(&claims.tier).is_some_and(|t| t.shadow);
+    let would_limit = matches!(
+        outcome.refusal,
+        Some(GatewayError::RateLimited { .. } | GatewayError::CostExceedsLimit { .. })
+    );
+    if shadow && would_limit {
+        worker::console_log!(
+            "{}",
+            serde_json::json!({"event": "rate_limit_shadow", "route": route.id.0, "issuer": claims.issuer, "org": claims.org.0, "tier": claims.tier, "would_limit": true})
+        );
+        outcome.refusal = None;
+        outcome
+            .headers
+            .push((SHADOW_HEADER, "would-limit".to_owned()));
+    }
+    outcome
+}
+
+async fn enforce(
     env: &Env,
     policy: &Policy,
     claims: &VerifiedClaims,

@@ -436,7 +436,11 @@ pub fn validate_claims(
         }
     };
     let claimed_tier = custom.get(&issuer.tier_claim).and_then(Value::as_str);
-    let (tier, _) = policy.tier_or_fallback(claimed_tier);
+    // An operator's override for the organisation wins over the token's claim.
+    let tier = match policy.override_tier(&issuer.name, &org) {
+        Some(tier) => tier,
+        None => policy.tier_or_fallback(claimed_tier).0,
+    };
     let scopes = match (custom.get("scope"), custom.get("scp")) {
         (Some(Value::String(s)), _) => s
             .split(' ')

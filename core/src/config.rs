@@ -187,6 +187,23 @@ pub struct TierPolicy {
     /// Where an organisation on this tier can buy more (sent as `upgradeUrl` on 429).
     #[serde(default)]
     pub upgrade_url: Option<String>,
+    /// Shadow mode for the whole tier: decide, send headers, log "would limit", admit.
+    #[serde(default)]
+    pub shadow: bool,
+}
+
+/// `[[org_overrides]]`: an organisation's tier set by the operator, taking precedence over the
+/// token's tier claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgOverride {
+    /// The organisation id.
+    pub org: String,
+    /// Only for tokens of this issuer (default: every issuer).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The tier to limit it at.
+    pub tier: String,
 }
 
 /// `[[issuers]]`: the rules for one token issuer. Its URL and JWKS location are
@@ -324,6 +341,9 @@ pub struct RouteSpec {
     /// `closed` (default, 503 when the counter store fails) or `open`.
     #[serde(default = "default_failure_policy")]
     pub on_limiter_error: FailurePolicy,
+    /// Shadow mode: decide and send the headers, log "would limit", but admit (default false).
+    #[serde(default)]
+    pub rate_limit_shadow: bool,
 }
 
 /// The policy file as written (serde model; see [`Policy`] for the validated form).
@@ -340,6 +360,9 @@ pub struct PolicyFile {
     pub issuers: Vec<IssuerPolicy>,
     /// `[[routes]]`.
     pub routes: Vec<RouteSpec>,
+    /// `[[org_overrides]]`.
+    #[serde(default)]
+    pub org_overrides: Vec<OrgOverride>,
 }
 
 /// The validated policy.
@@ -353,6 +376,8 @@ pub struct Policy {
     pub issuers: Vec<IssuerPolicy>,
     /// The route table.
     pub routes: RouteTable,
+    /// Per-organisation tier overrides.
+    pub org_overrides: Vec<OrgOverride>,
 }
 
 /// The tier every unknown or missing tier claim falls back to.
@@ -602,7 +627,40 @@ impl PolicyFile {
                 cost: spec.cost,
                 max_body_bytes,
                 on_limiter_error: spec.on_limiter_error,
+                rate_limit_shadow: spec.rate_limit_shadow,
             });
+        }
+        for (i, o) in self.org_overrides.iter().enumerate() {
+            let key = format!("org_overrides[{i}]");
+            if o.org.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.org"),
+                    "must not be empty",
+                ));
+            }
+            if !self.tiers.contains_key(&o.tier) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.tier"),
+                    format!("no tier named '{}'", o.tier),
+                ));
+            }
+            if let Some(issuer) = o.issuer.as_deref().filter(|i| !issuer_names.contains(i)) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.issuer"),
+                    format!("no issuer named '{issuer}'"),
+                ));
+            }
+            let duplicate = self
+                .org_overrides
+                .iter()
+                .take(i)
+                .any(|p| p.org == o.org && p.issuer == o.issuer);
+            if duplicate {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("a second override for org '{}'", o.org),
+                ));
+            }
         }
         let routes = RouteTable::new(routes)
             .map_err(|(i, reason)| ConfigError::invalid(format!("routes[{i}]"), reason))?;
@@ -612,6 +670,7 @@ impl PolicyFile {
             tiers: self.tiers.clone(),
             issuers: self.issuers.clone(),
             routes,
+            org_overrides: self.org_overrides.clone(),
         })
     }
 }
@@ -638,6 +697,17 @@ impl Policy {
             Some((name, tier)) => (name.as_str(), Some(tier)),
             None => (FALLBACK_TIER, self.tiers.get(FALLBACK_TIER)),
         }
+    }
+
+    /// The operator's tier for an organisation, if overridden: an issuer-specific override wins
+    /// over one for every issuer.
+    pub fn override_tier(&self, issuer: &str, org: &str) -> Option<&str> {
+        let matching = self.org_overrides.iter().filter(|o| o.org == org);
+        matching
+            .clone()
+            .find(|o| o.issuer.as_deref() == Some(issuer))
+            .or_else(|| matching.clone().find(|o| o.issuer.is_none()))
+            .map(|o| o.tier.as_str())
     }
 
     /// The issuer rules by name.
@@ -852,6 +922,25 @@ scopes = ["transactions:read"]
             Err("invalid type"),
         );
         check("routes = [", Err("TOML parse error"));
+    }
+
+    #[test]
+    fn org_overrides_are_checked_and_issuer_specific_ones_win() {
+        let with_overrides = |extra: &str| format!("{BASE}\n[tiers.pro]\nwindows = [{{ limit = 1, seconds = 1 }}]\n{extra}");
+        check(&with_overrides("[[org_overrides]]\norg = \"a\"\ntier = \"gold\""), Err("org_overrides[0].tier: no tier named 'gold'"));
+        check(&with_overrides("[[org_overrides]]\norg = \"a\"\nissuer = \"nope\"\ntier = \"pro\""), Err("org_overrides[0].issuer: no issuer named 'nope'"));
+        check(&with_overrides("[[org_overrides]]\norg = \"\"\ntier = \"pro\""), Err("org_overrides[0].org: must not be empty"));
+        check(
+            &with_overrides("[[org_overrides]]\norg = \"a\"\ntier = \"pro\"\n[[org_overrides]]\norg = \"a\"\ntier = \"free\""),
+            Err("org_overrides[1]: a second override for org 'a'"),
+        );
+        let (policy, _) = Policy::from_toml(&with_overrides(
+            "[[org_overrides]]\norg = \"a\"\ntier = \"pro\"\n[[org_overrides]]\norg = \"a\"\nissuer = \"local\"\ntier = \"free\"",
+        ))
+        .unwrap();
+        assert_eq!(policy.override_tier("local", "a"), Some("free"));
+        assert_eq!(policy.override_tier("other", "a"), Some("pro"));
+        assert_eq!(policy.override_tier("local", "b"), None);
     }
 
     #[test]

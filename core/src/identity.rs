@@ -131,6 +131,7 @@ mod tests {
             cost: 1,
             max_body_bytes: 0,
             on_limiter_error: FailurePolicy::Closed,
+            rate_limit_shadow: false,
         }
     }
 

@@ -280,6 +280,8 @@ pub struct Route {
     pub max_body_bytes: u64,
     /// Behaviour when the counter store is unavailable.
     pub on_limiter_error: FailurePolicy,
+    /// Shadow mode for this route's limits.
+    pub rate_limit_shadow: bool,
 }
 
 /// The outcome of matching a request against the table.
@@ -381,6 +383,7 @@ mod tests {
             cost: 1,
             max_body_bytes: 1024,
             on_limiter_error: FailurePolicy::Closed,
+            rate_limit_shadow: false,
         }
     }
 

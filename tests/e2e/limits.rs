@@ -28,6 +28,14 @@ pub(crate) const CASES: &[Case] = &[
         "limits::window_slides_and_retry_after_is_honest",
         window_slides_and_retry_after_is_honest,
     ),
+    (
+        "limits::shadow_tier_reports_but_never_refuses",
+        shadow_tier_reports_but_never_refuses,
+    ),
+    (
+        "limits::operator_override_beats_the_tier_claim",
+        operator_override_beats_the_tier_claim,
+    ),
 ];
 
 /// A fresh organisation name per test (counter objects persist for the whole run).
@@ -229,5 +237,44 @@ fn window_slides_and_retry_after_is_honest(stack: &Stack) {
         200,
         "after Retry-After ({retry} s, {} ms since the burst)",
         started.elapsed().as_millis()
+    );
+}
+
+fn shadow_tier_reports_but_never_refuses(stack: &Stack) {
+    let org = org("preview");
+    let token = stack.token(&TokenSpec {
+        org: &org,
+        tier: Some("preview"),
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    let mut would_limit = 0;
+    for _ in 0..110 {
+        let resp = list(stack, &token);
+        assert_eq!(resp.status, 200, "shadow mode never refuses");
+        assert_eq!(resp.header("x-ratelimit-limit"), Some("100"));
+        if resp.header("x-ratelimit-shadow") == Some("would-limit") {
+            would_limit += 1;
+            assert_eq!(resp.header("x-ratelimit-remaining"), Some("0"));
+        }
+    }
+    assert_eq!(would_limit, 10);
+}
+
+fn operator_override_beats_the_tier_claim(stack: &Stack) {
+    // `globex` is overridden to enterprise in gateway.toml, whatever its token says.
+    let token = stack.token(&TokenSpec {
+        org: "globex",
+        tier: Some("free"),
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    let resp = list(stack, &token);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("x-ratelimit-limit"), Some("10000"));
+    let headers = crate::forwarding::echoed_headers(&resp.json());
+    assert!(
+        headers.contains(&("x-gateway-tier".to_owned(), "enterprise".to_owned())),
+        "{headers:?}"
     );
 }
