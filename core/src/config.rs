@@ -926,12 +926,25 @@ scopes = ["transactions:read"]
 
     #[test]
     fn org_overrides_are_checked_and_issuer_specific_ones_win() {
-        let with_overrides = |extra: &str| format!("{BASE}\n[tiers.pro]\nwindows = [{{ limit = 1, seconds = 1 }}]\n{extra}");
-        check(&with_overrides("[[org_overrides]]\norg = \"a\"\ntier = \"gold\""), Err("org_overrides[0].tier: no tier named 'gold'"));
-        check(&with_overrides("[[org_overrides]]\norg = \"a\"\nissuer = \"nope\"\ntier = \"pro\""), Err("org_overrides[0].issuer: no issuer named 'nope'"));
-        check(&with_overrides("[[org_overrides]]\norg = \"\"\ntier = \"pro\""), Err("org_overrides[0].org: must not be empty"));
+        let with_overrides = |extra: &str| {
+            format!("{BASE}\n[tiers.pro]\nwindows = [{{ limit = 1, seconds = 1 }}]\n{extra}")
+        };
         check(
-            &with_overrides("[[org_overrides]]\norg = \"a\"\ntier = \"pro\"\n[[org_overrides]]\norg = \"a\"\ntier = \"free\""),
+            &with_overrides("[[org_overrides]]\norg = \"a\"\ntier = \"gold\""),
+            Err("org_overrides[0].tier: no tier named 'gold'"),
+        );
+        check(
+            &with_overrides("[[org_overrides]]\norg = \"a\"\nissuer = \"nope\"\ntier = \"pro\""),
+            Err("org_overrides[0].issuer: no issuer named 'nope'"),
+        );
+        check(
+            &with_overrides("[[org_overrides]]\norg = \"\"\ntier = \"pro\""),
+            Err("org_overrides[0].org: must not be empty"),
+        );
+        check(
+            &with_overrides(
+                "[[org_overrides]]\norg = \"a\"\ntier = \"pro\"\n[[org_overrides]]\norg = \"a\"\ntier = \"free\"",
+            ),
             Err("org_overrides[1]: a second override for org 'a'"),
         );
         let (policy, _) = Policy::from_toml(&with_overrides(
