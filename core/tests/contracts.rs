@@ -66,7 +66,7 @@ fn every_wrangler_environment_has_valid_vars_and_the_counter_binding() {
     let config: toml::Table = toml::from_str(&read("wrangler.toml")).unwrap();
     let envs = config["env"].as_table().unwrap();
     let mut tables = vec![("(top level)", &config)];
-    for name in ["test", "staging", "production"] {
+    for name in ["test", "test-limiter-down", "staging", "production"] {
         tables.push((name, envs[name].as_table().unwrap()));
     }
     for (name, table) in tables {

@@ -36,6 +36,11 @@ pub(crate) const CASES: &[Case] = &[
         "limits::operator_override_beats_the_tier_claim",
         operator_override_beats_the_tier_claim,
     ),
+    (
+        "limits::failure_policies_when_the_limiter_is_down",
+        failure_policies_when_the_limiter_is_down,
+    ),
+    ("limits::counts_survive_a_restart", counts_survive_a_restart),
 ];
 
 /// A fresh organisation name per test (counter objects persist for the whole run).
@@ -277,4 +282,68 @@ fn operator_override_beats_the_tier_claim(stack: &Stack) {
         headers.contains(&("x-gateway-tier".to_owned(), "enterprise".to_owned())),
         "{headers:?}"
     );
+}
+
+/// Faults come from configuration only: in the `test-limiter-down` environment the counter
+/// binding points at a Worker that is not running. Fail-open routes admit (marked), fail-closed
+/// routes answer 503 with Retry-After; nothing is a 500.
+fn failure_policies_when_the_limiter_is_down(_shared: &Stack) {
+    let stack = Stack::start_in("limiter-down", "test-limiter-down").expect("fault stack");
+    let token = stack.token(&TokenSpec {
+        scopes: "transactions:read transactions:write",
+        ..TokenSpec::default()
+    });
+    let open = list(&stack, &token);
+    assert_eq!(
+        open.status,
+        200,
+        "GET /api/transactions fails open: {}",
+        open.text()
+    );
+    assert_eq!(open.header("x-ratelimit-status"), Some("unavailable"));
+    let closed = http::with_bearer(
+        "POST",
+        &format!("{}/api/transactions", stack.gateway),
+        &token,
+        Some(b"{}"),
+    )
+    .unwrap();
+    assert_problem(&closed, 503, "limiter_unavailable");
+    assert!(closed.header("retry-after").is_some());
+    assert!(
+        !closed.text().contains("not-running"),
+        "no internal detail in the answer"
+    );
+}
+
+/// Counts live in the counter objects' storage: a restarted gateway (new isolates, same
+/// persisted state) still knows the organisation spent its budget.
+fn counts_survive_a_restart(_shared: &Stack) {
+    let mut stack = Stack::start("restart").expect("restart stack");
+    let org = org("restart");
+    let token = stack.token(&TokenSpec {
+        org: &org,
+        tier: Some("free"),
+        scopes: "reports:generate",
+        ..TokenSpec::default()
+    });
+    let url = |stack: &Stack| format!("{}/api/reports/generate", stack.gateway);
+    for _ in 0..4 {
+        assert_eq!(
+            http::with_bearer("POST", &url(&stack), &token, Some(b"{}"))
+                .unwrap()
+                .status,
+            200
+        );
+    }
+    stack.restart_gateway().expect("restart");
+    let resp = http::with_bearer("POST", &url(&stack), &token, Some(b"{}")).unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        resp.header("x-ratelimit-remaining"),
+        Some("0"),
+        "80 + 20 of 100 spent across the restart"
+    );
+    let resp = http::with_bearer("POST", &url(&stack), &token, Some(b"{}")).unwrap();
+    assert_problem(&resp, 429, "rate_limit_exceeded");
 }

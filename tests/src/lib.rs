@@ -120,6 +120,8 @@ pub struct Stack {
     pub internal_key: Vec<u8>,
     /// The run's scratch folder.
     pub run_dir: PathBuf,
+    /// The `wrangler.toml` environment the gateway runs in.
+    wrangler_env: String,
     keys_dir: PathBuf,
     demo_bin: PathBuf,
     services: Vec<Service>,
@@ -145,6 +147,12 @@ fn ms(d: Duration) -> u128 {
 impl Stack {
     /// Starts origin, issuer and gateway; `name` separates this stack's scratch folder.
     pub fn start(name: &str) -> Result<Stack, String> {
+        Stack::start_in(name, "test")
+    }
+
+    /// [`Stack::start`] with the gateway in another `wrangler.toml` environment (e.g. the fault
+    /// environment `test-limiter-down`).
+    pub fn start_in(name: &str, wrangler_env: &str) -> Result<Stack, String> {
         let root = workspace_root();
         let demo_bin = std::env::var_os("GATEWAY_DEMO_BIN")
             .map_or_else(|| root.join("target/debug/gateway-demo"), PathBuf::from);
@@ -171,6 +179,7 @@ impl Stack {
             origin: String::new(),
             issuer: String::new(),
             machines: String::new(),
+            wrangler_env: wrangler_env.to_owned(),
             internal_key: (0..32u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect(),
             run_dir: run_dir.clone(),
             keys_dir: keys_dir.clone(),
@@ -197,7 +206,7 @@ impl Stack {
         // The provider must know its own URL, so its port is picked first.
         let machines_port = free_port()?;
         stack.machines = stack.spawn_machines_issuer(machines_port)?;
-        stack.start_gateway(&root)?;
+        stack.start_gateway()?;
         eprintln!(
             "e2e: stack '{name}' up in {} ms (gateway {}, origin {}, issuer {}, machines {})",
             ms(t.elapsed()),
@@ -272,7 +281,8 @@ impl Stack {
         Ok(url)
     }
 
-    fn start_gateway(&mut self, root: &Path) -> Result<(), String> {
+    fn start_gateway(&mut self) -> Result<(), String> {
+        let root = workspace_root();
         let port = free_port()?;
         let inspector = free_port()?;
         let persist = self.run_dir.join("state");
@@ -298,8 +308,8 @@ impl Stack {
         let log = self.run_dir.join("wrangler.log");
         let wrangler = root.join("miniflare/node_modules/.bin/wrangler");
         let child = Command::new(&wrangler)
-            .current_dir(root)
-            .args(["dev", "--env", "test", "--ip", "127.0.0.1"])
+            .current_dir(&root)
+            .args(["dev", "--env", &self.wrangler_env, "--ip", "127.0.0.1"])
             .args([
                 "--port",
                 &port.to_string(),
@@ -319,7 +329,13 @@ impl Stack {
             .env("XDG_CONFIG_HOME", &xdg)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(File::create(&log).map_err(|e| e.to_string())?)
+            .stdout(
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .map_err(|e| e.to_string())?,
+            )
             .stderr(Stdio::from(
                 File::options()
                     .append(true)
@@ -544,6 +560,14 @@ impl Stack {
         self.machines = self
             .spawn_machines_issuer(port)
             .expect("restart the provider");
+    }
+
+    /// Stops the gateway and starts it again on a new port with the same persisted state (the
+    /// counter objects' storage survives, as in a redeploy or an eviction).
+    pub fn restart_gateway(&mut self) -> Result<(), String> {
+        self.stop_service("gateway");
+        self.services.retain(|s| s.name != "gateway");
+        self.start_gateway()
     }
 
     /// Stops one of the stack's services (`origin`, `issuer`, `gateway`) now.
