@@ -23,7 +23,7 @@ ISSUER_PORT ?= 9101
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: help setup build dev token test fuzz bench-auth clean
+.PHONY: help setup build dev token test fuzz bench-build bench-auth bench-limit clean
 
 help:
 	@echo "make dev     run the gateway on http://127.0.0.1:8787 with the demo origin and local issuer"
@@ -31,6 +31,7 @@ help:
 	@echo "make token   ORG=acme TIER=pro SCOPES=\"transactions:read reports:generate\" [EXPIRES_IN=900] [CLAIMS='{\"k\":\"v\"}']"
 	@echo "make build   build the Worker (build/index.js + wasm)"
 	@echo "make setup   install the pinned toolchain pieces (idempotent)"
+	@echo "make bench-limit req/s and p99 through the gateway with rate limiting on and off (autocannon)"
 	@echo "make bench-auth  time token verification in workerd: gateway (cache off/on) vs crypto.subtle vs pure Rust"
 	@echo "make fuzz    fuzz the token, path and policy parsers (nightly + cargo-fuzz; FUZZ_SECONDS=60 each)"
 
@@ -59,9 +60,18 @@ test:
 
 # The authentication micro-benchmark: a separate build (feature `bench`, bench policy) into
 # build-bench/, run in wrangler dev by bench/auth/run.mjs. BENCH_TOKENS, BENCH_PASSES, BENCH_ROUNDS.
-bench-auth: setup
-	GATEWAY_POLICY=bench/auth/policy.toml worker-build --release --out-dir build-bench . --features bench
+bench-build: setup
+	GATEWAY_POLICY=bench/policy.toml worker-build --release --out-dir build-bench . --features bench
+
+bench-auth: bench-build
 	node bench/auth/run.mjs
+
+# The rate-limiting benchmark: autocannon (bench/package.json) against the demo origin and the
+# benchmark build. BENCH_ROUNDS, BENCH_SECONDS, BENCH_CONNECTIONS.
+bench-limit: bench-build
+	cargo build --release -p gateway-demo --locked
+	@[ -x bench/node_modules/.bin/autocannon ] || npm ci --prefix bench --no-audit --no-fund --loglevel=error
+	node bench/limit/run.mjs
 
 # Fuzz targets for every parser of untrusted bytes (fuzz/fuzz_targets). Not part of `make test`:
 # it needs the nightly toolchain and cargo-fuzz. Seeds in fuzz/seeds/<target>; findings in

@@ -101,6 +101,55 @@ fn pure_rust_verify(alg: Algorithm, jwk: &Value, token: &str) -> Result<bool, St
     Ok(ok)
 }
 
+#[derive(Deserialize)]
+struct LimitBench {
+    decisions: u32,
+}
+
+/// `POST /_gateway/bench/limit` with `{"decisions": N}`: the cost of one limiter decision
+/// (`gateway_core::limit::LimiterState::decide`, the pure part of the counter object's work) on
+/// a state kept warm by one admission per millisecond.
+pub(crate) async fn limit(mut req: Request, request_id: &str) -> Result<Response, GatewayError> {
+    use gateway_core::config::Window;
+    use gateway_core::limit::LimiterState;
+    let body: LimitBench = req
+        .json()
+        .await
+        .map_err(|_| bad("body must be {\"decisions\": N}"))?;
+    let windows = [
+        Window {
+            limit: 1_000_000_000,
+            seconds: 60,
+        },
+        Window {
+            limit: 1_000_000,
+            seconds: 1,
+        },
+    ];
+    let mut state = LimiterState::default();
+    let start = runtime::now();
+    // Fill a minute of buckets first (untimed).
+    for i in 0..60_000u64 {
+        state.decide(
+            &windows,
+            1,
+            gateway_core::time::UnixMillis(start.0.saturating_add(i)),
+        );
+    }
+    let base = start.0.saturating_add(60_000);
+    let started = runtime::now().0;
+    for i in 0..u64::from(body.decisions) {
+        state.decide(
+            &windows,
+            1,
+            gateway_core::time::UnixMillis(base.saturating_add(i)),
+        );
+    }
+    let r = result("limiter_decision", u64::from(body.decisions), started);
+    let value = serde_json::json!({"decisions": body.decisions, "per_decision_us": r.per_op_us, "total_ms": r.total_ms});
+    Ok(respond::json(200, &value, request_id))
+}
+
 /// `POST /_gateway/bench/auth`.
 pub(crate) async fn auth(
     mut req: Request,

@@ -105,6 +105,10 @@ async fn run(
         if path.as_str() == "/_gateway/bench/auth" && method == "POST" {
             return crate::bench::auth(req, env, request_id).await;
         }
+        #[cfg(feature = "bench")]
+        if path.as_str() == "/_gateway/bench/limit" && method == "POST" {
+            return crate::bench::limit(req, request_id).await;
+        }
         return gateway_endpoint(method, &path, env, request_id);
     }
     let policy = settings::policy()?;
@@ -133,7 +137,7 @@ async fn run(
     };
 
     // Rate limit.
-    if let Some(claims) = &claims {
+    if let Some(claims) = claims.as_ref().filter(|_| route.limited) {
         let outcome = limit::check(env, policy, claims, route, now).await;
         trace.limit_headers = outcome.headers;
         if let Some(refusal) = outcome.refusal {

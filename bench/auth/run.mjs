@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
+const benchDir = join(here, '..');
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
 const PASSES = Number(process.env.BENCH_PASSES ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -70,16 +71,16 @@ for (const [alg, name] of Object.entries(ALGS)) {
   staticJwks[name] = { keys: [jwk] };
   tokens[alg] = Array.from({ length: TOKENS }, (_, i) => mint(alg, ISSUERS[alg], jwk.kid, signer, i));
 }
-writeFileSync(join(here, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringify(staticJwks)}'\n`, { mode: 0o600 });
+writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringify(staticJwks)}'\n`, { mode: 0o600 });
 
 const port = await freePort();
 const inspector = await freePort();
 const state = mkdtempSync(join(tmpdir(), 'bench-auth-'));
 const wrangler = spawn(join(root, 'miniflare/node_modules/.bin/wrangler'), [
-  'dev', '--config', join(here, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port),
+  'dev', '--config', join(benchDir, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port),
   '--inspector-port', String(inspector), '--persist-to', state,
 ], {
-  cwd: here, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+  cwd: benchDir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
   env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', XDG_CONFIG_HOME: state },
 });
 let log = '';

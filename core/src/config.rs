@@ -123,6 +123,9 @@ fn default_jwks_refetch_interval() -> u64 {
 fn default_jwks_max_stale() -> u64 {
     3600
 }
+fn default_limited() -> bool {
+    true
+}
 fn default_cost() -> u32 {
     1
 }
@@ -344,6 +347,10 @@ pub struct RouteSpec {
     /// Shadow mode: decide and send the headers, log "would limit", but admit (default false).
     #[serde(default)]
     pub rate_limit_shadow: bool,
+    /// Whether the route is rate limited at all (default true; `false` for e.g. a cheap
+    /// internal status route — the token is still required).
+    #[serde(default = "default_limited")]
+    pub limited: bool,
 }
 
 /// The policy file as written (serde model; see [`Policy`] for the validated form).
@@ -628,6 +635,7 @@ impl PolicyFile {
                 max_body_bytes,
                 on_limiter_error: spec.on_limiter_error,
                 rate_limit_shadow: spec.rate_limit_shadow,
+                limited: spec.limited,
             });
         }
         for (i, o) in self.org_overrides.iter().enumerate() {

@@ -132,6 +132,7 @@ mod tests {
             max_body_bytes: 0,
             on_limiter_error: FailurePolicy::Closed,
             rate_limit_shadow: false,
+            limited: true,
         }
     }
 

@@ -282,6 +282,8 @@ pub struct Route {
     pub on_limiter_error: FailurePolicy,
     /// Shadow mode for this route's limits.
     pub rate_limit_shadow: bool,
+    /// Whether the rate-limit stage runs for this route.
+    pub limited: bool,
 }
 
 /// The outcome of matching a request against the table.
@@ -384,6 +386,7 @@ mod tests {
             max_body_bytes: 1024,
             on_limiter_error: FailurePolicy::Closed,
             rate_limit_shadow: false,
+            limited: true,
         }
     }
 

@@ -1,0 +1,128 @@
+// The rate-limiting benchmark driver (`make bench-limit`): the demo origin, and the benchmark
+// build of the gateway in wrangler dev (workerd), loaded by autocannon. Side by side, alternating
+// over ROUNDS rounds, it measures req/s, p50 and p99 for:
+//   origin direct              the demo origin alone (it must not be the bottleneck);
+//   gateway, not limited       a bearer route with `limited = false` (token verified, cached);
+//   gateway, limited, hot org  the same request on a limited route, one organisation;
+//   gateway, limited, 500 orgs the same, cycling 500 organisations' tokens;
+// and asks the Worker for the limiter decision's own cost. Prints Markdown tables of medians.
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const benchDir = join(here, '..');
+const root = join(here, '..', '..');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
+
+const b64 = (buf) => Buffer.from(buf).toString('base64url');
+const secret = randomBytes(32);
+function token(org) {
+  const now = Math.floor(Date.now() / 1000);
+  const input = `${b64(JSON.stringify({ alg: 'HS256', typ: 'at+jwt', kid: 'hs' }))}.${b64(JSON.stringify({
+    iss: 'https://hs256.bench.example', aud: 'https://api.example.com', sub: `client-${org}`, org_id: org,
+    tier: 'free', scope: 'transactions:read', iat: now, exp: now + 900,
+  }))}`;
+  return `${input}.${b64(createHmac('sha256', secret).update(input).digest())}`;
+}
+const staticJwks = { 'bench-hs256': { keys: [{ kty: 'oct', kid: 'hs', k: b64(secret) }] } };
+// Only the HS256 issuer is enabled in this run (the others are set to null below).
+const issuers = JSON.stringify({
+  'bench-hs256': { issuer: 'https://hs256.bench.example' }, 'bench-rs256': null, 'bench-es256': null, 'bench-eddsa': null,
+});
+writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringify(staticJwks)}'\n`, { mode: 0o600 });
+
+function freePort() {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
+
+const children = [];
+const stop = () => { for (const c of children) { try { process.kill(-c.pid, 'SIGTERM'); } catch { /* gone */ } } };
+process.on('exit', stop);
+
+// The demo origin (release build), on a port it picks.
+const origin = spawn(join(root, 'target/release/gateway-demo'), ['origin', '--listen', '127.0.0.1:0', '--threads', '4'], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+children.push(origin);
+const originUrl = await new Promise((resolve, reject) => {
+  createInterface({ input: origin.stdout }).once('line', (line) => resolve(line.replace('listening on ', '').trim()));
+  origin.once('exit', () => reject(new Error('origin exited')));
+});
+
+const port = await freePort();
+const inspector = await freePort();
+const state = mkdtempSync(join(tmpdir(), 'bench-limit-'));
+const wrangler = spawn(join(root, 'miniflare/node_modules/.bin/wrangler'), [
+  'dev', '--config', join(benchDir, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port),
+  '--inspector-port', String(inspector), '--persist-to', state, '--var', `ORIGIN_URL:${originUrl}`,
+  '--var', `GATEWAY_ISSUERS:${issuers}`,
+], { cwd: benchDir, detached: true, stdio: ['ignore', 'ignore', 'ignore'],
+  env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', XDG_CONFIG_HOME: state } });
+children.push(wrangler);
+process.on('exit', () => rmSync(state, { recursive: true, force: true }));
+const base = `http://127.0.0.1:${port}`;
+for (let i = 0; ; i += 1) {
+  try { if ((await fetch(`${base}/_gateway/health`)).status === 200) break; } catch { /* not yet */ }
+  if (i > 600) throw new Error('bench worker did not start');
+  await new Promise((r) => setTimeout(r, 100));
+}
+
+const hot = token('hot-org');
+const many = Array.from({ length: 500 }, (_, i) => token(`org-${i}`));
+const scenarios = {
+  'origin direct': { url: `${originUrl}/api/transactions`, headers: {} },
+  'gateway, not limited': { url: `${base}/api/health`, headers: { authorization: `Bearer ${hot}` } },
+  'gateway, limited, hot org': { url: `${base}/api/transactions`, headers: { authorization: `Bearer ${hot}` } },
+  'gateway, limited, 500 orgs': { url: `${base}/api/transactions`, tokens: many },
+};
+
+// Warm every path (token cache, imported keys, counter objects) before timing.
+for (const t of [hot, ...many]) await fetch(`${base}/api/transactions`, { headers: { authorization: `Bearer ${t}` } });
+
+function run(s) {
+  const opts = { url: s.url, connections: CONNECTIONS, duration: SECONDS, headers: s.headers ?? {} };
+  if (s.tokens) {
+    let i = 0;
+    opts.requests = [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${s.tokens[(i += 1) % s.tokens.length]}` } }) }];
+  }
+  return new Promise((resolve, reject) => autocannon(opts, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+const results = {};
+for (let round = 0; round < ROUNDS; round += 1) {
+  for (const [name, s] of Object.entries(scenarios)) {
+    const r = await run(s);
+    const bad = r.non2xx + r.errors + r.timeouts;
+    if (bad > 0) throw new Error(`${name}: ${bad} failed requests (non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts})`);
+    (results[name] ??= []).push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 });
+  }
+}
+
+const decision = await (await fetch(`${base}/_gateway/bench/limit`, { method: 'POST', body: '{"decisions": 200000}' })).json();
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, {
+  rps: median(v.map((x) => x.rps)), p50: median(v.map((x) => x.p50)), p99: median(v.map((x) => x.p99)),
+}]));
+const direct = m['origin direct'];
+console.log(`\nLoad: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per scenario, medians of ${ROUNDS} alternating rounds; every response 2xx.\n`);
+console.log('| scenario | req/s | p50 ms | p99 ms | p50 added over direct, ms |');
+console.log('|---|---|---|---|---|');
+for (const [name, r] of Object.entries(m)) {
+  console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${name === 'origin direct' ? '-' : (r.p50 - direct.p50).toFixed(1)} |`);
+}
+const on = m['gateway, limited, hot org'];
+const off = m['gateway, not limited'];
+console.log(`\nLimiting on / off (hot org): ${(on.rps / off.rps).toFixed(2)}x req/s, p99 ${on.p99} vs ${off.p99} ms.`);
+console.log(`Limiter decision (core, in wasm, ${decision.decisions} decisions on a warm state): ${decision.per_decision_us.toFixed(2)} µs each.`);
+stop();
+process.exit(0);
