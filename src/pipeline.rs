@@ -64,10 +64,9 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
         route: trace.route.as_deref(),
         status: response.status_code(),
         error: error.as_ref().map(|e| e.code().as_str()),
-        detail: error
-            .as_ref()
-            .filter(|e| e.fault() != gateway_core::error::Fault::Downstream)
-            .map(GatewayError::log_detail),
+        // Why it was refused or failed: client-safe text for client faults (e.g. which token
+        // rule failed), internal detail for the rest; never a token or a secret.
+        detail: error.as_ref().map(GatewayError::log_detail),
         issuer: trace.claims.as_ref().map(|c| c.issuer.as_str()),
         sub: trace.claims.as_ref().map(|c| c.subject.as_str()),
         org: trace.claims.as_ref().map(|c| c.org.0.as_str()),
@@ -85,7 +84,7 @@ fn loggable(raw: &str) -> String {
 }
 
 async fn run(
-    mut req: Request,
+    req: Request,
     env: &Env,
     method: &str,
     now: UnixMillis,
@@ -156,7 +155,6 @@ async fn run(
         request_id,
         scheme: &scheme,
     };
-    let _ = req.headers_mut();
     origin::forward(req, forward).await
 }
 
