@@ -48,7 +48,24 @@ core_is_pure() {
   echo "gateway-core has no Workers binding dependency"
 }
 run_phase "core purity" core_is_pure
+release_has_no_bench_code() {
+  # The deployable build must not contain the benchmark endpoints (feature `bench`). The wasm
+  # keeps its function names, so look for the module's symbols; first prove the names are there,
+  # so the check cannot pass vacuously.
+  local names
+  names=$(strings -n 8 build/index_bg.wasm)
+  if ! grep -q "edge_gateway::pipeline::" <<<"$names"; then
+    echo "build/index_bg.wasm has no function names: cannot check it" >&2
+    return 1
+  fi
+  if grep -q "edge_gateway::bench::" <<<"$names"; then
+    echo "build/index_bg.wasm contains the benchmark module: it was built with --features bench" >&2
+    return 1
+  fi
+  echo "build/index_bg.wasm has no benchmark code"
+}
 run_phase "native tests" cargo test --workspace --locked --exclude gateway-e2e
 run_phase "wasm build" make --no-print-directory build
+run_phase "release build check" release_has_no_bench_code
 run_phase "demo peers build" cargo build -p gateway-demo --locked
 run_phase "end-to-end (wrangler dev)" cargo test -p gateway-e2e --locked --test e2e

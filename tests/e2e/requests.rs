@@ -26,6 +26,10 @@ pub(crate) const CASES: &[Case] = &[
         "requests::reserved_prefix_is_never_forwarded",
         reserved_prefix_is_never_forwarded,
     ),
+    (
+        "requests::the_tested_build_has_no_benchmark_or_fault_endpoints",
+        the_tested_build_has_no_benchmark_or_fault_endpoints,
+    ),
 ];
 
 /// Asserts a problem+json answer with this status and code; returns the body.
@@ -196,4 +200,25 @@ fn reserved_prefix_is_never_forwarded(stack: &Stack) {
     )
     .unwrap();
     assert_problem(&resp, 405, "method_not_allowed");
+}
+
+/// The build under test (the deployable one) answers nothing but health under the reserved
+/// prefix: the benchmark endpoints exist only with `--features bench`, and faults come only from
+/// configuration (no request-reachable hook). `make test` also checks the wasm's symbols.
+fn the_tested_build_has_no_benchmark_or_fault_endpoints(stack: &Stack) {
+    for path in [
+        "/_gateway/bench/auth",
+        "/_gateway/bench/limit",
+        "/_gateway/fault",
+        "/_gateway/debug",
+    ] {
+        let resp = http::request(
+            "POST",
+            &format!("{}{path}", stack.gateway),
+            &[],
+            Some(b"{}"),
+        )
+        .unwrap();
+        assert_problem(&resp, 404, "route_not_found");
+    }
 }
