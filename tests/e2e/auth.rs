@@ -44,12 +44,7 @@ mod base64_url {
 }
 
 fn get_with_token(stack: &Stack, path: &str, token: &str) -> http::Response {
-    let bearer = format!("Bearer {token}");
-    http::get(
-        &format!("{}{path}", stack.gateway),
-        &[("Authorization", &bearer)],
-    )
-    .unwrap()
+    stack.get_as(path, token)
 }
 
 fn missing_or_non_bearer_credentials_are_401(stack: &Stack) {

@@ -54,13 +54,7 @@ fn org(prefix: &str) -> String {
 }
 
 fn list(stack: &Stack, token: &str) -> http::Response {
-    http::with_bearer(
-        "GET",
-        &format!("{}/api/transactions", stack.gateway),
-        token,
-        None,
-    )
-    .unwrap()
+    stack.get_as("/api/transactions", token)
 }
 
 fn free_tier_admits_exactly_100_of_120(stack: &Stack) {

@@ -35,12 +35,7 @@ pub(crate) const CASES: &[Case] = &[
 ];
 
 pub(crate) fn get(stack: &Stack, path: &str, token: &str) -> http::Response {
-    let bearer = format!("Bearer {token}");
-    http::get(
-        &format!("{}{path}", stack.gateway),
-        &[("Authorization", &bearer)],
-    )
-    .unwrap()
+    stack.get_as(path, token)
 }
 
 fn client_credentials_token_is_accepted(stack: &Stack) {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use gateway_e2e::{Stack, TokenSpec, http};
+use gateway_e2e::{Stack, TokenSpec};
 
 use crate::Case;
 
@@ -21,13 +21,7 @@ pub(crate) const CASES: &[Case] = &[
 ];
 
 fn status(stack: &Stack, token: &str) -> u16 {
-    let bearer = format!("Bearer {token}");
-    http::get(
-        &format!("{}/api/transactions", stack.gateway),
-        &[("Authorization", &bearer)],
-    )
-    .unwrap()
-    .status
+    stack.get_as("/api/transactions", token).status
 }
 
 /// Polls until the token gets `expected` (the JWKS refreshes on its own schedule: at most a few

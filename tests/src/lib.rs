@@ -453,6 +453,11 @@ impl Stack {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// `GET <gateway><path>` with `Authorization: Bearer <token>`.
+    pub fn get_as(&self, path: &str, token: &str) -> http::Response {
+        http::with_bearer("GET", &format!("{}{path}", self.gateway), token, None).expect("request")
+    }
+
     /// Writes this run's Worker secrets (`KEY=value` lines) and returns the file.
     fn secrets_file(&self) -> Result<PathBuf, String> {
         let jwks = serde_json::json!({
