@@ -150,6 +150,16 @@ pub(crate) async fn limit(mut req: Request, request_id: &str) -> Result<Response
     Ok(respond::json(200, &value, request_id))
 }
 
+/// `GET /_gateway/bench/stats`: counter-object calls this isolate has made so far.
+pub(crate) fn stats(request_id: &str) -> Response {
+    let calls = crate::limit::CALLS.load(std::sync::atomic::Ordering::Relaxed);
+    respond::json(
+        200,
+        &serde_json::json!({"limiter_calls": calls}),
+        request_id,
+    )
+}
+
 /// `POST /_gateway/bench/auth`.
 pub(crate) async fn auth(
     mut req: Request,

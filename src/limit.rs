@@ -23,11 +23,17 @@ pub(crate) struct LimitOutcome {
     pub(crate) refusal: Option<GatewayError>,
 }
 
+/// Counter-object calls made by this isolate (read by the benchmark build only).
+#[cfg(feature = "bench")]
+pub(crate) static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 async fn call(
     env: &Env,
     claims: &VerifiedClaims,
     body: &ConsumeRequest,
 ) -> Result<ConsumeReply, String> {
+    #[cfg(feature = "bench")]
+    CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let stub = env
         .durable_object(RATE_LIMITER)
         .and_then(|ns| ns.get_by_name(&claims.rate_limit_key().object_name()))

@@ -108,6 +108,10 @@ async fn run(
         if path.as_str() == "/_gateway/bench/limit" && method == "POST" {
             return crate::bench::limit(req, request_id).await;
         }
+        #[cfg(feature = "bench")]
+        if path.as_str() == "/_gateway/bench/stats" && method == "GET" {
+            return Ok(crate::bench::stats(request_id));
+        }
         return gateway_endpoint(method, &path, env, request_id);
     }
     let policy = settings::policy()?;

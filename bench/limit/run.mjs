@@ -97,13 +97,16 @@ function run(s) {
   return new Promise((resolve, reject) => autocannon(opts, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
+const calls = async () => (await (await fetch(`${base}/_gateway/bench/stats`)).json()).limiter_calls;
 const results = {};
 for (let round = 0; round < ROUNDS; round += 1) {
   for (const [name, s] of Object.entries(scenarios)) {
+    const before = await calls();
     const r = await run(s);
+    const perRequest = (await calls() - before) / r.requests.total;
     const bad = r.non2xx + r.errors + r.timeouts;
     if (bad > 0) throw new Error(`${name}: ${bad} failed requests (non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts})`);
-    (results[name] ??= []).push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 });
+    (results[name] ??= []).push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, calls: perRequest });
   }
 }
 
@@ -112,13 +115,14 @@ const decision = await (await fetch(`${base}/_gateway/bench/limit`, { method: 'P
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, {
   rps: median(v.map((x) => x.rps)), p50: median(v.map((x) => x.p50)), p99: median(v.map((x) => x.p99)),
+  calls: median(v.map((x) => x.calls)),
 }]));
 const direct = m['origin direct'];
 console.log(`\nLoad: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per scenario, medians of ${ROUNDS} alternating rounds; every response 2xx.\n`);
-console.log('| scenario | req/s | p50 ms | p99 ms | p50 added over direct, ms |');
-console.log('|---|---|---|---|---|');
+console.log('| scenario | req/s | p50 ms | p99 ms | p50 added over direct, ms | counter-object calls per request |');
+console.log('|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(m)) {
-  console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${name === 'origin direct' ? '-' : (r.p50 - direct.p50).toFixed(1)} |`);
+  console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${name === 'origin direct' ? '-' : (r.p50 - direct.p50).toFixed(1)} | ${name === 'origin direct' ? '-' : r.calls.toFixed(3)} |`);
 }
 const on = m['gateway, limited, hot org'];
 const off = m['gateway, not limited'];
