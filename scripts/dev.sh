@@ -34,10 +34,10 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 wait_for() {
-  local url=$1 name=$2 pid=$3
+  local url=$1 name=$2 pid=$3 ready=${4:-200}
   for _ in $(seq 1 600); do
     code=$(curl -s -o /dev/null -w '%{http_code}' "$url" 2>/dev/null || true)
-    if [ "$code" = 200 ]; then return 0; fi
+    if [ "$code" = "$ready" ]; then return 0; fi
     if [ "$code" = 503 ] && grep -q gateway_misconfigured ".local/logs/$name.log" 2>/dev/null; then
       echo "dev: the $name reports a configuration error:" >&2
       grep -o '"detail":"[^"]*"' ".local/logs/$name.log" | tail -1 >&2
@@ -57,6 +57,17 @@ wait_for() {
 
 # Each service runs in its own session (setsid), so cleanup can stop its whole process group
 # (wrangler's workerd children included); this script's trap does the stopping.
+# The origin-signing keyset, shared by the gateway (as a secret) and the demo origin (which
+# refuses requests the gateway did not sign). Generated on first run.
+if [ ! -f .local/signing-keys.json ]; then
+  node -e '
+    const { randomBytes } = require("node:crypto");
+    const kid = "dev-" + new Date().toISOString().slice(0, 10);
+    process.stdout.write(JSON.stringify({ current: kid, keys: [{ kid, secret: randomBytes(32).toString("base64url") }] }));
+  ' > .local/signing-keys.json
+  chmod 600 .local/signing-keys.json
+fi
+
 # Local Worker secrets: .dev.vars (git-ignored). Created on first run with a fresh HS256 key for
 # the `internal` issuer; keep your own (or the Vault sync's) if it exists.
 if [ ! -f .dev.vars ]; then
@@ -69,15 +80,21 @@ if [ ! -f .dev.vars ]; then
   chmod 600 .dev.vars
   echo "dev: wrote .dev.vars (a local HS256 key for the internal issuer)"
 fi
+if ! grep -q '^GATEWAY_SIGNING_KEYS=' .dev.vars; then
+  printf "GATEWAY_SIGNING_KEYS='%s'\n" "$(cat .local/signing-keys.json)" >> .dev.vars
+  echo "dev: added the origin-signing keyset to .dev.vars"
+fi
 
-setsid "$DEMO" origin --listen "127.0.0.1:$ORIGIN_PORT" > .local/logs/origin.log 2>&1 &
+setsid "$DEMO" origin --listen "127.0.0.1:$ORIGIN_PORT" --signing-keys .local/signing-keys.json \
+  > .local/logs/origin.log 2>&1 &
 pids+=($!)
 setsid "$DEMO" issuer --listen "127.0.0.1:$ISSUER_PORT" --keys "$KEYS" --issuer "$ISSUER_URL" > .local/logs/issuer.log 2>&1 &
 pids+=($!)
 setsid node miniflare/peers/oidc-provider.mjs serve --port "$MACHINES_PORT" --keys .local/machines/keys.json \
   > .local/logs/machines.log 2>&1 &
 pids+=($!)
-wait_for "$ORIGIN_URL/api/health" origin "${pids[0]}"
+# The origin answers unsigned requests with 401: that answer means it is up.
+wait_for "$ORIGIN_URL/api/health" origin "${pids[0]}" 401
 wait_for "$ISSUER_URL/jwks" issuer "${pids[1]}"
 wait_for "$MACHINES_URL/jwks" machines "${pids[2]}"
 

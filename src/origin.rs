@@ -4,8 +4,9 @@
 use gateway_core::error::GatewayError;
 use gateway_core::forward::{forwards_inbound_header, identity_header_values};
 use gateway_core::identity::VerifiedClaims;
-use gateway_core::names::REQUEST_ID_HEADER;
+use gateway_core::names::{REQUEST_ID_HEADER, SIGNATURE_HEADER, identity_headers};
 use gateway_core::route::Route;
+use gateway_core::signing::{self, SignedParts, SigningKey, sha256_hex};
 use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
 use crate::runtime::{FetchFailure, fetch_with_timeout};
@@ -14,6 +15,12 @@ use crate::runtime::{FetchFailure, fetch_with_timeout};
 pub(crate) struct Forward<'a> {
     /// The full origin URL (base + matched path + raw query).
     pub url: String,
+    /// The request target the origin receives (what the signature covers).
+    pub target: String,
+    /// The key that signs the request.
+    pub signing_key: &'a SigningKey,
+    /// Unix seconds, for the signature.
+    pub now_secs: u64,
     /// The matched route.
     pub route: &'a Route,
     /// The verified caller, on protected routes.
@@ -52,8 +59,36 @@ fn origin_headers(inbound: &Headers, f: &Forward<'_>) -> Result<Headers, Gateway
         for (name, value) in identity_header_values(claims, &f.route.id) {
             set(name, &value)?;
         }
+    } else {
+        set(identity_headers::ROUTE, &f.route.id.0)?;
     }
     Ok(headers)
+}
+
+/// Signs the outbound request (see `gateway_core::signing` for the canonical string).
+fn sign(headers: &Headers, f: &Forward<'_>, body: &[u8]) -> Result<(), GatewayError> {
+    let values: Vec<String> = identity_headers::ALL
+        .iter()
+        .map(|name| headers.get(name).ok().flatten().unwrap_or_default())
+        .collect();
+    let [issuer, subject, org, tier, scopes, route] = values.as_slice() else {
+        return Err(GatewayError::Internal(
+            "identity header list changed".to_owned(),
+        ));
+    };
+    let parts = SignedParts {
+        method: f.route.method.as_str(),
+        path_and_query: &f.target,
+        timestamp: f.now_secs,
+        request_id: f.request_id,
+        identity: [issuer, subject, org, tier, scopes, route],
+        body_sha256: sha256_hex(body),
+    };
+    let value = signing::sign(f.signing_key, &parts)
+        .ok_or_else(|| GatewayError::Internal("signing failed".to_owned()))?;
+    headers
+        .set(SIGNATURE_HEADER, &value)
+        .map_err(|e| GatewayError::Internal(format!("signature header: {e}")))
 }
 
 /// Sends the request to the origin and returns its response (undecorated).
@@ -61,10 +96,10 @@ pub(crate) async fn forward(mut req: Request, f: Forward<'_>) -> Result<Response
     let headers = origin_headers(req.headers(), &f)?;
     let mut init = RequestInit::new();
     init.with_method(Method::from(f.route.method.as_str().to_owned()))
-        .with_headers(headers)
         .with_redirect(RequestRedirect::Manual);
+    let mut body = Vec::new();
     if f.route.method.allows_body() {
-        let body = req
+        body = req
             .bytes()
             .await
             .map_err(|_| GatewayError::InvalidRequest("the request body could not be read"))?;
@@ -75,6 +110,8 @@ pub(crate) async fn forward(mut req: Request, f: Forward<'_>) -> Result<Response
         }
         init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
     }
+    sign(&headers, &f, &body)?;
+    init.with_headers(headers);
     let outbound = Request::new_with_init(&f.url, &init)
         .map_err(|e| GatewayError::Internal(format!("building the origin request: {e}")))?;
 

@@ -150,8 +150,14 @@ async fn run(
 
     // Forward.
     let scheme = url.scheme().to_owned();
+    let signing_key = settings::signing_keys(env)?.current().ok_or_else(|| {
+        GatewayError::Misconfigured("the signing keyset has no current key".to_owned())
+    })?;
     let forward = Forward {
         url: environment.origin.join(&path, url.query()),
+        target: environment.origin.request_target(&path, url.query()),
+        signing_key,
+        now_secs: now.as_secs(),
         route,
         claims: claims.as_ref(),
         forward_authorization: policy.gateway.forward_authorization,

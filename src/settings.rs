@@ -6,13 +6,15 @@ use std::sync::{LazyLock, OnceLock};
 use gateway_core::config::{ConfigError, Policy};
 use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
-use gateway_core::names::secrets::STATIC_JWKS;
+use gateway_core::names::secrets::{SIGNING_KEYS, STATIC_JWKS};
+use gateway_core::signing::Keyset;
 use worker::Env;
 
 static POLICY: LazyLock<Result<Policy, ConfigError>> =
     LazyLock::new(|| Policy::from_json(include_str!(concat!(env!("OUT_DIR"), "/policy.json"))));
 
 static ENVIRONMENT: OnceLock<Result<Environment, ConfigError>> = OnceLock::new();
+static SIGNING: OnceLock<Result<Keyset, ConfigError>> = OnceLock::new();
 
 /// The validated policy.
 pub(crate) fn policy() -> Result<&'static Policy, GatewayError> {
@@ -21,8 +23,27 @@ pub(crate) fn policy() -> Result<&'static Policy, GatewayError> {
         .map_err(|e| GatewayError::Misconfigured(format!("embedded policy: {e}")))
 }
 
-/// The validated per-environment values (read from the bindings on first use).
+/// The origin-signing keyset (the `GATEWAY_SIGNING_KEYS` secret), parsed on first use.
+pub(crate) fn signing_keys(env: &Env) -> Result<&'static Keyset, GatewayError> {
+    SIGNING
+        .get_or_init(|| {
+            let invalid = |reason: String| ConfigError::Invalid {
+                key: SIGNING_KEYS.to_owned(),
+                reason,
+            };
+            let text = env
+                .secret(SIGNING_KEYS)
+                .map_err(|_| invalid("is not set (the origin needs signed requests)".to_owned()))?
+                .to_string();
+            Keyset::from_json(&text).map_err(invalid)
+        })
+        .as_ref()
+        .map_err(|e| GatewayError::Misconfigured(format!("secrets: {e}")))
+}
+
+/// The validated per-environment values and secrets (read from the bindings on first use).
 pub(crate) fn environment(env: &Env) -> Result<&'static Environment, GatewayError> {
+    signing_keys(env)?;
     let policy = policy()?;
     ENVIRONMENT
         .get_or_init(|| {

@@ -71,7 +71,7 @@ for (const [alg, name] of Object.entries(ALGS)) {
   staticJwks[name] = { keys: [jwk] };
   tokens[alg] = Array.from({ length: TOKENS }, (_, i) => mint(alg, ISSUERS[alg], jwk.kid, signer, i));
 }
-writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringify(staticJwks)}'\n`, { mode: 0o600 });
+writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringify(staticJwks)}'\nGATEWAY_SIGNING_KEYS='${JSON.stringify({ current: 'bench', keys: [{ kid: 'bench', secret: randomBytes(32).toString('base64url') }] })}'\n`, { mode: 0o600 });
 
 const port = await freePort();
 const inspector = await freePort();

@@ -38,7 +38,7 @@ const staticJwks = { 'bench-hs256': { keys: [{ kty: 'oct', kid: 'hs', k: b64(sec
 const issuers = JSON.stringify({
   'bench-hs256': { issuer: 'https://hs256.bench.example' }, 'bench-rs256': null, 'bench-es256': null, 'bench-eddsa': null,
 });
-writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringify(staticJwks)}'\n`, { mode: 0o600 });
+writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringify(staticJwks)}'\nGATEWAY_SIGNING_KEYS='${JSON.stringify({ current: 'bench', keys: [{ kid: 'bench', secret: randomBytes(32).toString('base64url') }] })}'\n`, { mode: 0o600 });
 
 function freePort() {
   return new Promise((resolve) => {

@@ -77,6 +77,18 @@ impl OriginUrl {
         }
     }
 
+    /// The request target the origin receives for this path and query: the base URL's own
+    /// path, the matched normalised path, and the raw query (what the signature covers).
+    pub fn request_target(&self, path: &NormalPath, query: Option<&str>) -> String {
+        let url = self.join(path, query);
+        let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+        after_scheme
+            .find('/')
+            .and_then(|i| after_scheme.get(i..))
+            .unwrap_or("/")
+            .to_owned()
+    }
+
     /// The base URL.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -628,6 +640,12 @@ mod tests {
             o.join(&p, None),
             "https://origin.example.com/base/api/transactions"
         );
+        assert_eq!(
+            o.request_target(&p, Some("a=1")),
+            "/base/api/transactions?a=1"
+        );
+        let bare = OriginUrl::parse("http://127.0.0.1:9000").unwrap();
+        assert_eq!(bare.request_target(&p, None), "/api/transactions");
     }
 
     #[test]

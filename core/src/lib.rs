@@ -23,5 +23,6 @@ pub mod log;
 pub mod names;
 pub mod path;
 pub mod route;
+pub mod signing;
 pub mod time;
 pub mod token_cache;

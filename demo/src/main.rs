@@ -14,13 +14,15 @@ mod args;
 mod issuer;
 mod origin;
 mod server;
+mod signature;
 
 use std::process::ExitCode;
 
 use args::Args;
 
 const USAGE: &str = "usage: gateway-demo <origin|issuer|token|keys|rotate> [--flag value ...]
-  origin --listen ADDR [--threads N]
+  origin --listen ADDR [--threads N] [--signing-keys FILE]
+         (with a keyset file, every request must carry a valid gateway signature, else 401)
   issuer --listen ADDR --keys DIR [--issuer URL] [--jwks-max-age SECONDS]
          (default issuer: http://<bound address>; JWKS Cache-Control max-age default 300)
   rotate --keys DIR [--keep-previous true|false]
@@ -36,9 +38,14 @@ fn run() -> Result<(), String> {
     match command.as_str() {
         "origin" => {
             let threads = args.number("threads", 4)?;
+            let verifier = args
+                .get("signing-keys")
+                .map(signature::Verifier::load)
+                .transpose()?;
             origin::serve(
                 &args.required("listen")?,
                 usize::try_from(threads).unwrap_or(4),
+                verifier,
             )
         }
         "issuer" => issuer::serve(

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use tiny_http::Request;
 
 use crate::server::{self, Reply};
+use crate::signature::Verifier;
 
 /// The endpoints the demo API serves.
 pub(crate) const ENDPOINTS: [(&str, &str); 5] = [
@@ -20,7 +21,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn echo(request: &mut Request) -> Reply {
+fn echo(request: &mut Request, verifier: Option<&Verifier>) -> Reply {
     let method = request.method().as_str().to_owned();
     let target = request.url().to_owned();
     let (path, query) = match target.split_once('?') {
@@ -39,6 +40,22 @@ fn echo(request: &mut Request) -> Reply {
         .collect();
     let mut body = Vec::new();
     let read = request.as_reader().read_to_end(&mut body);
+    if let Some(verifier) = verifier {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if let Err(reason) = verifier.check(&method, &target, &headers, &body, now) {
+            let mut reply = Reply::json(
+                401,
+                &serde_json::json!({"origin": "demo", "error": "invalid_signature", "reason": reason}),
+            );
+            reply
+                .headers
+                .push(("x-powered-by", "demo-origin/1.0".to_owned()));
+            return reply;
+        }
+    }
     let known = ENDPOINTS.iter().any(|(m, p)| *m == method && *p == path);
     let status = if read.is_err() {
         400
@@ -63,7 +80,13 @@ fn echo(request: &mut Request) -> Reply {
     reply
 }
 
-/// Serves the echo origin until killed.
-pub(crate) fn serve(listen: &str, threads: usize) -> Result<(), String> {
-    server::serve(listen, threads, echo)
+/// Serves the echo origin until killed; with a verifier, only correctly signed requests.
+pub(crate) fn serve(
+    listen: &str,
+    threads: usize,
+    verifier: Option<Verifier>,
+) -> Result<(), String> {
+    server::serve(listen, threads, move |request| {
+        echo(request, verifier.as_ref())
+    })
 }

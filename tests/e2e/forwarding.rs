@@ -23,6 +23,10 @@ pub(crate) const CASES: &[Case] = &[
         "forwarding::origin_software_headers_are_removed",
         origin_software_headers_are_removed,
     ),
+    (
+        "forwarding::origin_accepts_only_gateway_signed_requests",
+        origin_accepts_only_gateway_signed_requests,
+    ),
 ];
 
 /// Headers of an echo, as (name, value) pairs.
@@ -91,9 +95,15 @@ fn public_route_reaches_the_origin(stack: &Stack) {
         echoed(&headers, "x-request-id"),
         [resp.header("x-request-id").unwrap()]
     );
-    // No identity on a public route.
-    assert!(
-        headers.iter().all(|(n, _)| !n.starts_with("x-gateway-")),
+    // No identity on a public route: only the route id and the signature.
+    let gateway_headers: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n.starts_with("x-gateway-"))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(
+        gateway_headers,
+        ["x-gateway-route", "x-gateway-signature"],
         "{headers:?}"
     );
     assert_security_headers(&resp);
@@ -189,4 +199,120 @@ fn origin_software_headers_are_removed(stack: &Stack) {
         "{:?}",
         resp.header("server")
     );
+}
+
+/// The origin trusts only requests the gateway signed: unsigned, tampered, replayed and expired
+/// requests get 401 from the demo origin (its verifier is independent of the gateway's signer).
+fn origin_accepts_only_gateway_signed_requests(stack: &Stack) {
+    use hmac::Mac;
+    let token = stack.token(&TokenSpec {
+        scopes: "transactions:write",
+        ..TokenSpec::default()
+    });
+    let body = br#"{"amount":1250}"#;
+    let resp = http::with_bearer(
+        "POST",
+        &format!("{}/api/transactions?x=1", stack.gateway),
+        &token,
+        Some(body),
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let signed: Vec<(String, String)> = echoed_headers(&resp.json())
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("x-gateway-") || n == "x-request-id")
+        .collect();
+    assert!(signed.iter().any(|(n, _)| n == "x-gateway-signature"));
+    let as_refs: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let direct = |headers: &[(&str, &str)], body: &[u8]| {
+        http::request(
+            "POST",
+            &format!("{}/api/transactions?x=1", stack.origin),
+            headers,
+            Some(body),
+        )
+        .unwrap()
+    };
+    let reason = |resp: &http::Response| {
+        assert_eq!(resp.status, 401, "{}", resp.text());
+        resp.json()["reason"].as_str().unwrap().to_owned()
+    };
+    // Replaying the gateway's exact request: refused (it was already seen).
+    assert_eq!(reason(&direct(&as_refs, body)), "replayed");
+    // Unsigned, with forged identity headers: refused.
+    assert_eq!(
+        reason(&direct(
+            &[("x-gateway-org", "acme"), ("x-gateway-tier", "enterprise")],
+            body
+        )),
+        "unsigned"
+    );
+    // Tampered: the signed headers with another body or another org.
+    assert_eq!(
+        reason(&direct(&as_refs, br#"{"amount":999999}"#)),
+        "bad signature"
+    );
+    let mut other_org = as_refs.clone();
+    for h in &mut other_org {
+        if h.0 == "x-gateway-org" {
+            h.1 = "evil-corp";
+        }
+    }
+    assert_eq!(reason(&direct(&other_org, body)), "bad signature");
+    // Expired: a correct signature from 10 minutes ago (signed here, with the run's key).
+    let keyset = stack.signing_keyset();
+    let key = <base64ct::Base64UrlUnpadded as base64ct::Encoding>::decode_vec(
+        keyset["keys"][0]["secret"].as_str().unwrap(),
+    )
+    .unwrap();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 600;
+    let header = |n: &str| {
+        signed
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let mut canonical = format!(
+        "v1\nPOST\n/api/transactions?x=1\n{t}\n{}",
+        header("x-request-id")
+    );
+    for name in [
+        "x-gateway-issuer",
+        "x-gateway-subject",
+        "x-gateway-org",
+        "x-gateway-tier",
+        "x-gateway-scopes",
+        "x-gateway-route",
+    ] {
+        canonical.push_str(&format!("\n{name}:{}", header(name)));
+    }
+    let digest: String = Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    canonical.push_str(&format!("\n{digest}"));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(canonical.as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let old = format!("t={t},kid=e2e-1,v1={sig}");
+    let mut expired = as_refs.clone();
+    for h in &mut expired {
+        if h.0 == "x-gateway-signature" {
+            h.1 = &old;
+        }
+    }
+    assert_eq!(reason(&direct(&expired, body)), "expired");
 }

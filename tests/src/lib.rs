@@ -187,7 +187,21 @@ impl Stack {
             services: Vec::new(),
         };
         let t = Instant::now();
-        stack.origin = stack.spawn_demo("origin", &["origin", "--listen", "127.0.0.1:0"])?;
+        // The origin enforces the gateway's request signatures with this run's keyset.
+        let signing_keys = stack.run_dir.join("signing-keys.json");
+        std::fs::write(&signing_keys, stack.signing_keyset().to_string())
+            .map_err(|e| e.to_string())?;
+        let signing_keys = signing_keys.to_string_lossy().into_owned();
+        stack.origin = stack.spawn_demo(
+            "origin",
+            &[
+                "origin",
+                "--listen",
+                "127.0.0.1:0",
+                "--signing-keys",
+                &signing_keys,
+            ],
+        )?;
         let keys = keys_dir.to_string_lossy().into_owned();
         // A 1 s JWKS max-age: key rotations show within seconds (the local issuer's policy
         // allows it).
@@ -458,6 +472,15 @@ impl Stack {
         http::with_bearer("GET", &format!("{}{path}", self.gateway), token, None).expect("request")
     }
 
+    /// This run's origin-signing keyset (the GATEWAY_SIGNING_KEYS secret and the origin's file).
+    pub fn signing_keyset(&self) -> serde_json::Value {
+        let secret: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(11) ^ 0xa5).collect();
+        serde_json::json!({
+            "current": "e2e-1",
+            "keys": [{"kid": "e2e-1", "secret": base64ct::Base64UrlUnpadded::encode_string(&secret)}]
+        })
+    }
+
     /// Writes this run's Worker secrets (`KEY=value` lines) and returns the file.
     fn secrets_file(&self) -> Result<PathBuf, String> {
         let jwks = serde_json::json!({
@@ -467,8 +490,11 @@ impl Stack {
             }]}
         });
         let path = self.run_dir.join("secrets.env");
-        std::fs::write(&path, format!("GATEWAY_STATIC_JWKS='{jwks}'\n"))
-            .map_err(|e| e.to_string())?;
+        let secrets = format!(
+            "GATEWAY_STATIC_JWKS='{jwks}'\nGATEWAY_SIGNING_KEYS='{}'\n",
+            self.signing_keyset()
+        );
+        std::fs::write(&path, secrets).map_err(|e| e.to_string())?;
         Ok(path)
     }
 
