@@ -42,7 +42,12 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
     let outcome = run(req, env, &method, started, &request_id, &mut trace).await;
     let (response, error) = match outcome {
         Ok(response) => (
-            respond::decorate(response, &request_id, &trace.limit_headers),
+            respond::decorate(
+                response,
+                &request_id,
+                &trace.limit_headers,
+                trace.claims.is_some(),
+            ),
             None,
         ),
         Err(err) => (
@@ -113,6 +118,10 @@ async fn run(
             return Ok(crate::bench::stats(request_id));
         }
         return gateway_endpoint(method, &path, env, request_id);
+    }
+    if path.has_dotfile() {
+        // `/.env`, `/.git/...`: never forwarded, whatever a wildcard route would say.
+        return Err(GatewayError::RouteNotFound);
     }
     let policy = settings::policy()?;
     let environment = settings::environment(env)?;
@@ -190,6 +199,12 @@ fn check_body_framing(headers: &Headers, route: &Route) -> Result<(), GatewayErr
         }
     };
     let chunked = headers.has("transfer-encoding").unwrap_or(false);
+    if chunked && declared.is_some() {
+        // The classic request-smuggling shape: two framings for one body.
+        return Err(GatewayError::InvalidRequest(
+            "A request must not carry both Content-Length and Transfer-Encoding.",
+        ));
+    }
     if !route.method.allows_body() && (declared.is_some_and(|n| n > 0) || chunked) {
         return Err(GatewayError::InvalidRequest(
             "This method must not carry a request body.",

@@ -24,7 +24,7 @@ pub(crate) fn error(
         .with_status(err.code().status())
         .with_headers(headers)
         .fixed(body);
-    decorate(response, request_id, extra)
+    decorate(response, request_id, extra, false)
 }
 
 /// A JSON response from the gateway itself.
@@ -36,7 +36,7 @@ pub(crate) fn json(status: u16, value: &serde_json::Value, request_id: &str) -> 
         .with_status(status)
         .with_headers(headers)
         .fixed(value.to_string().into_bytes());
-    decorate(response, request_id, &[])
+    decorate(response, request_id, &[], false)
 }
 
 /// Copies the response's headers into a fresh, mutable set (fetched responses' headers are
@@ -46,6 +46,7 @@ pub(crate) fn decorate(
     response: Response,
     request_id: &str,
     extra: &[(&'static str, String)],
+    authenticated: bool,
 ) -> Response {
     let status = response.status_code();
     let headers = Headers::new();
@@ -64,6 +65,10 @@ pub(crate) fn decorate(
         gateway_core::limit::merge_origin_headers(extra, |name| origin.get(name).ok().flatten());
     for (name, value) in merged {
         let _ = headers.set(name, &value);
+    }
+    // Authenticated answers are private: unless the origin chose a caching policy, none.
+    if authenticated && !headers.has("cache-control").unwrap_or(false) {
+        let _ = headers.set("cache-control", "no-store");
     }
     let (_, body) = response.into_parts();
     Response::builder()

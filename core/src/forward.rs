@@ -29,8 +29,17 @@ pub const LEGACY_IDENTITY_HEADERS: [&str; 5] = [
     "x-forwarded-user",
 ];
 
+/// Headers that would make the origin see another method or URL than the one the gateway
+/// routed, checked scopes for and charged: never forwarded.
+pub const OVERRIDE_HEADERS: [&str; 4] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-original-url",
+    "x-rewrite-url",
+];
+
 /// Security headers the gateway puts on every response it returns.
-pub const SECURITY_HEADERS: [(&str, &str); 6] = [
+pub const SECURITY_HEADERS: [(&str, &str); 7] = [
     (
         "strict-transport-security",
         "max-age=31536000; includeSubDomains",
@@ -38,6 +47,10 @@ pub const SECURITY_HEADERS: [(&str, &str); 6] = [
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
     ("referrer-policy", "no-referrer"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=()",
+    ),
     (
         "content-security-policy",
         "default-src 'none'; frame-ancestors 'none'",
@@ -76,6 +89,7 @@ pub fn forwards_inbound_header(name: &str, forward_authorization: bool) -> bool 
     }
     if identity_headers::ALL.contains(&name)
         || LEGACY_IDENTITY_HEADERS.contains(&name)
+        || OVERRIDE_HEADERS.contains(&name)
         || name == REQUEST_ID_HEADER
         || name == SIGNATURE_HEADER
     {
@@ -148,6 +162,9 @@ mod tests {
             "x-request-id",
             "X_Request_Id",
             "x-gateway-signature",
+            "X-HTTP-Method-Override",
+            "x_original_url",
+            "X-Rewrite-URL",
         ] {
             check(name, false, false);
         }

@@ -72,6 +72,12 @@ impl NormalPath {
         &self.0
     }
 
+    /// Whether a segment is a dotfile or dot-directory (`/.env`, `/.git/config`): never routed,
+    /// even through a `{*rest}` pattern.
+    pub fn has_dotfile(&self) -> bool {
+        self.segments().any(|s| s.starts_with('.'))
+    }
+
     /// The segments after the leading `/` (`/` alone has one empty segment; a trailing slash
     /// gives a final empty segment).
     pub fn segments(&self) -> impl Iterator<Item = &str> {
@@ -234,6 +240,19 @@ mod tests {
             let once = normalise(raw).unwrap();
             let twice = normalise(once.as_str()).unwrap();
             assert_eq!(once, twice, "{raw}");
+        }
+    }
+
+    #[test]
+    fn dotfiles_are_recognised() {
+        for (raw, dot) in [
+            ("/.env", true),
+            ("/files/.git/config", true),
+            ("/a/%2egit", true),
+            ("/a.b/c", false),
+            ("/api", false),
+        ] {
+            assert_eq!(normalise(raw).unwrap().has_dotfile(), dot, "{raw}");
         }
     }
 

@@ -57,6 +57,10 @@ pub(crate) fn assert_security_headers(resp: &http::Response) {
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
+        (
+            "permissions-policy",
+            "camera=(), microphone=(), geolocation=(), payment=()",
+        ),
     ] {
         assert_eq!(resp.header(name), Some(value), "{name} on {}", resp.status);
     }

@@ -30,6 +30,18 @@ pub(crate) const CASES: &[Case] = &[
         "requests::the_tested_build_has_no_benchmark_or_fault_endpoints",
         the_tested_build_has_no_benchmark_or_fault_endpoints,
     ),
+    (
+        "requests::dotfiles_and_override_headers_never_reach_the_origin",
+        dotfiles_and_override_headers_never_reach_the_origin,
+    ),
+    (
+        "requests::two_framings_for_one_body_are_refused",
+        two_framings_for_one_body_are_refused,
+    ),
+    (
+        "requests::origin_down_is_502_without_detail",
+        origin_down_is_502_without_detail,
+    ),
 ];
 
 /// Asserts a problem+json answer with this status and code; returns the body.
@@ -221,4 +233,87 @@ fn the_tested_build_has_no_benchmark_or_fault_endpoints(stack: &Stack) {
         .unwrap();
         assert_problem(&resp, 404, "route_not_found");
     }
+}
+
+fn dotfiles_and_override_headers_never_reach_the_origin(stack: &Stack) {
+    for path in ["/.env", "/.git/config", "/api/.htaccess", "/%2egit/HEAD"] {
+        assert_problem(
+            &http::get(&format!("{}{path}", stack.gateway), &[]).unwrap(),
+            404,
+            "route_not_found",
+        );
+    }
+    let token = stack.token(&TokenSpec {
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    let bearer = format!("Bearer {token}");
+    let resp = http::get(
+        &format!("{}/api/transactions", stack.gateway),
+        &[
+            ("Authorization", &bearer),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("X-Original-URL", "/admin"),
+            ("X_Rewrite_URL", "/admin"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200);
+    let headers = crate::forwarding::echoed_headers(&resp.json());
+    for name in [
+        "x-http-method-override",
+        "x-original-url",
+        "x_rewrite_url",
+        "x-rewrite-url",
+    ] {
+        assert!(
+            headers.iter().all(|(n, _)| n != name),
+            "{name} reached the origin: {headers:?}"
+        );
+    }
+    // Authenticated answers are not cacheable unless the origin says so.
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+}
+
+/// Content-Length and Transfer-Encoding together (the classic smuggling shape). The runtime
+/// resolves the framing before the Worker runs (Transfer-Encoding wins, RFC 9112), so locally the
+/// gateway never sees both; it refuses them if it ever does (`check_body_framing`). Either way
+/// nothing is smuggled: the origin gets one framing and exactly the chunked body (empty here).
+fn two_framings_for_one_body_are_refused(stack: &Stack) {
+    let token = stack.token(&TokenSpec {
+        scopes: "transactions:write",
+        ..TokenSpec::default()
+    });
+    let host = stack.gateway.trim_start_matches("http://");
+    let request = format!(
+        "POST /api/transactions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\nGET /"
+    );
+    let resp = http::raw(&stack.gateway, request.as_bytes()).unwrap();
+    if resp.status == 400 {
+        return;
+    }
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let echo = resp.json();
+    assert_eq!(
+        echo["body"]["size"], 0,
+        "smuggled bytes reached the origin: {echo}"
+    );
+    let headers = crate::forwarding::echoed_headers(&echo);
+    let framings = headers
+        .iter()
+        .filter(|(n, _)| n == "content-length" || n == "transfer-encoding")
+        .count();
+    assert_eq!(framings, 1, "{headers:?}");
+}
+
+fn origin_down_is_502_without_detail(_shared: &Stack) {
+    let mut stack = Stack::start("origin-down").expect("stack");
+    stack.stop_service("origin");
+    let resp = http::get(&format!("{}/api/health", stack.gateway), &[]).unwrap();
+    let body = assert_problem(&resp, 502, "origin_unreachable");
+    let text = body.to_string();
+    assert!(
+        !text.contains("127.0.0.1") && !text.contains("refused"),
+        "upstream detail leaked: {text}"
+    );
 }
