@@ -37,9 +37,21 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
     let request_id = runtime::request_id();
     let method = req.inner().method();
     let client_ip = req.headers().get("cf-connecting-ip").ok().flatten();
+    let browser_origin = req.headers().get("origin").ok().flatten();
+    let preflight = method == "OPTIONS"
+        && req
+            .headers()
+            .has("access-control-request-method")
+            .unwrap_or(false);
     let mut trace = Trace::default();
 
     let outcome = run(req, env, &method, started, &request_id, &mut trace).await;
+    // CORS on every answer to a browser request (the preflight answer carries its own).
+    if let (Ok(policy), false) = (settings::policy(), preflight) {
+        trace
+            .limit_headers
+            .extend(policy.cors.response_headers(browser_origin.as_deref()));
+    }
     let (response, error) = match outcome {
         Ok(response) => (
             respond::decorate(
@@ -125,6 +137,28 @@ async fn run(
     }
     let policy = settings::policy()?;
     let environment = settings::environment(env)?;
+
+    // CORS preflight: answered here, without a token and without the origin.
+    if let (true, Ok(Some(asked))) = (
+        method == "OPTIONS",
+        req.headers().get("access-control-request-method"),
+    ) {
+        let routed = matches!(
+            policy.routes.match_request(&asked, &path),
+            RouteMatch::Found(_)
+        );
+        let origin = req.headers().get("origin").ok().flatten();
+        let asked_headers = req
+            .headers()
+            .get("access-control-request-headers")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let headers = policy
+            .cors
+            .preflight(origin.as_deref(), &asked, &asked_headers, routed);
+        return Ok(respond::no_content(&headers));
+    }
 
     // Match the route.
     let route = match policy.routes.match_request(method, &path) {

@@ -27,6 +27,18 @@ pub(crate) fn error(
     decorate(response, request_id, extra, false)
 }
 
+/// A 204 from the gateway itself (CORS preflights); decorated by the caller.
+pub(crate) fn no_content(extra: &[(&'static str, String)]) -> Response {
+    let headers = Headers::new();
+    for (name, value) in extra {
+        let _ = headers.set(name, value);
+    }
+    Response::builder()
+        .with_status(204)
+        .with_headers(headers)
+        .empty()
+}
+
 /// A JSON response from the gateway itself.
 pub(crate) fn json(status: u16, value: &serde_json::Value, request_id: &str) -> Response {
     let headers = Headers::new();

@@ -370,6 +370,9 @@ pub struct PolicyFile {
     /// `[[org_overrides]]`.
     #[serde(default)]
     pub org_overrides: Vec<OrgOverride>,
+    /// `[cors]`.
+    #[serde(default)]
+    pub cors: crate::cors::CorsPolicy,
 }
 
 /// The validated policy.
@@ -385,6 +388,8 @@ pub struct Policy {
     pub routes: RouteTable,
     /// Per-organisation tier overrides.
     pub org_overrides: Vec<OrgOverride>,
+    /// CORS.
+    pub cors: crate::cors::CorsPolicy,
 }
 
 /// The tier every unknown or missing tier claim falls back to.
@@ -638,6 +643,9 @@ impl PolicyFile {
                 limited: spec.limited,
             });
         }
+        self.cors
+            .check()
+            .map_err(|(key, reason)| ConfigError::invalid(key, reason))?;
         for (i, o) in self.org_overrides.iter().enumerate() {
             let key = format!("org_overrides[{i}]");
             if o.org.is_empty() {
@@ -679,6 +687,7 @@ impl PolicyFile {
             issuers: self.issuers.clone(),
             routes,
             org_overrides: self.org_overrides.clone(),
+            cors: self.cors.clone(),
         })
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod env;
 pub mod error;
 pub mod forward;

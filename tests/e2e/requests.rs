@@ -42,6 +42,10 @@ pub(crate) const CASES: &[Case] = &[
         "requests::origin_down_is_502_without_detail",
         origin_down_is_502_without_detail,
     ),
+    (
+        "requests::cors_preflights_at_the_edge_and_only_for_allowed_origins",
+        cors_preflights_at_the_edge_and_only_for_allowed_origins,
+    ),
 ];
 
 /// Asserts a problem+json answer with this status and code; returns the body.
@@ -316,4 +320,93 @@ fn origin_down_is_502_without_detail(_shared: &Stack) {
         !text.contains("127.0.0.1") && !text.contains("refused"),
         "upstream detail leaked: {text}"
     );
+}
+
+fn cors_preflights_at_the_edge_and_only_for_allowed_origins(stack: &Stack) {
+    let preflight = |origin: &str, method: &str, headers: &str| {
+        http::request(
+            "OPTIONS",
+            &format!("{}/api/transactions", stack.gateway),
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", method),
+                ("Access-Control-Request-Headers", headers),
+            ],
+            None,
+        )
+        .unwrap()
+    };
+    let ok = preflight(
+        "https://app.example.com",
+        "POST",
+        "authorization, content-type",
+    );
+    assert_eq!(
+        ok.status,
+        204,
+        "answered at the edge, no token needed: {}",
+        ok.text()
+    );
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(ok.header("access-control-allow-methods"), Some("POST"));
+    assert_eq!(
+        ok.header("access-control-allow-headers"),
+        Some("authorization, content-type")
+    );
+    assert!(ok.body.is_empty(), "the origin was not called");
+    assert!(ok.header("x-request-id").is_some());
+    for refused in [
+        preflight("https://evil.example.com", "POST", "authorization"),
+        preflight("https://app.example.com", "DELETE", "authorization"),
+        preflight("https://app.example.com", "POST", "x-user-id"),
+    ] {
+        assert_eq!(refused.status, 204);
+        assert_eq!(refused.header("access-control-allow-origin"), None);
+        assert!(refused.header("vary").is_some_and(|v| v.contains("Origin")));
+    }
+    // Actual answers: allowed origin gets ACAO (errors included), a foreign origin does not.
+    let token = stack.token(&TokenSpec {
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    let bearer = format!("Bearer {token}");
+    let url = format!("{}/api/transactions", stack.gateway);
+    let allowed = http::get(
+        &url,
+        &[
+            ("Authorization", &bearer),
+            ("Origin", "https://app.example.com"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(allowed.status, 200);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert!(
+        allowed
+            .header("access-control-expose-headers")
+            .is_some_and(|v| v.contains("x-ratelimit-remaining"))
+    );
+    let unauthenticated = http::get(&url, &[("Origin", "https://app.example.com")]).unwrap();
+    assert_eq!(unauthenticated.status, 401);
+    assert_eq!(
+        unauthenticated.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let foreign = http::get(
+        &url,
+        &[
+            ("Authorization", &bearer),
+            ("Origin", "https://evil.example.com"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(foreign.status, 200);
+    assert_eq!(foreign.header("access-control-allow-origin"), None);
+    assert_eq!(foreign.header("vary"), Some("Origin"));
 }
