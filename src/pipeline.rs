@@ -37,6 +37,12 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
     let request_id = runtime::request_id();
     let method = req.inner().method();
     let client_ip = req.headers().get("cf-connecting-ip").ok().flatten();
+    let user_agent: Option<String> = req
+        .headers()
+        .get("user-agent")
+        .ok()
+        .flatten()
+        .map(|ua| ua.chars().take(200).collect());
     let browser_origin = req.headers().get("origin").ok().flatten();
     let preflight = method == "OPTIONS"
         && req
@@ -71,6 +77,17 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
     let environment = settings::environment(env)
         .map(|e| e.name.as_str())
         .unwrap_or("unknown");
+    let status = response.status_code();
+    let header = |name: &str| {
+        trace
+            .limit_headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let remaining =
+        header(gateway_core::names::rate_limit_headers::REMAINING).and_then(|v| v.parse().ok());
+    let cost = header(gateway_core::names::rate_limit_headers::COST).and_then(|v| v.parse().ok());
     let line = RequestLog {
         event: "request",
         ts: started,
@@ -79,7 +96,7 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
         method: &method,
         path: &trace.path,
         route: trace.route.as_deref(),
-        status: response.status_code(),
+        status,
         error: error.as_ref().map(|e| e.code().as_str()),
         // Why it was refused or failed: client-safe text for client faults (e.g. which token
         // rule failed), internal detail for the rest; never a token or a secret.
@@ -87,7 +104,18 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
         issuer: trace.claims.as_ref().map(|c| c.issuer.as_str()),
         sub: trace.claims.as_ref().map(|c| c.subject.as_str()),
         org: trace.claims.as_ref().map(|c| c.org.0.as_str()),
+        tier: trace.claims.as_ref().map(|c| c.tier.as_str()),
+        client_id: trace.claims.as_ref().map(|c| c.subject.as_str()),
+        cost,
+        remaining,
+        decision: match (&error, &trace.route) {
+            (Some(e), _) => e.code().as_str(),
+            (None, Some(_)) => "forwarded",
+            (None, None) => "answered",
+        },
+        security_event: gateway_core::log::is_security_event(status),
         client_ip: client_ip.as_deref(),
+        user_agent: user_agent.as_deref(),
         duration_ms: runtime::now().saturating_since(started),
     }
     .to_line();

@@ -41,11 +41,35 @@ pub struct RequestLog<'a> {
     /// The verified organisation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub org: Option<&'a str>,
+    /// The verified tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<&'a str>,
+    /// The verified client: the token's `sub` (for client-credentials tokens, the client id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<&'a str>,
+    /// The route's cost, on rate-limited routes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u32>,
+    /// Cost units left in the tightest window after this request, on rate-limited routes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+    /// `forwarded`, `answered` (the gateway's own endpoints and preflights), or the error code.
+    pub decision: &'a str,
+    /// True for 401, 403 and 429: the lines a SOC 2 reviewer filters on.
+    pub security_event: bool,
     /// The client address the edge saw.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<&'a str>,
+    /// The `User-Agent`, cut to 200 characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<&'a str>,
     /// Time spent in the gateway and the origin, in ms.
     pub duration_ms: u64,
+}
+
+/// Whether a status is a security event (authentication, authorisation, rate limiting).
+pub fn is_security_event(status: u16) -> bool {
+    matches!(status, 401 | 403 | 429)
 }
 
 impl RequestLog<'_> {

@@ -41,6 +41,10 @@ pub(crate) const CASES: &[Case] = &[
         failure_policies_when_the_limiter_is_down,
     ),
     ("limits::counts_survive_a_restart", counts_survive_a_restart),
+    (
+        "limits::log_lines_record_decisions_and_security_events",
+        log_lines_record_decisions_and_security_events,
+    ),
 ];
 
 /// A fresh organisation name per test (counter objects persist for the whole run).
@@ -340,4 +344,56 @@ fn counts_survive_a_restart(_shared: &Stack) {
     );
     let resp = http::with_bearer("POST", &url(&stack), &token, Some(b"{}")).unwrap();
     assert_problem(&resp, 429, "rate_limit_exceeded");
+}
+
+/// The one log line per request carries the decision and is marked as a security event on
+/// 401/403/429 (the SOC 2 evidence), with cost and remaining on limited routes.
+fn log_lines_record_decisions_and_security_events(stack: &Stack) {
+    let org = org("logs");
+    let token = stack.token(&TokenSpec {
+        org: &org,
+        tier: Some("sandbox"),
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    let ids: Vec<(u16, String)> = (0..7)
+        .map(|_| {
+            let resp = list(stack, &token);
+            (resp.status, resp.header("x-request-id").unwrap().to_owned())
+        })
+        .collect();
+    let line_for = |id: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = stack.gateway_log();
+            if let Some(line) = log.lines().find(|l| l.contains(id) && l.starts_with('{')) {
+                return serde_json::from_str::<serde_json::Value>(line).unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "no log line for {id}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let (status, id) = &ids[0];
+    assert_eq!(*status, 200);
+    let ok = line_for(id);
+    assert_eq!(
+        (ok["decision"].as_str(), ok["security_event"].as_bool()),
+        (Some("forwarded"), Some(false))
+    );
+    assert_eq!(
+        (
+            ok["tier"].as_str(),
+            ok["cost"].as_u64(),
+            ok["remaining"].as_u64()
+        ),
+        (Some("sandbox"), Some(1), Some(4))
+    );
+    assert_eq!(ok["org"].as_str(), Some(org.as_str()));
+    let (status, id) = ids.iter().find(|(s, _)| *s == 429).expect("a 429");
+    assert_eq!(*status, 429);
+    let limited = line_for(id);
+    assert_eq!(limited["decision"], "rate_limit_exceeded");
+    assert_eq!(limited["security_event"], true);
+    assert_eq!(limited["remaining"], 0);
+    assert!(limited.get("authorization").is_none());
 }
