@@ -117,7 +117,7 @@ pub(crate) async fn authenticate_token(
         ) {
             (Some(issuer), Some(endpoints)) => {
                 Some((issuer, endpoints)).filter(|(issuer, endpoints)| {
-                    endpoints.key_source() != KeySource::Static
+                    endpoints.has_remote_keys()
                         && refresh_due(issuer, timing_of(environment, issuer), now)
                 })
             }

@@ -70,8 +70,11 @@ pub(crate) async fn check(
     now: UnixMillis,
 ) -> LimitOutcome {
     let mut outcome = enforce(env, policy, claims, route, now).await;
-    let shadow =
-        route.rate_limit_shadow || policy.tiers.get(&claims.tier).is_some_and(|t| t.shadow);
+    let shadow = route.rate_limit_shadow
+        || policy
+            .tier_or_fallback(Some(&claims.tier))
+            .1
+            .is_some_and(|t| t.shadow);
     let would_limit = matches!(
         outcome.refusal,
         Some(GatewayError::RateLimited { .. } | GatewayError::CostExceedsLimit { .. })

@@ -27,8 +27,8 @@ struct Trace {
     path: String,
     route: Option<String>,
     claims: Option<VerifiedClaims>,
-    /// Rate-limit headers, added to whatever response the request gets.
-    limit_headers: Vec<(&'static str, String)>,
+    /// Rate-limit and CORS headers, added to whatever response the request gets.
+    response_headers: Vec<(&'static str, String)>,
 }
 
 /// Runs the pipeline for one request. Never fails: every outcome is a response.
@@ -55,7 +55,7 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
     // CORS on every answer to a browser request (the preflight answer carries its own).
     if let (Ok(policy), false) = (settings::policy(), preflight) {
         trace
-            .limit_headers
+            .response_headers
             .extend(policy.cors.response_headers(browser_origin.as_deref()));
     }
     let (response, error) = match outcome {
@@ -63,13 +63,13 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
             respond::decorate(
                 response,
                 &request_id,
-                &trace.limit_headers,
+                &trace.response_headers,
                 trace.claims.is_some(),
             ),
             None,
         ),
         Err(err) => (
-            respond::error(&err, &request_id, &trace.limit_headers),
+            respond::error(&err, &request_id, &trace.response_headers),
             Some(err),
         ),
     };
@@ -80,7 +80,7 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
     let status = response.status_code();
     let header = |name: &str| {
         trace
-            .limit_headers
+            .response_headers
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone())
@@ -213,7 +213,7 @@ async fn run(
     // Rate limit.
     if let Some(claims) = claims.as_ref().filter(|_| route.limited) {
         let outcome = limit::check(env, policy, claims, route, now).await;
-        trace.limit_headers = outcome.headers;
+        trace.response_headers = outcome.headers;
         if let Some(refusal) = outcome.refusal {
             return Err(refusal);
         }
@@ -224,9 +224,10 @@ async fn run(
     let signing_key = settings::signing_keys(env)?.current().ok_or_else(|| {
         GatewayError::Misconfigured("the signing keyset has no current key".to_owned())
     })?;
+    let origin_url = environment.origin.join(&path, url.query());
     let forward = Forward {
-        url: environment.origin.join(&path, url.query()),
-        target: environment.origin.request_target(&path, url.query()),
+        target: gateway_core::env::request_target_of(&origin_url),
+        url: origin_url,
         signing_key,
         now_secs: now.as_secs(),
         route,

@@ -80,19 +80,23 @@ impl OriginUrl {
     /// The request target the origin receives for this path and query: the base URL's own
     /// path, the matched normalised path, and the raw query (what the signature covers).
     pub fn request_target(&self, path: &NormalPath, query: Option<&str>) -> String {
-        let url = self.join(path, query);
-        let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
-        after_scheme
-            .find('/')
-            .and_then(|i| after_scheme.get(i..))
-            .unwrap_or("/")
-            .to_owned()
+        request_target_of(&self.join(path, query))
     }
 
     /// The base URL.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The request target (path and query) of an absolute URL.
+pub fn request_target_of(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    after_scheme
+        .find('/')
+        .and_then(|i| after_scheme.get(i..))
+        .unwrap_or("/")
+        .to_owned()
 }
 
 /// Where one issuer lives in this environment.
@@ -137,6 +141,12 @@ pub enum KeySource {
 }
 
 impl IssuerEndpoints {
+    /// Whether the keys are fetched (a `jwks_uri` or discovery) rather than static. Cheap: for
+    /// the verified-token cache's hit path, where [`IssuerEndpoints::key_source`] would format a URL.
+    pub fn has_remote_keys(&self) -> bool {
+        self.jwks_uri.is_some() || self.discovery
+    }
+
     /// Where the keys come from.
     pub fn key_source(&self) -> KeySource {
         match (&self.jwks_uri, self.discovery) {
@@ -290,7 +300,7 @@ impl Environment {
         let needing: Vec<&String> = self
             .issuers
             .iter()
-            .filter(|(_, e)| e.key_source() == KeySource::Static)
+            .filter(|(_, e)| !e.has_remote_keys())
             .map(|(name, _)| name)
             .collect();
         let Some(first) = needing.first() else {
