@@ -23,12 +23,19 @@ ISSUER_PORT ?= 9101
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: help setup build dev token test fuzz bench-build bench-auth bench-limit clean
+# `make secrets-sync`: which environment and target (see docs/secrets.md).
+SYNC_ENV ?= dev
+SYNC_TARGET ?= dev-vars
+SYNC_ARGS ?=
+
+.PHONY: help setup build dev token test fuzz bench-build bench-auth bench-limit clean secrets-sync vault-dev
 
 help:
 	@echo "make dev     run the gateway on http://127.0.0.1:8787 with the demo origin and local issuer"
 	@echo "make test    the whole suite: fmt, clippy, native tests, wasm build, end-to-end"
 	@echo "make token   ORG=acme TIER=pro SCOPES=\"transactions:read reports:generate\" [EXPIRES_IN=900] [CLAIMS='{\"k\":\"v\"}']"
+	@echo "make secrets-sync  sync Worker secrets from Vault (SYNC_ENV=dev SYNC_TARGET=dev-vars|cloudflare SYNC_ARGS=--dry-run)"
+	@echo "make vault-dev     a local OpenBao holding the dev secrets, for make secrets-sync"
 	@echo "make build   build the Worker (build/index.js + wasm)"
 	@echo "make setup   install the pinned toolchain pieces (idempotent)"
 	@echo "make bench-limit req/s and p99 through the gateway with rate limiting on and off (autocannon)"
@@ -37,6 +44,12 @@ help:
 
 setup:
 	@scripts/setup.sh
+
+secrets-sync:
+	@cargo run --quiet --release --locked -p secrets-sync -- --env $(SYNC_ENV) --target $(SYNC_TARGET) $(SYNC_ARGS)
+
+vault-dev:
+	@scripts/vault-dev.sh
 
 build/index.js: $(WORKER_SOURCES)
 	worker-build --release

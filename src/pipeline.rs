@@ -15,6 +15,7 @@ use gateway_core::log::RequestLog;
 use gateway_core::names::{HEALTH_PATH, RESERVED_PREFIX};
 use gateway_core::path::{NormalPath, normalise};
 use gateway_core::route::{AuthRequirement, Route, RouteMatch};
+use gateway_core::shape;
 use gateway_core::time::UnixMillis;
 use worker::{Env, Headers, Request, Response};
 
@@ -29,6 +30,8 @@ struct Trace {
     claims: Option<VerifiedClaims>,
     /// Rate-limit and CORS headers, added to whatever response the request gets.
     response_headers: Vec<(&'static str, String)>,
+    /// The client's `X-Request-ID`, when safe.
+    client_request_id: Option<String>,
 }
 
 /// Runs the pipeline for one request. Never fails: every outcome is a response.
@@ -49,7 +52,17 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
             .headers()
             .has("access-control-request-method")
             .unwrap_or(false);
-    let mut trace = Trace::default();
+    // A client's own id is a correlation id only: kept if safe, never used as ours.
+    let client_request_id = req
+        .headers()
+        .get(gateway_core::names::REQUEST_ID_HEADER)
+        .ok()
+        .flatten()
+        .and_then(|v| shape::client_request_id(&v).map(str::to_owned));
+    let mut trace = Trace {
+        client_request_id,
+        ..Trace::default()
+    };
 
     let outcome = run(req, env, &method, started, &request_id, &mut trace).await;
     // CORS on every answer to a browser request (the preflight answer carries its own).
@@ -92,6 +105,7 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
         event: "request",
         ts: started,
         request_id: &request_id,
+        client_request_id: trace.client_request_id.as_deref(),
         env: environment,
         method: &method,
         path: &trace.path,
@@ -136,7 +150,23 @@ async fn run(
     request_id: &str,
     trace: &mut Trace,
 ) -> Result<Response, GatewayError> {
-    // Normalise and check the request.
+    // Check the request's shape: header block, host, then the URL.
+    let policy = settings::policy()?;
+    let environment = settings::environment(env)?;
+    shape::check_header_size(
+        req.headers()
+            .entries()
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+        policy.gateway.max_header_bytes,
+    )?;
+    if !environment.allowed_hosts.is_empty() {
+        let host = req.headers().get("host").ok().flatten().unwrap_or_default();
+        if !shape::host_allowed(&host, &environment.allowed_hosts) {
+            return Err(GatewayError::MisdirectedRequest);
+        }
+    }
     let url = req
         .url()
         .map_err(|_| GatewayError::InvalidRequest("The request URL could not be parsed."))?;
@@ -163,8 +193,6 @@ async fn run(
         // `/.env`, `/.git/...`: never forwarded, whatever a wildcard route would say.
         return Err(GatewayError::RouteNotFound);
     }
-    let policy = settings::policy()?;
-    let environment = settings::environment(env)?;
 
     // CORS preflight: answered here, without a token and without the origin.
     if let (true, Ok(Some(asked))) = (
@@ -197,7 +225,12 @@ async fn run(
         RouteMatch::NotFound => return Err(GatewayError::RouteNotFound),
     };
     trace.route = Some(route.id.0.clone());
-    check_body_framing(req.headers(), route)?;
+    // A body is announced by its framing, or (HTTP/2, HTTP/3) simply present without a length.
+    let has_body = check_body_framing(req.headers(), route)?
+        || (req.inner().body().is_some() && !req.headers().has("content-length").unwrap_or(true));
+    let content_type = req.headers().get("content-type").ok().flatten();
+    let media_type =
+        shape::check_content_type(content_type.as_deref(), has_body, &route.content_types)?;
 
     // Authenticate and authorise.
     let claims = match route.auth {
@@ -233,16 +266,21 @@ async fn run(
         route,
         claims: claims.as_ref(),
         forward_authorization: policy.gateway.forward_authorization,
-        timeout_ms: policy.gateway.origin_timeout_ms,
+        timeout_ms: environment.origin_timeout_ms,
         request_id,
         scheme: &scheme,
+        client_request_id: trace.client_request_id.as_deref(),
+        strip_headers: &policy.gateway.strip_request_headers,
+        json_depth: (route.accepts_json() && media_type.as_deref().is_some_and(shape::is_json))
+            .then_some(policy.gateway.max_json_depth),
     };
     origin::forward(req, forward).await
 }
 
 /// Body framing checked before anything is read: a parseable `Content-Length` within the
-/// route's limit, and no body at all on methods that carry none.
-fn check_body_framing(headers: &Headers, route: &Route) -> Result<(), GatewayError> {
+/// route's limit, and no body at all on methods that carry none. Returns whether the framing
+/// announces a body (a non-zero `Content-Length`, or `Transfer-Encoding`).
+fn check_body_framing(headers: &Headers, route: &Route) -> Result<bool, GatewayError> {
     let declared = match headers.get("content-length") {
         Ok(None) => None,
         Ok(Some(value)) => Some(
@@ -278,7 +316,7 @@ fn check_body_framing(headers: &Headers, route: &Route) -> Result<(), GatewayErr
             limit: route.max_body_bytes,
         });
     }
-    Ok(())
+    Ok(chunked || declared.is_some_and(|n| n > 0))
 }
 
 /// The gateway's own endpoints under the reserved prefix. Never forwarded.

@@ -123,6 +123,12 @@ fn default_jwks_refetch_interval() -> u64 {
 fn default_jwks_max_stale() -> u64 {
     3600
 }
+fn default_max_header_bytes() -> u64 {
+    16 * 1024
+}
+fn default_max_json_depth() -> u32 {
+    32
+}
 fn default_limited() -> bool {
     true
 }
@@ -157,6 +163,19 @@ pub struct GatewaySettings {
     /// Capacity of the per-isolate verified-token cache (default 4096; 0 turns it off).
     #[serde(default = "default_token_cache_entries")]
     pub token_cache_entries: usize,
+    /// Largest request header block, names + values + 4 bytes per field (default 16 KiB);
+    /// larger gets 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: u64,
+    /// Deepest nesting of arrays and objects in a JSON body on routes that accept JSON
+    /// (default 32); deeper gets 400.
+    #[serde(default = "default_max_json_depth")]
+    pub max_json_depth: u32,
+    /// Further inbound headers never forwarded (e.g. a legacy `X-Employee-ID` an old origin
+    /// still trusts), on top of the built-in identity, legacy and override lists. Matched in
+    /// any case and with `_` for `-`.
+    #[serde(default)]
+    pub strip_request_headers: Vec<String>,
 }
 
 impl Default for GatewaySettings {
@@ -167,6 +186,9 @@ impl Default for GatewaySettings {
             forward_authorization: false,
             token_cache_entries: default_token_cache_entries(),
             limiter_timeout_ms: default_limiter_timeout_ms(),
+            max_header_bytes: default_max_header_bytes(),
+            max_json_depth: default_max_json_depth(),
+            strip_request_headers: Vec::new(),
         }
     }
 }
@@ -351,6 +373,11 @@ pub struct RouteSpec {
     /// internal status route — the token is still required).
     #[serde(default = "default_limited")]
     pub limited: bool,
+    /// Media types a request body may have (`application/json`, ...); other types, or a body
+    /// without `Content-Type`, get 415. Empty (default): any type. When a JSON type is listed,
+    /// JSON bodies are checked for well-formedness and `gateway.max_json_depth`.
+    #[serde(default)]
+    pub content_types: Vec<String>,
 }
 
 /// The policy file as written (serde model; see [`Policy`] for the validated form).
@@ -430,6 +457,26 @@ impl PolicyFile {
                 "gateway.token_cache_entries",
                 "must be at most 100000",
             ));
+        }
+        if !(1024..=128 * 1024).contains(&g.max_header_bytes) {
+            return Err(ConfigError::invalid(
+                "gateway.max_header_bytes",
+                "must be between 1024 and 131072",
+            ));
+        }
+        if !(1..=512).contains(&g.max_json_depth) {
+            return Err(ConfigError::invalid(
+                "gateway.max_json_depth",
+                "must be between 1 and 512",
+            ));
+        }
+        for (i, name) in g.strip_request_headers.iter().enumerate() {
+            if !crate::shape::is_header_name(name) {
+                return Err(ConfigError::invalid(
+                    format!("gateway.strip_request_headers[{i}]"),
+                    format!("'{name}' is not a header name"),
+                ));
+            }
         }
         if !(100..=120_000).contains(&g.origin_timeout_ms) {
             return Err(ConfigError::invalid(
@@ -630,6 +677,17 @@ impl PolicyFile {
                     format!("must be at most {MAX_BODY_LIMIT}"),
                 ));
             }
+            for (j, media) in spec.content_types.iter().enumerate() {
+                crate::shape::check_media_type_entry(media).map_err(|reason| {
+                    ConfigError::invalid(format!("{key}.content_types[{j}]"), reason)
+                })?;
+            }
+            if !spec.content_types.is_empty() && !spec.method.allows_body() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.content_types"),
+                    format!("{} requests carry no body", spec.method.as_str()),
+                ));
+            }
             routes.push(Route {
                 id: RouteId(spec.id.clone()),
                 method: spec.method,
@@ -641,6 +699,7 @@ impl PolicyFile {
                 on_limiter_error: spec.on_limiter_error,
                 rate_limit_shadow: spec.rate_limit_shadow,
                 limited: spec.limited,
+                content_types: spec.content_types.clone(),
             });
         }
         self.cors

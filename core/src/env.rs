@@ -186,6 +186,11 @@ pub struct Environment {
     pub issuers: BTreeMap<String, IssuerEndpoints>,
     /// Each issuer's effective JWKS timing (policy bounds with this environment's overrides).
     pub jwks_timing: BTreeMap<String, JwksTiming>,
+    /// `ALLOWED_HOSTS`: the `Host` values this deployment serves (empty: any).
+    pub allowed_hosts: Vec<String>,
+    /// The origin timeout: `ORIGIN_TIMEOUT_MS` if set, else the policy's
+    /// `gateway.origin_timeout_ms`.
+    pub origin_timeout_ms: u64,
 }
 
 impl Environment {
@@ -279,11 +284,37 @@ impl Environment {
                 format!("names issuer '{extra}', which the policy file does not define"),
             ));
         }
+        let allowed_hosts: Vec<String> = get(vars::ALLOWED_HOSTS)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect();
+        for host in &allowed_hosts {
+            crate::shape::check_host_entry(host).map_err(|e| invalid(vars::ALLOWED_HOSTS, e))?;
+        }
+        let origin_timeout_ms = match get(vars::ORIGIN_TIMEOUT_MS).filter(|v| !v.is_empty()) {
+            None => policy.gateway.origin_timeout_ms,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (100..=120_000).contains(ms))
+                .ok_or_else(|| {
+                    invalid(
+                        vars::ORIGIN_TIMEOUT_MS,
+                        format!("'{v}' is not a number of milliseconds between 100 and 120000"),
+                    )
+                })?,
+        };
         Ok(Environment {
             name,
             origin,
             issuers,
             jwks_timing,
+            allowed_hosts,
+            origin_timeout_ms,
         })
     }
 }
@@ -396,6 +427,24 @@ mod tests {
         .unwrap();
         assert_eq!(e.origin.as_str(), "http://127.0.0.1:9000");
         assert_eq!(e.issuers["users"].issuer, "http://127.0.0.1:9100");
+        assert!(e.allowed_hosts.is_empty());
+        assert_eq!(e.origin_timeout_ms, policy().gateway.origin_timeout_ms);
+        let e = env(&[
+            ("ENVIRONMENT", "test"),
+            ("ORIGIN_URL", "http://127.0.0.1:9000/"),
+            ("GATEWAY_ISSUERS", ISSUERS),
+            (
+                "ALLOWED_HOSTS",
+                " api.example.com ,*.preview.example.com,, ",
+            ),
+            ("ORIGIN_TIMEOUT_MS", "1500"),
+        ])
+        .unwrap();
+        assert_eq!(
+            e.allowed_hosts,
+            ["api.example.com", "*.preview.example.com"]
+        );
+        assert_eq!(e.origin_timeout_ms, 1500);
     }
 
     #[test]
@@ -452,6 +501,24 @@ mod tests {
             (
                 vec![("ENVIRONMENT", "test"), ok_origin],
                 "GATEWAY_ISSUERS: has no entry for issuer 'users'",
+            ),
+            (
+                vec![
+                    ("ENVIRONMENT", "test"),
+                    ok_origin,
+                    ("GATEWAY_ISSUERS", ISSUERS),
+                    ("ALLOWED_HOSTS", "api.example.com, Evil.Example.com"),
+                ],
+                "ALLOWED_HOSTS: 'Evil.Example.com' is not a lower-case host name",
+            ),
+            (
+                vec![
+                    ("ENVIRONMENT", "test"),
+                    ok_origin,
+                    ("GATEWAY_ISSUERS", ISSUERS),
+                    ("ORIGIN_TIMEOUT_MS", "50"),
+                ],
+                "ORIGIN_TIMEOUT_MS: '50' is not a number of milliseconds between 100 and 120000",
             ),
             (
                 vec![("ENVIRONMENT", "test"), ok_origin, ("GATEWAY_ISSUERS", "{")],

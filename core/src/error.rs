@@ -30,6 +30,12 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: the body's media type is not accepted by the route.
     UnsupportedMediaType,
+    /// 400: the JSON body is not well-formed or nests too deep.
+    InvalidBody,
+    /// 431: the request's header block is too large.
+    HeadersTooLarge,
+    /// 421: the request addressed a host this deployment does not serve.
+    MisdirectedRequest,
     /// 401: no bearer token on a protected route.
     MissingToken,
     /// 401: the token is malformed, badly signed, from an unknown issuer, or for another audience.
@@ -58,7 +64,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidPath,
         ErrorCode::UriTooLong,
@@ -66,6 +72,9 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::InvalidBody,
+        ErrorCode::HeadersTooLarge,
+        ErrorCode::MisdirectedRequest,
         ErrorCode::MissingToken,
         ErrorCode::InvalidToken,
         ErrorCode::TokenExpired,
@@ -90,6 +99,9 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
+            ErrorCode::MisdirectedRequest => "misdirected_request",
             ErrorCode::MissingToken => "missing_token",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::TokenExpired => "token_expired",
@@ -108,7 +120,7 @@ impl ErrorCode {
     /// The HTTP status.
     pub fn status(self) -> u16 {
         match self {
-            ErrorCode::InvalidRequest | ErrorCode::InvalidPath => 400,
+            ErrorCode::InvalidRequest | ErrorCode::InvalidPath | ErrorCode::InvalidBody => 400,
             ErrorCode::MissingToken | ErrorCode::InvalidToken | ErrorCode::TokenExpired => 401,
             ErrorCode::InsufficientScope => 403,
             ErrorCode::RouteNotFound => 404,
@@ -116,6 +128,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UriTooLong => 414,
             ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::MisdirectedRequest => 421,
+            ErrorCode::HeadersTooLarge => 431,
             ErrorCode::RateLimited | ErrorCode::CostExceedsLimit => 429,
             ErrorCode::InternalError => 500,
             ErrorCode::OriginUnreachable => 502,
@@ -136,6 +150,9 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::PayloadTooLarge => "Payload too large",
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
+            ErrorCode::InvalidBody => "Invalid request body",
+            ErrorCode::HeadersTooLarge => "Request header fields too large",
+            ErrorCode::MisdirectedRequest => "Misdirected request",
             ErrorCode::MissingToken => "Authentication required",
             ErrorCode::InvalidToken => "Invalid access token",
             ErrorCode::TokenExpired => "Access token expired",
@@ -197,7 +214,19 @@ pub enum GatewayError {
         limit: u64,
     },
     /// The body's media type is refused.
-    UnsupportedMediaType,
+    UnsupportedMediaType {
+        /// The media types the route accepts.
+        allowed: Vec<String>,
+    },
+    /// The JSON body was refused.
+    InvalidBody(crate::shape::JsonRejection),
+    /// The header block is over the limit.
+    HeadersTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The `Host` is not on the deployment's allowlist.
+    MisdirectedRequest,
     /// No bearer token on a protected route.
     MissingToken,
     /// Credentials in another scheme (Basic, Digest, API key...): only bearer tokens are accepted.
@@ -258,7 +287,10 @@ impl GatewayError {
             GatewayError::RouteNotFound => ErrorCode::RouteNotFound,
             GatewayError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             GatewayError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
-            GatewayError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            GatewayError::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
+            GatewayError::InvalidBody(_) => ErrorCode::InvalidBody,
+            GatewayError::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
+            GatewayError::MisdirectedRequest => ErrorCode::MisdirectedRequest,
             GatewayError::MissingToken | GatewayError::UnsupportedScheme => ErrorCode::MissingToken,
             GatewayError::InvalidToken(_) => ErrorCode::InvalidToken,
             GatewayError::TokenExpired => ErrorCode::TokenExpired,
@@ -315,8 +347,16 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { limit } => {
                 format!("The request body exceeds this route's limit of {limit} bytes.")
             }
-            GatewayError::UnsupportedMediaType => {
-                "This route does not accept the request's Content-Type.".to_owned()
+            GatewayError::UnsupportedMediaType { allowed } => format!(
+                "This route accepts request bodies only as: {}.",
+                allowed.join(", ")
+            ),
+            GatewayError::InvalidBody(why) => why.to_string(),
+            GatewayError::HeadersTooLarge { limit } => format!(
+                "The request's headers exceed the limit of {limit} bytes."
+            ),
+            GatewayError::MisdirectedRequest => {
+                "This host is not served by this gateway.".to_owned()
             }
             GatewayError::MissingToken => {
                 "This route requires an access token in the 'Authorization: Bearer' header.".to_owned()

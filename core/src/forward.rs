@@ -3,7 +3,9 @@
 //! live here so they are tested natively.
 
 use crate::identity::VerifiedClaims;
-use crate::names::{REQUEST_ID_HEADER, SIGNATURE_HEADER, identity_headers};
+use crate::names::{
+    CLIENT_REQUEST_ID_HEADER, REQUEST_ID_HEADER, SIGNATURE_HEADER, identity_headers,
+};
 use crate::route::RouteId;
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) and headers the runtime sets itself.
@@ -80,8 +82,9 @@ fn folded(name: &str) -> String {
 /// Dropped: hop-by-hop headers, `Content-Length` (the runtime sets it), every spelling of the
 /// gateway's identity, request-id and signature headers and of the legacy identity headers,
 /// inbound `Forwarded`/`X-Forwarded-*` (the gateway sets its own from what the edge saw),
-/// Cloudflare's `cf-*` headers, and `Authorization` unless `forward_authorization` is set.
-pub fn forwards_inbound_header(name: &str, forward_authorization: bool) -> bool {
+/// Cloudflare's `cf-*` headers, the operator's `strip` list (`gateway.strip_request_headers`),
+/// and `Authorization` unless `forward_authorization` is set.
+pub fn forwards_inbound_header(name: &str, forward_authorization: bool, strip: &[String]) -> bool {
     let name = folded(name);
     let name = name.as_str();
     if HOP_BY_HOP.contains(&name) || name == "content-length" {
@@ -91,7 +94,9 @@ pub fn forwards_inbound_header(name: &str, forward_authorization: bool) -> bool 
         || LEGACY_IDENTITY_HEADERS.contains(&name)
         || OVERRIDE_HEADERS.contains(&name)
         || name == REQUEST_ID_HEADER
+        || name == CLIENT_REQUEST_ID_HEADER
         || name == SIGNATURE_HEADER
+        || strip.iter().any(|s| folded(s) == name)
     {
         return false;
     }
@@ -129,7 +134,7 @@ mod tests {
 
     fn check(name: &str, forward_authorization: bool, expected: bool) {
         assert_eq!(
-            forwards_inbound_header(name, forward_authorization),
+            forwards_inbound_header(name, forward_authorization, &[]),
             expected,
             "{name}"
         );
@@ -165,9 +170,19 @@ mod tests {
             "X-HTTP-Method-Override",
             "x_original_url",
             "X-Rewrite-URL",
+            "X-Client-Request-ID",
         ] {
             check(name, false, false);
         }
+    }
+
+    #[test]
+    fn the_operators_list_is_stripped_in_every_spelling() {
+        let strip = vec!["X-Employee-ID".to_owned()];
+        for name in ["x-employee-id", "X_EMPLOYEE_ID", "X-Employee-Id"] {
+            assert!(!forwards_inbound_header(name, false, &strip), "{name}");
+        }
+        assert!(forwards_inbound_header("x-employee", false, &strip));
     }
 
     #[test]

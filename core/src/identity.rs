@@ -133,6 +133,7 @@ mod tests {
             on_limiter_error: FailurePolicy::Closed,
             rate_limit_shadow: false,
             limited: true,
+            content_types: Vec::new(),
         }
     }
 

@@ -24,6 +24,7 @@ pub mod log;
 pub mod names;
 pub mod path;
 pub mod route;
+pub mod shape;
 pub mod signing;
 pub mod time;
 pub mod token_cache;

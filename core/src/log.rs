@@ -15,6 +15,10 @@ pub struct RequestLog<'a> {
     pub ts: UnixMillis,
     /// `X-Request-Id`.
     pub request_id: &'a str,
+    /// The client's own `X-Request-ID`, when it was safe to carry (forwarded to the origin as
+    /// `X-Client-Request-ID`); never used as the gateway's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_request_id: Option<&'a str>,
     /// `ENVIRONMENT`.
     pub env: &'a str,
     /// Request method as received.

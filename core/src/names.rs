@@ -27,8 +27,12 @@ pub mod identity_headers {
     pub const ALL: [&str; 6] = [ISSUER, SUBJECT, ORG, TIER, SCOPES, ROUTE];
 }
 
-/// The request id: taken from no one, generated at the edge, sent to the origin and the client.
+/// The request id: generated at the edge, sent to the origin and the client. A client's own
+/// `X-Request-ID` is never used as ours (see [`CLIENT_REQUEST_ID_HEADER`]).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The client's correlation id, forwarded to the origin when the client's `X-Request-ID` is
+/// safe (1-64 of `[A-Za-z0-9._:-]`) and logged as `client_request_id`.
+pub const CLIENT_REQUEST_ID_HEADER: &str = "x-client-request-id";
 /// HMAC-SHA256 signature over the forwarded request: `t=<unix secs>,kid=<key id>,v1=<hex>`.
 pub const SIGNATURE_HEADER: &str = "x-gateway-signature";
 
@@ -70,8 +74,20 @@ pub mod vars {
     pub const ORIGIN_URL: &str = "ORIGIN_URL";
     /// JSON object: issuer name -> `{"issuer": "<exact iss>", "jwks_uri": "<url>"}`.
     pub const ISSUERS: &str = "GATEWAY_ISSUERS";
+    /// Optional, comma-separated: the `Host` values this deployment serves (`api.example.com`,
+    /// `*.preview.example.com`, `127.0.0.1:8787`); others get 421. Unset or empty: any host.
+    pub const ALLOWED_HOSTS: &str = "ALLOWED_HOSTS";
+    /// Optional: the origin timeout in ms for this environment (overrides
+    /// `gateway.origin_timeout_ms`).
+    pub const ORIGIN_TIMEOUT_MS: &str = "ORIGIN_TIMEOUT_MS";
     /// Every var the Worker reads.
-    pub const ALL: [&str; 3] = [ENVIRONMENT, ORIGIN_URL, ISSUERS];
+    pub const ALL: [&str; 5] = [
+        ENVIRONMENT,
+        ORIGIN_URL,
+        ISSUERS,
+        ALLOWED_HOSTS,
+        ORIGIN_TIMEOUT_MS,
+    ];
 }
 
 /// Durable Object bindings and classes.

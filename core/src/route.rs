@@ -284,6 +284,15 @@ pub struct Route {
     pub rate_limit_shadow: bool,
     /// Whether the rate-limit stage runs for this route.
     pub limited: bool,
+    /// Accepted body media types (empty: any).
+    pub content_types: Vec<String>,
+}
+
+impl Route {
+    /// Whether the route accepts JSON bodies (and so checks them).
+    pub fn accepts_json(&self) -> bool {
+        self.content_types.iter().any(|m| crate::shape::is_json(m))
+    }
 }
 
 /// The outcome of matching a request against the table.
@@ -387,6 +396,7 @@ mod tests {
             on_limiter_error: FailurePolicy::Closed,
             rate_limit_shadow: false,
             limited: true,
+            content_types: Vec::new(),
         }
     }
 

@@ -23,6 +23,7 @@ fn architecture_lists_every_shared_name_and_error_code() {
     let mut names: Vec<&str> = identity_headers::ALL.to_vec();
     names.extend([
         names::REQUEST_ID_HEADER,
+        names::CLIENT_REQUEST_ID_HEADER,
         names::SIGNATURE_HEADER,
         names::RESERVED_PREFIX,
         names::HEALTH_PATH,
@@ -71,11 +72,20 @@ fn every_wrangler_environment_has_valid_vars_and_the_counter_binding() {
     }
     for (name, table) in tables {
         let vars_table = table["vars"].as_table().unwrap();
-        let mut keys: Vec<&str> = vars_table.keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        let mut expected = vars::ALL.to_vec();
-        expected.sort_unstable();
-        assert_eq!(keys, expected, "[vars] of {name}");
+        for key in vars_table.keys() {
+            assert!(
+                vars::ALL.contains(&key.as_str()),
+                "[vars] of {name}: the Worker reads no var {key}"
+            );
+        }
+        for key in [
+            vars::ENVIRONMENT,
+            vars::ORIGIN_URL,
+            vars::ISSUERS,
+            vars::ALLOWED_HOSTS,
+        ] {
+            assert!(vars_table.contains_key(key), "[vars] of {name} lacks {key}");
+        }
         Environment::from_vars(&policy, |k| {
             vars_table
                 .get(k)
@@ -97,6 +107,18 @@ fn every_wrangler_environment_has_valid_vars_and_the_counter_binding() {
                 "{secret} must be a secret, not a var, in {name}"
             );
         }
+    }
+    // The log lines are SOC 2 evidence: kept unsampled and shipped by Logpush where it counts.
+    for name in ["staging", "production"] {
+        let table = envs[name].as_table().unwrap();
+        assert_eq!(table["logpush"].as_bool(), Some(true), "{name}");
+        let obs = &table["observability"];
+        assert_eq!(obs["enabled"].as_bool(), Some(true), "{name}");
+        assert_eq!(
+            obs["logs"]["head_sampling_rate"].as_integer(),
+            Some(1),
+            "{name}"
+        );
     }
     let production = envs["production"].as_table().unwrap();
     assert_eq!(production["workers_dev"].as_bool(), Some(false));

@@ -9,13 +9,18 @@ use crate::server::{self, Reply};
 use crate::signature::Verifier;
 
 /// The endpoints the demo API serves.
-pub(crate) const ENDPOINTS: [(&str, &str); 5] = [
+pub(crate) const ENDPOINTS: [(&str, &str); 6] = [
     ("GET", "/api/health"),
     ("GET", "/api/transactions"),
     ("POST", "/api/transactions"),
     ("POST", "/api/transactions/export"),
     ("POST", "/api/reports/generate"),
+    ("POST", "/api/documents"),
 ];
+
+/// A request header that makes the demo origin wait this many milliseconds (at most 30 000)
+/// before answering, so a slow origin can be shown (the gateway's 504).
+pub(crate) const DELAY_HEADER: &str = "x-demo-delay-ms";
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -40,6 +45,13 @@ fn echo(request: &mut Request, verifier: Option<&Verifier>) -> Reply {
         .collect();
     let mut body = Vec::new();
     let read = request.as_reader().read_to_end(&mut body);
+    if let Some(ms) = headers
+        .iter()
+        .find(|(n, _)| n == DELAY_HEADER)
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(30_000)));
+    }
     if let Some(verifier) = verifier {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

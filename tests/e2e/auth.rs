@@ -364,9 +364,8 @@ fn tokens_never_appear_in_answers_or_logs(stack: &Stack) {
 
 fn permissions_count_like_scopes(stack: &Stack) {
     let post = |token: &str| {
-        let bearer = format!("Bearer {token}");
         let url = format!("{}/api/reports/generate", stack.gateway);
-        http::request("POST", &url, &[("Authorization", &bearer)], Some(b"{}")).unwrap()
+        http::with_bearer("POST", &url, token, Some(b"{}")).unwrap()
     };
     let analyst = stack.token(&TokenSpec {
         scopes: "transactions:read",

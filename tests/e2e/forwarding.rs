@@ -115,7 +115,7 @@ fn public_route_reaches_the_origin(stack: &Stack) {
 
 fn echo_equals_what_was_sent(stack: &Stack) {
     let token = stack.token(&TokenSpec {
-        scopes: "transactions:write",
+        scopes: "documents:write",
         ..TokenSpec::default()
     });
     // Every byte value, in a scrambled order, so truncation or re-encoding changes the hash.
@@ -123,7 +123,7 @@ fn echo_equals_what_was_sent(stack: &Stack) {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     let query = "note=caf%C3%A9%20%26%20more&empty=&flag&plus=a+b&slash=%2F";
-    let url = format!("{}/api/transactions?{query}", stack.gateway);
+    let url = format!("{}/api/documents?{query}", stack.gateway);
     let bearer = format!("Bearer {token}");
     let resp = http::request(
         "POST",
@@ -139,6 +139,9 @@ fn echo_equals_what_was_sent(stack: &Stack) {
             ("X-Gateway-Tier", "enterprise"),
             ("X-Forwarded-For", "6.6.6.6"),
             ("X-Request-Id", "client-chosen"),
+            ("X-Client-Request-Id", "forged"),
+            // On the operator's list (gateway.strip_request_headers), in another spelling.
+            ("x_account_id", "acct-of-someone-else"),
         ],
         Some(&body),
     )
@@ -146,7 +149,7 @@ fn echo_equals_what_was_sent(stack: &Stack) {
     assert_eq!(resp.status, 200, "{}", resp.text());
     let echo = resp.json();
     assert_eq!(echo["method"], "POST");
-    assert_eq!(echo["path"], "/api/transactions");
+    assert_eq!(echo["path"], "/api/documents");
     assert_eq!(echo["query"], query);
     assert_eq!(echo["body"]["size"], body.len());
     let sha: String = Sha256::digest(&body)
@@ -167,14 +170,22 @@ fn echo_equals_what_was_sent(stack: &Stack) {
     assert_eq!(echoed(&headers, "x-gateway-subject"), ["client-acme"]);
     assert_eq!(echoed(&headers, "x-gateway-org"), ["acme"]);
     assert_eq!(echoed(&headers, "x-gateway-tier"), ["pro"]);
-    assert_eq!(echoed(&headers, "x-gateway-scopes"), ["transactions:write"]);
-    assert_eq!(echoed(&headers, "x-gateway-route"), ["transactions.create"]);
+    assert_eq!(echoed(&headers, "x-gateway-scopes"), ["documents:write"]);
+    assert_eq!(echoed(&headers, "x-gateway-route"), ["documents.upload"]);
     assert_eq!(
         echoed(&headers, "x-request-id"),
         [resp.header("x-request-id").unwrap()]
     );
     assert_ne!(resp.header("x-request-id"), Some("client-chosen"));
-    for spoofed in ["x-user-id", "x_gateway_org", "authorization"] {
+    // The client's safe id travels as its correlation id only (the forged copy is dropped).
+    assert_eq!(echoed(&headers, "x-client-request-id"), ["client-chosen"]);
+    for spoofed in [
+        "x-user-id",
+        "x_gateway_org",
+        "authorization",
+        "x_account_id",
+        "x-account-id",
+    ] {
         assert!(
             echoed(&headers, spoofed).is_empty(),
             "{spoofed} reached the origin: {headers:?}"

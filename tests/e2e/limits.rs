@@ -362,17 +362,7 @@ fn log_lines_record_decisions_and_security_events(stack: &Stack) {
             (resp.status, resp.header("x-request-id").unwrap().to_owned())
         })
         .collect();
-    let line_for = |id: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let log = stack.gateway_log();
-            if let Some(line) = log.lines().find(|l| l.contains(id) && l.starts_with('{')) {
-                return serde_json::from_str::<serde_json::Value>(line).unwrap();
-            }
-            assert!(std::time::Instant::now() < deadline, "no log line for {id}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
+    let line_for = |id: &str| stack.log_line(id);
     let (status, id) = &ids[0];
     assert_eq!(*status, 200);
     let ok = line_for(id);

@@ -20,6 +20,7 @@ mod limits;
 mod machines;
 mod requests;
 mod rotation;
+mod shape;
 
 use std::sync::Arc;
 
@@ -39,6 +40,7 @@ fn main() {
         machines::CASES,
         limits::CASES,
         rotation::CASES,
+        shape::CASES,
     ]
     .concat();
     let wanted = |name: &str| {
@@ -82,5 +84,17 @@ fn main() {
     let conclusion = libtest_mimic::run(&args, trials);
     // Stop the stack before exiting (process::exit runs no destructors).
     drop(stack);
+    // Every token and secret of the run is a canary: none may appear in the gateway's or the
+    // origin's logs or in any gateway response.
+    match gateway_e2e::leaks::audit() {
+        Ok(report) => eprintln!("{report}"),
+        Err(leaks) => {
+            for (place, canary) in &leaks {
+                eprintln!("LEAK: {canary}... found in {place}");
+            }
+            eprintln!("leak audit failed: {} leaks", leaks.len());
+            std::process::exit(101);
+        }
+    }
     conclusion.exit();
 }

@@ -174,12 +174,13 @@ fn oversized_body_is_413(stack: &Stack) {
         problem["detail"].as_str().unwrap().contains("1048576"),
         "{problem}"
     );
-    // Exactly at the limit is accepted.
-    let body = vec![b'x'; 1024 * 1024];
-    let resp = http::request(
+    // Exactly at the limit is accepted: a JSON body of 1 MiB.
+    let body = format!("{{\"p\":\"{}\"}}", "x".repeat(1024 * 1024 - 8)).into_bytes();
+    assert_eq!(body.len(), 1024 * 1024);
+    let resp = http::with_bearer(
         "POST",
         &format!("{}/api/transactions", stack.gateway),
-        &[("Authorization", &bearer)],
+        &token,
         Some(&body),
     )
     .unwrap();
@@ -290,7 +291,7 @@ fn two_framings_for_one_body_are_refused(stack: &Stack) {
     });
     let host = stack.gateway.trim_start_matches("http://");
     let request = format!(
-        "POST /api/transactions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\nGET /"
+        "POST /api/transactions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\nGET /"
     );
     let resp = http::raw(&stack.gateway, request.as_bytes()).unwrap();
     if resp.status == 400 {

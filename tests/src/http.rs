@@ -60,18 +60,20 @@ pub fn raw(base: &str, request: &[u8]) -> Result<Response, String> {
     stream.write_all(request).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     let mut buf = [0u8; 16 * 1024];
-    loop {
+    let response = loop {
         if let Some(resp) = complete(&bytes)? {
-            return Ok(resp);
+            break resp;
         }
         let n = stream
             .read(&mut buf)
             .map_err(|e| format!("reading the response: {e}"))?;
         if n == 0 {
-            return parse(&bytes);
+            break parse(&bytes)?;
         }
         bytes.extend_from_slice(&buf[..n]);
-    }
+    };
+    crate::leaks::exchange(base, request, &bytes);
+    Ok(response)
 }
 
 /// The response, if `bytes` already hold all of it.
@@ -136,7 +138,8 @@ pub fn request(
     raw(url, &bytes)
 }
 
-/// `method url` with `Authorization: Bearer <token>` and an optional body.
+/// `method url` with `Authorization: Bearer <token>` and an optional JSON body
+/// (`Content-Type: application/json`).
 pub fn with_bearer(
     method: &str,
     url: &str,
@@ -144,7 +147,11 @@ pub fn with_bearer(
     body: Option<&[u8]>,
 ) -> Result<Response, String> {
     let bearer = format!("Bearer {token}");
-    request(method, url, &[("Authorization", &bearer)], body)
+    let mut headers = vec![("Authorization", bearer.as_str())];
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    request(method, url, &headers, body)
 }
 
 /// `GET url`.

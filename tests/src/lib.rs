@@ -19,6 +19,7 @@
 
 pub mod corpus;
 pub mod http;
+pub mod leaks;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -122,6 +123,8 @@ pub struct Stack {
     pub run_dir: PathBuf,
     /// The `wrangler.toml` environment the gateway runs in.
     wrangler_env: String,
+    /// Extra `--var NAME:value` overrides for the gateway.
+    vars: Vec<(String, String)>,
     keys_dir: PathBuf,
     demo_bin: PathBuf,
     services: Vec<Service>,
@@ -153,6 +156,16 @@ impl Stack {
     /// [`Stack::start`] with the gateway in another `wrangler.toml` environment (e.g. the fault
     /// environment `test-limiter-down`).
     pub fn start_in(name: &str, wrangler_env: &str) -> Result<Stack, String> {
+        Stack::start_with(name, wrangler_env, &[])
+    }
+
+    /// [`Stack::start_in`] with extra per-environment var overrides (e.g. a short
+    /// `ORIGIN_TIMEOUT_MS`).
+    pub fn start_with(
+        name: &str,
+        wrangler_env: &str,
+        vars: &[(&str, &str)],
+    ) -> Result<Stack, String> {
         let root = workspace_root();
         let demo_bin = std::env::var_os("GATEWAY_DEMO_BIN")
             .map_or_else(|| root.join("target/debug/gateway-demo"), PathBuf::from);
@@ -180,7 +193,12 @@ impl Stack {
             issuer: String::new(),
             machines: String::new(),
             wrangler_env: wrangler_env.to_owned(),
-            internal_key: (0..32u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect(),
+            vars: vars
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            // Canary values: unmistakable if they ever show up in a log or a response.
+            internal_key: b"canary-internal-hs256-key-7c1e94d2a8".to_vec(),
             run_dir: run_dir.clone(),
             keys_dir: keys_dir.clone(),
             demo_bin: demo_bin.clone(),
@@ -260,6 +278,10 @@ impl Stack {
     /// Starts a server and reads back the URL from its first line (`listening on <url>`).
     fn spawn_service(&mut self, name: &'static str, cmd: &mut Command) -> Result<String, String> {
         let log = self.run_dir.join(format!("{name}.log"));
+        if name == "origin" {
+            // What reached the origin must not hold a token or a secret either.
+            leaks::log_file(log.clone());
+        }
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(File::create(&log).map_err(|e| e.to_string())?)
@@ -319,7 +341,8 @@ impl Stack {
             "internal": { "issuer": INTERNAL_ISSUER }
         })
         .to_string();
-        let log = self.run_dir.join("wrangler.log");
+        let log = self.run_dir.join(format!("wrangler-{port}.log"));
+        leaks::log_file(log.clone());
         let wrangler = root.join("miniflare/node_modules/.bin/wrangler");
         let child = Command::new(&wrangler)
             .current_dir(&root)
@@ -337,6 +360,11 @@ impl Stack {
             .arg(self.secrets_file()?)
             .args(["--var", &format!("ORIGIN_URL:{}", self.origin)])
             .args(["--var", &format!("GATEWAY_ISSUERS:{issuers}")])
+            .args(
+                self.vars
+                    .iter()
+                    .flat_map(|(n, v)| ["--var".to_owned(), format!("{n}:{v}")]),
+            )
             .env("CI", "true")
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
@@ -366,6 +394,7 @@ impl Stack {
             log,
         });
         self.gateway = format!("http://127.0.0.1:{port}");
+        leaks::gateway(&self.gateway);
 
         let health = format!("{}/_gateway/health", self.gateway);
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -422,7 +451,9 @@ impl Stack {
             "token: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        leaks::canary(&token);
+        token
     }
 
     /// The issuer's active signing key, read from its keyset file, for building tokens the way
@@ -474,10 +505,10 @@ impl Stack {
 
     /// This run's origin-signing keyset (the GATEWAY_SIGNING_KEYS secret and the origin's file).
     pub fn signing_keyset(&self) -> serde_json::Value {
-        let secret: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(11) ^ 0xa5).collect();
+        let secret = b"canary-origin-signing-key-3f9b07e5d6";
         serde_json::json!({
             "current": "e2e-1",
-            "keys": [{"kid": "e2e-1", "secret": base64ct::Base64UrlUnpadded::encode_string(&secret)}]
+            "keys": [{"kid": "e2e-1", "secret": base64ct::Base64UrlUnpadded::encode_string(secret)}]
         })
     }
 
@@ -489,6 +520,17 @@ impl Stack {
                 "k": base64ct::Base64UrlUnpadded::encode_string(&self.internal_key)
             }]}
         });
+        for value in [
+            base64ct::Base64UrlUnpadded::encode_string(&self.internal_key),
+            String::from_utf8_lossy(&self.internal_key).into_owned(),
+            self.signing_keyset()["keys"][0]["secret"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            "canary-origin-signing-key-3f9b07e5d6".to_owned(),
+        ] {
+            leaks::canary(&value);
+        }
         let path = self.run_dir.join("secrets.env");
         let secrets = format!(
             "GATEWAY_STATIC_JWKS='{jwks}'\nGATEWAY_SIGNING_KEYS='{}'\n",
@@ -530,7 +572,9 @@ impl Stack {
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("key");
         mac.update(input.as_bytes());
         let sig = base64ct::Base64UrlUnpadded::encode_string(&mac.finalize().into_bytes());
-        format!("{input}.{sig}")
+        let token = format!("{input}.{sig}");
+        leaks::canary(&token);
+        token
     }
 
     /// Gets an access token from the real OpenID provider by the client-credentials grant.
@@ -554,10 +598,12 @@ impl Stack {
         )
         .expect("token request");
         assert_eq!(resp.status, 200, "token endpoint: {}", resp.text());
-        resp.json()["access_token"]
+        let token = resp.json()["access_token"]
             .as_str()
             .expect("access_token")
-            .to_owned()
+            .to_owned();
+        leaks::canary(&token);
+        token
     }
 
     /// Rotates the provider's keys (new key first; previous kept or dropped) and restarts it on
@@ -605,6 +651,24 @@ impl Stack {
     pub fn stop_service(&mut self, name: &str) {
         for service in self.services.iter_mut().filter(|s| s.name == name) {
             service.stop();
+        }
+    }
+
+    /// The gateway's JSON log line for a request id (polls for up to 10 s: the log is written
+    /// asynchronously).
+    pub fn log_line(&self, request_id: &str) -> serde_json::Value {
+        let needle = format!("\"request_id\":\"{request_id}\"");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.gateway_log();
+            if let Some(line) = log
+                .lines()
+                .find(|l| l.starts_with('{') && l.contains(&needle))
+            {
+                return serde_json::from_str(line).expect("a JSON log line");
+            }
+            assert!(Instant::now() < deadline, "no log line for {request_id}");
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
