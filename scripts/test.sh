@@ -67,5 +67,5 @@ release_has_no_bench_code() {
 run_phase "native tests" cargo test --workspace --locked --exclude gateway-e2e
 run_phase "wasm build" make --no-print-directory build
 run_phase "release build check" release_has_no_bench_code
-run_phase "demo peers build" cargo build -p gateway-demo --locked
+run_phase "demo peers and sync job build" cargo build -p gateway-demo -p secrets-sync --locked
 run_phase "end-to-end (wrangler dev)" cargo test -p gateway-e2e --locked --lib --test e2e

@@ -375,3 +375,84 @@ fn a_leased_path_reports_its_ttl_and_the_next_sync() {
     );
     assert_no_values(&run, &f.dir, &["leased-canary-pw-0004"]);
 }
+
+/// A clock the test moves.
+struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl secrets_sync::clock::Clock for ManualClock {
+    fn now(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl ManualClock {
+    fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn tokens_are_renewed_or_replaced_as_their_ttl_requires() {
+    use secrets_sync::vault::{Login, Vault, agent};
+    let dir = scratch("renewal");
+    let bao = Bao::start(&dir);
+    bao.put(
+        "gateway/dev/partner",
+        json!({"token": "renewal-canary-0008"}),
+    );
+    let (role_id, secret_id) = bao.approle("sync-dev", &["secret/data/gateway/dev/*"]);
+    let clock = ManualClock(std::sync::atomic::AtomicU64::new(1_000_000));
+    let login = Login::Approle {
+        mount: "approle".into(),
+        role_id,
+        secret_id,
+    };
+    let mut vault = Vault::new(agent(None).unwrap(), &bao.addr, None, login, &clock);
+    let read = |v: &mut Vault<'_>| {
+        let (value, _) = v
+            .read_key("secret", 2, "gateway/dev/partner", "token")
+            .unwrap();
+        assert_eq!(value, "renewal-canary-0008");
+    };
+    read(&mut vault);
+    let token = vault.token().unwrap().clone();
+    assert_eq!((vault.logins, vault.renewals), (1, 0));
+    assert_eq!((token.lease_seconds, token.renewable), (1200, true));
+    // Early in its life: used as it is.
+    clock.advance(600);
+    read(&mut vault);
+    assert_eq!((vault.logins, vault.renewals), (1, 0));
+    // In its last fifth: renewed (renew-self), same token.
+    clock.advance(400);
+    read(&mut vault);
+    assert_eq!((vault.logins, vault.renewals), (1, 1));
+    assert_eq!(vault.accessor(), Some(token.accessor.as_str()));
+
+    // A role whose tokens cannot be renewed (batch tokens): a fresh login instead.
+    bao.api(
+        "POST",
+        "auth/approle/role/sync-batch",
+        json!({"token_policies": ["sync-dev"], "token_ttl": "20m", "token_type": "batch"}),
+    );
+    let role_id =
+        bao.api("GET", "auth/approle/role/sync-batch/role-id", Value::Null)["data"]["role_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let secret_id =
+        bao.api("POST", "auth/approle/role/sync-batch/secret-id", json!({}))["data"]["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let login = Login::Approle {
+        mount: "approle".into(),
+        role_id,
+        secret_id,
+    };
+    let mut batch = Vault::new(agent(None).unwrap(), &bao.addr, None, login, &clock);
+    read(&mut batch);
+    assert!(!batch.token().unwrap().renewable);
+    clock.advance(1100);
+    read(&mut batch);
+    assert_eq!((batch.logins, batch.renewals), (2, 0));
+}

@@ -219,7 +219,6 @@ fn origin_software_headers_are_removed(stack: &Stack) {
 /// The origin trusts only requests the gateway signed: unsigned, tampered, replayed and expired
 /// requests get 401 from the demo origin (its verifier is independent of the gateway's signer).
 fn origin_accepts_only_gateway_signed_requests(stack: &Stack) {
-    use hmac::Mac;
     let token = stack.token(&TokenSpec {
         scopes: "transactions:write",
         ..TokenSpec::default()
@@ -288,41 +287,15 @@ fn origin_accepts_only_gateway_signed_requests(stack: &Stack) {
         .unwrap()
         .as_secs()
         - 600;
-    let header = |n: &str| {
-        signed
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
-    let mut canonical = format!(
-        "v1\nPOST\n/api/transactions?x=1\n{t}\n{}",
-        header("x-request-id")
+    let old = gateway_e2e::origin_signature(
+        &key,
+        "e2e-1",
+        "POST",
+        "/api/transactions?x=1",
+        t,
+        &as_refs,
+        body,
     );
-    for name in [
-        "x-gateway-issuer",
-        "x-gateway-subject",
-        "x-gateway-org",
-        "x-gateway-tier",
-        "x-gateway-scopes",
-        "x-gateway-route",
-    ] {
-        canonical.push_str(&format!("\n{name}:{}", header(name)));
-    }
-    let digest: String = Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    canonical.push_str(&format!("\n{digest}"));
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(canonical.as_bytes());
-    let sig: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let old = format!("t={t},kid=e2e-1,v1={sig}");
     let mut expired = as_refs.clone();
     for h in &mut expired {
         if h.0 == "x-gateway-signature" {

@@ -20,6 +20,7 @@ mod limits;
 mod machines;
 mod requests;
 mod rotation;
+mod secrets;
 mod shape;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ fn main() {
         limits::CASES,
         rotation::CASES,
         shape::CASES,
+        secrets::CASES,
     ]
     .concat();
     let wanted = |name: &str| {

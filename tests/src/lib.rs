@@ -125,9 +125,59 @@ pub struct Stack {
     wrangler_env: String,
     /// Extra `--var NAME:value` overrides for the gateway.
     vars: Vec<(String, String)>,
+    /// A secrets file written by the Vault sync (`.dev.vars` format), used instead of the
+    /// run's generated secrets: the gateway reads it, the origin verifies with its keyset.
+    synced_secrets: Option<PathBuf>,
     keys_dir: PathBuf,
     demo_bin: PathBuf,
     services: Vec<Service>,
+}
+
+/// The `X-Gateway-Signature` value an origin expects, computed here by hand from the published
+/// canonical string (docs/origin-signing.md), independently of the gateway's signer:
+/// `headers` are the forwarded request's `x-request-id` and identity headers.
+pub fn origin_signature(
+    key: &[u8],
+    kid: &str,
+    method: &str,
+    target: &str,
+    t: u64,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> String {
+    use hmac::Mac;
+    use sha2::Digest;
+    let header = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map_or("", |(_, v)| *v)
+    };
+    let mut canonical = format!("v1\n{method}\n{target}\n{t}\n{}", header("x-request-id"));
+    for name in [
+        "x-gateway-issuer",
+        "x-gateway-subject",
+        "x-gateway-org",
+        "x-gateway-tier",
+        "x-gateway-scopes",
+        "x-gateway-route",
+    ] {
+        canonical.push_str(&format!("\n{name}:{}", header(name)));
+    }
+    let digest: String = sha2::Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    canonical.push_str(&format!("\n{digest}"));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("an HMAC key");
+    mac.update(canonical.as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t={t},kid={kid},v1={sig}")
 }
 
 /// The workspace root.
@@ -166,6 +216,21 @@ impl Stack {
         wrangler_env: &str,
         vars: &[(&str, &str)],
     ) -> Result<Stack, String> {
+        Stack::start_full(name, wrangler_env, vars, None)
+    }
+
+    /// [`Stack::start`] with the Worker secrets from `secrets` (a `.dev.vars` written by
+    /// `gateway-secrets-sync`); the demo origin verifies with the keyset it holds.
+    pub fn start_with_secrets(name: &str, secrets: &Path) -> Result<Stack, String> {
+        Stack::start_full(name, "test", &[], Some(secrets.to_path_buf()))
+    }
+
+    fn start_full(
+        name: &str,
+        wrangler_env: &str,
+        vars: &[(&str, &str)],
+        synced_secrets: Option<PathBuf>,
+    ) -> Result<Stack, String> {
         let root = workspace_root();
         let demo_bin = std::env::var_os("GATEWAY_DEMO_BIN")
             .map_or_else(|| root.join("target/debug/gateway-demo"), PathBuf::from);
@@ -197,6 +262,7 @@ impl Stack {
                 .iter()
                 .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
                 .collect(),
+            synced_secrets,
             // Canary values: unmistakable if they ever show up in a log or a response.
             internal_key: b"canary-internal-hs256-key-7c1e94d2a8".to_vec(),
             run_dir: run_dir.clone(),
@@ -205,21 +271,7 @@ impl Stack {
             services: Vec::new(),
         };
         let t = Instant::now();
-        // The origin enforces the gateway's request signatures with this run's keyset.
-        let signing_keys = stack.run_dir.join("signing-keys.json");
-        std::fs::write(&signing_keys, stack.signing_keyset().to_string())
-            .map_err(|e| e.to_string())?;
-        let signing_keys = signing_keys.to_string_lossy().into_owned();
-        stack.origin = stack.spawn_demo(
-            "origin",
-            &[
-                "origin",
-                "--listen",
-                "127.0.0.1:0",
-                "--signing-keys",
-                &signing_keys,
-            ],
-        )?;
+        stack.start_origin()?;
         let keys = keys_dir.to_string_lossy().into_owned();
         // A 1 s JWKS max-age: key rotations show within seconds (the local issuer's policy
         // allows it).
@@ -248,6 +300,34 @@ impl Stack {
             stack.machines
         );
         Ok(stack)
+    }
+
+    /// Starts the demo origin, enforcing the gateway's request signatures with this run's keyset.
+    fn start_origin(&mut self) -> Result<(), String> {
+        let signing_keys = self.run_dir.join("signing-keys.json");
+        std::fs::write(&signing_keys, self.signing_keyset().to_string())
+            .map_err(|e| e.to_string())?;
+        let signing_keys = signing_keys.to_string_lossy().into_owned();
+        self.origin = self.spawn_demo(
+            "origin",
+            &[
+                "origin",
+                "--listen",
+                "127.0.0.1:0",
+                "--signing-keys",
+                &signing_keys,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// After the synced secrets file changed (a rotation): restarts the origin with its new
+    /// keyset and the gateway with the new secrets, as a redeploy of both would.
+    pub fn reload_secrets(&mut self) -> Result<(), String> {
+        self.stop_service("origin");
+        self.services.retain(|s| s.name != "origin");
+        self.start_origin()?;
+        self.restart_gateway()
     }
 
     /// Starts a demo server and reads back the URL from its first line.
@@ -505,6 +585,15 @@ impl Stack {
 
     /// This run's origin-signing keyset (the GATEWAY_SIGNING_KEYS secret and the origin's file).
     pub fn signing_keyset(&self) -> serde_json::Value {
+        if let Some(path) = &self.synced_secrets {
+            let text = std::fs::read_to_string(path).expect("the synced secrets file");
+            let value = text
+                .lines()
+                .find_map(|l| l.strip_prefix("GATEWAY_SIGNING_KEYS="))
+                .expect("GATEWAY_SIGNING_KEYS in the synced secrets")
+                .trim_matches('\'');
+            return serde_json::from_str(value).expect("a keyset");
+        }
         let secret = b"canary-origin-signing-key-3f9b07e5d6";
         serde_json::json!({
             "current": "e2e-1",
@@ -514,6 +603,16 @@ impl Stack {
 
     /// Writes this run's Worker secrets (`KEY=value` lines) and returns the file.
     fn secrets_file(&self) -> Result<PathBuf, String> {
+        if let Some(path) = &self.synced_secrets {
+            for key in self.signing_keyset()["keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                leaks::canary(key["secret"].as_str().unwrap_or_default());
+            }
+            return Ok(path.clone());
+        }
         let jwks = serde_json::json!({
             "internal": { "keys": [{
                 "kty": "oct", "kid": "internal-1",
