@@ -90,7 +90,7 @@ fi
 node -e '
   const text = require("node:fs").readFileSync(".dev.vars", "utf8");
   const line = text.split("\n").find((l) => l.startsWith("GATEWAY_SIGNING_KEYS="));
-  process.stdout.write(line.slice("GATEWAY_SIGNING_KEYS=".length).replace(/^'|'$/g, ""));
+  process.stdout.write(line.slice("GATEWAY_SIGNING_KEYS=".length).replace(/^\x27|\x27$/g, ""));
 ' > .local/origin-signing-keys.json
 chmod 600 .local/origin-signing-keys.json
 

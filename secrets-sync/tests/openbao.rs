@@ -322,6 +322,37 @@ fn any_failure_writes_nothing_and_names_the_path() {
     unchanged(&f, &run, "bad secret id");
     assert!(run.stderr.contains("Vault login failed"), "{}", run.stderr);
 
+    // A namespace that does not exist: the header reaches Vault, which refuses.
+    let run = sync(
+        &f.dir,
+        &["--env", "dev", "--target", "dev-vars"],
+        &[
+            ("VAULT_ADDR", &f.bao.addr),
+            ("VAULT_NAMESPACE", "no-such-team"),
+            ("VAULT_ROLE_ID", &f.role_id),
+            ("VAULT_SECRET_ID", &f.secret_id),
+        ],
+    );
+    unchanged(&f, &run, "unknown namespace");
+    assert!(run.stderr.contains("namespace not found"), "{}", run.stderr);
+    assert_eq!(run.audit["vault_namespace"], "no-such-team");
+
+    // A CA file that holds no certificate: refused before any connection.
+    std::fs::write(f.dir.join("ca.pem"), "not a certificate").unwrap();
+    let ca = f.dir.join("ca.pem");
+    let run = sync(
+        &f.dir,
+        &["--env", "dev", "--target", "dev-vars"],
+        &[
+            ("VAULT_ADDR", &f.bao.addr),
+            ("VAULT_CACERT", ca.to_str().unwrap()),
+            ("VAULT_ROLE_ID", &f.role_id),
+            ("VAULT_SECRET_ID", &f.secret_id),
+        ],
+    );
+    unchanged(&f, &run, "bad CA file");
+    assert!(run.stderr.contains("CA file"), "{}", run.stderr);
+
     // Sealed, then stopped.
     f.bao.seal();
     let run = f.run(&[]);
