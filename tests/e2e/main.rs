@@ -18,6 +18,7 @@ mod corpus;
 mod forwarding;
 mod limits;
 mod machines;
+mod regressions;
 mod requests;
 mod rotation;
 mod secrets;
@@ -43,6 +44,7 @@ fn main() {
         rotation::CASES,
         shape::CASES,
         secrets::CASES,
+        regressions::CASES,
     ]
     .concat();
     let wanted = |name: &str| {
