@@ -28,7 +28,7 @@ SYNC_ENV ?= dev
 SYNC_TARGET ?= dev-vars
 SYNC_ARGS ?=
 
-.PHONY: help setup build dev token test fuzz bench-build bench-auth bench-limit clean secrets-sync vault-dev
+.PHONY: help setup build dev token test fuzz bench-build bench-auth bench-limit clean secrets-sync vault-dev scan
 
 help:
 	@echo "make dev     run the gateway on http://127.0.0.1:8787 with the demo origin and local issuer"
@@ -40,6 +40,7 @@ help:
 	@echo "make setup   install the pinned toolchain pieces (idempotent)"
 	@echo "make bench-limit req/s and p99 through the gateway with rate limiting on and off (autocannon)"
 	@echo "make bench-auth  time token verification in workerd: gateway (cache off/on) vs crypto.subtle vs pure Rust"
+	@echo "make scan    local DAST against the gateway: schemathesis (openapi.json, with and without a token) and wapiti; reports in target/scan/"
 	@echo "make fuzz    fuzz the token, path and policy parsers (nightly + cargo-fuzz; FUZZ_SECONDS=60 each)"
 
 setup:
@@ -50,6 +51,9 @@ secrets-sync:
 
 vault-dev:
 	@scripts/vault-dev.sh
+
+scan:
+	@scripts/scan.sh
 
 build/index.js: $(WORKER_SOURCES)
 	worker-build --release
@@ -90,11 +94,7 @@ bench-limit: bench-build
 # it needs the nightly toolchain and cargo-fuzz. Seeds in fuzz/seeds/<target>; findings in
 # fuzz/artifacts/<target>.
 fuzz:
-	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-	cd fuzz && for target in token path policy; do \
-		mkdir -p corpus/$$target && \
-		cargo +nightly fuzz run $$target corpus/$$target seeds/$$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
-	done
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 clean:
 	rm -rf build target/e2e

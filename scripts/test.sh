@@ -64,6 +64,18 @@ release_has_no_bench_code() {
   fi
   echo "build/index_bg.wasm has no benchmark code"
 }
+workflow_lint() {
+  # Every workflow passes actionlint and zizmor (offline: no GitHub API calls, any severity
+  # fails), and the ZAP gate script fails on a high-risk report and passes a clean one.
+  .tools/py/bin/actionlint .github/workflows/*.yml
+  .tools/py/bin/zizmor --offline --no-progress .github/workflows/
+  if scripts/zap-gate.sh tests/fixtures/zap-report-high.json >/dev/null 2>&1; then
+    echo "zap-gate.sh passed a report with a high-risk alert" >&2
+    return 1
+  fi
+  scripts/zap-gate.sh tests/fixtures/zap-report-clean.json
+}
+run_phase "workflow lint" workflow_lint
 run_phase "native tests" cargo test --workspace --locked --exclude gateway-e2e
 run_phase "wasm build" make --no-print-directory build
 run_phase "release build check" release_has_no_bench_code

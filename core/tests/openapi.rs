@@ -28,7 +28,11 @@ fn load() -> (Policy, PolicyFile, Value) {
 #[test]
 fn every_route_and_only_the_routes_are_in_the_spec() {
     let (_, file, spec) = load();
-    assert!(spec["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")));
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1."))
+    );
     let mut in_spec = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {

@@ -57,6 +57,7 @@ pub(crate) fn assert_security_headers(resp: &http::Response) {
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
+        ("x-xss-protection", "0"),
         (
             "permissions-policy",
             "camera=(), microphone=(), geolocation=(), payment=()",
