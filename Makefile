@@ -28,7 +28,7 @@ SYNC_ENV ?= dev
 SYNC_TARGET ?= dev-vars
 SYNC_ARGS ?=
 
-.PHONY: help setup build dev token test fuzz bench-build bench-auth bench-limit clean secrets-sync vault-dev scan
+.PHONY: help setup build dev token test fuzz bench-build bench-auth bench-limit bench clean secrets-sync vault-dev scan
 
 help:
 	@echo "make dev     run the gateway on http://127.0.0.1:8787 with the demo origin and local issuer"
@@ -38,6 +38,7 @@ help:
 	@echo "make vault-dev     a local OpenBao holding the dev secrets, for make secrets-sync"
 	@echo "make build   build the Worker (build/index.js + wasm)"
 	@echo "make setup   install the pinned toolchain pieces (idempotent)"
+	@echo "make bench   the gateway vs a JavaScript peer (jose + Durable Object limiter), same runtime, same run"
 	@echo "make bench-limit req/s and p99 through the gateway with rate limiting on and off (autocannon)"
 	@echo "make bench-auth  time token verification in workerd: gateway (cache off/on) vs crypto.subtle vs pure Rust"
 	@echo "make scan    local DAST against the gateway: schemathesis (openapi.json, with and without a token) and wapiti; reports in target/scan/"
@@ -89,6 +90,14 @@ bench-limit: bench-build
 	cargo build --release -p gateway-demo --locked
 	@[ -x bench/node_modules/.bin/autocannon ] || npm ci --prefix bench --no-audit --no-fund --loglevel=error
 	node bench/limit/run.mjs
+
+# The side-by-side comparison: the gateway (benchmark build) against the JavaScript peer
+# (bench/peer: jose + a Durable Object limiter) in the same runtime and run. Both must pass the
+# same end-to-end checks first. BENCH_ROUNDS (5), BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_TOKEN_POOL.
+bench: bench-build build
+	cargo build --release -p gateway-demo --locked
+	@[ -x bench/node_modules/.bin/autocannon ] && [ -d bench/node_modules/jose ] || npm ci --prefix bench --no-audit --no-fund --loglevel=error
+	node bench/compare/run.mjs
 
 # Fuzz targets for every parser of untrusted bytes (fuzz/fuzz_targets). Not part of `make test`:
 # it needs the nightly toolchain and cargo-fuzz. Seeds in fuzz/seeds/<target>; findings in

@@ -1,0 +1,223 @@
+// `make bench`: the gateway against the JavaScript Worker a team would otherwise write
+// (bench/peer: jose + a Durable Object limiter), side by side in the same local runtime, same
+// run, same origin, same tokens (ES256 from a JWKS both fetch and cache).
+//
+// 1. The peer (and the gateway) must first pass the same end-to-end checks: 401 without a token,
+//    200 with identity headers and a valid origin signature, 403 on a missing scope, 401 for an
+//    expired token and for another audience, the sandbox tier's limit (5 per 2 s) with
+//    X-RateLimit-* and a 429 with Retry-After. If the peer fails one, its numbers do not count.
+// 2. Then ROUNDS alternating rounds of autocannon over: origin direct; gateway with the
+//    verified-token cache hit (500 organisations' tokens, reused) and missed (a pool of distinct
+//    tokens larger than the cache, so every request verifies); the peer with the same two token
+//    streams; and one hot organisation. Medians, latency added over direct, gateway/peer ratios,
+//    counter-object calls per request.
+import { createHmac, generateKeyPairSync, randomBytes, sign as edSign } from 'node:crypto';
+import { mkdtempSync, writeFileSync, rmSync, statSync, readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const benchDir = join(here, '..');
+const root = join(here, '..', '..');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
+const POOL = Number(process.env.BENCH_TOKEN_POOL ?? 30000);
+const ISSUER = 'https://es256.bench.example';
+const AUD = 'https://api.example.com';
+
+// --- keys, tokens, JWKS ---------------------------------------------------------------------
+const b64 = (buf) => Buffer.from(buf).toString('base64url');
+const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const kid = `bench-${randomBytes(4).toString('hex')}`;
+const jwk = { ...publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' };
+function token(org, { tier = 'free', scope = 'transactions:read', exp = 900, aud = AUD } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const input = `${b64(JSON.stringify({ alg: 'ES256', typ: 'at+jwt', kid }))}.${b64(JSON.stringify({
+    iss: ISSUER, aud, sub: `client-${org}`, org_id: org, tier, scope, iat: now - (exp < 0 ? 600 : 0), exp: now + exp,
+    jti: randomBytes(6).toString('hex'),
+  }))}`;
+  return `${input}.${b64(edSign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }))}`;
+}
+const signingSecret = randomBytes(32);
+const keyset = { current: 'bench', keys: [{ kid: 'bench', secret: b64(signingSecret) }] };
+
+function freePort() {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
+const children = [];
+const stop = () => { for (const c of children) { try { process.kill(-c.pid, 'SIGTERM'); } catch { /* gone */ } } };
+process.on('exit', stop);
+process.on('SIGINT', () => process.exit(130));
+
+const jwksPort = await freePort();
+const jwksServer = createHttpServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' });
+  res.end(JSON.stringify({ keys: [jwk] }));
+}).listen(jwksPort, '127.0.0.1');
+const jwksUrl = `http://127.0.0.1:${jwksPort}/jwks`;
+
+// --- the origin, the gateway, the peer -------------------------------------------------------
+const origin = spawn(join(root, 'target/release/gateway-demo'), ['origin', '--listen', '127.0.0.1:0', '--threads', '4'], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+children.push(origin);
+const originUrl = await new Promise((resolve, reject) => {
+  createInterface({ input: origin.stdout }).once('line', (line) => resolve(line.replace('listening on ', '').trim()));
+  origin.once('exit', () => reject(new Error('origin exited')));
+});
+
+const wranglerBin = join(root, 'miniflare/node_modules/.bin/wrangler');
+async function startWorker(name, config, vars, health) {
+  const port = await freePort();
+  const inspector = await freePort();
+  const state = mkdtempSync(join(tmpdir(), `bench-${name}-`));
+  const args = ['dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector), '--persist-to', state];
+  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
+  const child = spawn(wranglerBin, args, { cwd: dirname(config), detached: true, stdio: ['ignore', 'ignore', 'ignore'],
+    env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', XDG_CONFIG_HOME: state } });
+  children.push(child);
+  process.on('exit', () => rmSync(state, { recursive: true, force: true }));
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i += 1) {
+    try { const r = await fetch(`${base}${health}`); if (r.status < 500) break; } catch { /* not yet */ }
+    if (i > 900) throw new Error(`${name} did not start`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return base;
+}
+writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_SIGNING_KEYS='${JSON.stringify(keyset)}'\n`, { mode: 0o600 });
+const gateway = await startWorker('gateway', join(benchDir, 'wrangler.toml'), {
+  ORIGIN_URL: originUrl,
+  GATEWAY_ISSUERS: JSON.stringify({ 'bench-es256': { issuer: ISSUER, jwks_uri: jwksUrl }, 'bench-rs256': null, 'bench-eddsa': null, 'bench-hs256': null }),
+}, '/_gateway/health');
+const peer = await startWorker('peer', join(benchDir, 'peer/wrangler.toml'), {
+  ORIGIN_URL: originUrl, ISSUER, JWKS_URL: jwksUrl, AUDIENCE: AUD, SIGNING_KEYS: JSON.stringify(keyset),
+}, '/api/health');
+
+// --- 1. the same end-to-end checks for both --------------------------------------------------
+function verifySignature(echo) {
+  const h = Object.fromEntries(echo.headers.map(([n, v]) => [n, v]));
+  const m = /^t=(\d+),kid=([^,]+),v1=([0-9a-f]{64})$/.exec(h['x-gateway-signature'] ?? '');
+  if (!m) return false;
+  const target = echo.query ? `${echo.path}?${echo.query}` : echo.path;
+  const ids = ['x-gateway-issuer', 'x-gateway-subject', 'x-gateway-org', 'x-gateway-tier', 'x-gateway-scopes', 'x-gateway-route'];
+  const canonical = ['v1', echo.method, target, m[1], h['x-request-id'], ...ids.map((n) => `${n}:${h[n] ?? ''}`), echo.body.sha256].join('\n');
+  return createHmac('sha256', signingSecret).update(canonical).digest('hex') === m[3];
+}
+async function checks(name, base) {
+  const failures = [];
+  const expect = (ok, what) => { if (!ok) failures.push(what); };
+  const get = (path, tok, init = {}) => fetch(`${base}${path}`, { ...init, headers: { ...(tok ? { authorization: `Bearer ${tok}` } : {}), ...(init.headers ?? {}) } });
+  let r = await get('/api/transactions');
+  expect(r.status === 401 && (r.headers.get('www-authenticate') ?? '').startsWith('Bearer'), `no token -> 401 with a Bearer challenge (got ${r.status})`);
+  r = await get('/api/transactions?x=1', token('check-org'), { headers: { 'x-user-id': 'admin', 'x-gateway-org': 'evil' } });
+  const echo = r.status === 200 ? await r.json() : null;
+  expect(r.status === 200, `valid token -> 200 (got ${r.status})`);
+  if (echo) {
+    const h = Object.fromEntries(echo.headers);
+    expect(h['x-gateway-org'] === 'check-org' && h['x-gateway-scopes'] === 'transactions:read', 'identity headers forwarded');
+    expect(!('x-user-id' in h) && !('authorization' in h), 'spoofed identity and the token not forwarded');
+    expect(verifySignature(echo), 'the origin signature verifies');
+    expect(r.headers.get('x-ratelimit-remaining') !== null, 'X-RateLimit-Remaining on a limited route');
+  }
+  r = await get('/api/reports/generate', token('check-org'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const body403 = r.status === 403 ? await r.json() : {};
+  expect(r.status === 403 && body403.error === 'insufficient_scope', `missing scope -> 403 insufficient_scope (got ${r.status})`);
+  r = await get('/api/transactions', token('check-org', { exp: -60 }));
+  expect(r.status === 401 && (await r.json()).error === 'token_expired', `expired -> 401 token_expired (got ${r.status})`);
+  r = await get('/api/transactions', token('check-org', { aud: 'https://elsewhere.example' }));
+  expect(r.status === 401, `other audience -> 401 (got ${r.status})`);
+  const sandbox = token(`sandbox-${name}-${Date.now()}`, { tier: 'sandbox' });
+  const statuses = [];
+  let last;
+  for (let i = 0; i < 6; i += 1) { last = await get('/api/transactions', sandbox); statuses.push(last.status); await last.arrayBuffer(); }
+  expect(statuses.join() === '200,200,200,200,200,429', `sandbox tier (5 per 2 s): ${statuses.join()}`);
+  expect(Number(last.headers.get('retry-after')) >= 1, '429 carries Retry-After');
+  return failures;
+}
+const gatewayFailures = await checks('gateway', gateway);
+const peerFailures = await checks('peer', peer);
+if (gatewayFailures.length) throw new Error(`the gateway failed the checks: ${gatewayFailures.join('; ')}`);
+if (peerFailures.length) throw new Error(`the peer failed the checks, its numbers would not count: ${peerFailures.join('; ')}`);
+console.log('End-to-end checks: gateway and peer both pass all 12 (401, 200 + identity + signature, 403, expired, audience, sandbox limit + Retry-After).');
+
+// --- 2. load -----------------------------------------------------------------------------------
+const orgTokens = Array.from({ length: 500 }, (_, i) => token(`org-${i}`));
+const hot = token('hot-org');
+console.log(`Minting ${POOL} distinct tokens for the cache-miss runs...`);
+const pool = Array.from({ length: POOL }, (_, i) => token(`org-${i % 500}`));
+let poolAt = 0;
+const scenarios = {
+  'origin direct': { url: `${originUrl}/api/transactions` },
+  'gateway, cache hit, 500 orgs': { url: `${gateway}/api/transactions`, tokens: orgTokens },
+  'peer, 500 orgs': { url: `${peer}/api/transactions`, tokens: orgTokens },
+  'gateway, cache miss, 500 orgs': { url: `${gateway}/api/transactions`, tokens: pool, fresh: true },
+  'peer, fresh tokens, 500 orgs': { url: `${peer}/api/transactions`, tokens: pool, fresh: true },
+  'gateway, not limited (token cache hit)': { url: `${gateway}/api/health`, tokens: orgTokens },
+  'peer, not limited': { url: `${peer}/api/health`, tokens: orgTokens },
+  'gateway, one hot org': { url: `${gateway}/api/transactions`, tokens: [hot] },
+  'peer, one hot org': { url: `${peer}/api/transactions`, tokens: [hot] },
+};
+// Warm every path (JWKS, imported keys, counter objects) before timing.
+for (const base of [gateway, peer]) for (const t of [hot, ...orgTokens]) await (await fetch(`${base}/api/transactions`, { headers: { authorization: `Bearer ${t}` } })).arrayBuffer();
+
+function run(s) {
+  const opts = { url: s.url, connections: CONNECTIONS, duration: SECONDS };
+  if (s.tokens) {
+    let i = 0;
+    opts.requests = [{ setupRequest: (req) => {
+      const t = s.fresh ? s.tokens[(poolAt += 1) % s.tokens.length] : s.tokens[(i += 1) % s.tokens.length];
+      return { ...req, headers: { ...req.headers, authorization: `Bearer ${t}` } };
+    } }];
+  }
+  return new Promise((resolve, reject) => autocannon(opts, (err, res) => (err ? reject(err) : resolve(res))));
+}
+const calls = async () => (await (await fetch(`${gateway}/_gateway/bench/stats`)).json()).limiter_calls;
+const results = {};
+for (let round = 0; round < ROUNDS; round += 1) {
+  for (const [name, s] of Object.entries(scenarios)) {
+    const before = name.startsWith('gateway') ? await calls() : 0;
+    const r = await run(s);
+    const bad = r.non2xx + r.errors + r.timeouts;
+    if (bad > 0) throw new Error(`${name}: ${bad} failed requests (non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts})`);
+    const perRequest = name.startsWith('gateway') ? (await calls() - before) / r.requests.total : null;
+    (results[name] ??= []).push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, calls: perRequest });
+  }
+  console.log(`round ${round + 1}/${ROUNDS} done`);
+}
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, {
+  rps: median(v.map((x) => x.rps)), p50: median(v.map((x) => x.p50)), p99: median(v.map((x) => x.p99)),
+  calls: v[0].calls === null ? null : median(v.map((x) => x.calls)),
+}]));
+const direct = m['origin direct'];
+console.log(`\nLoad: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per scenario, medians of ${ROUNDS} alternating rounds; every response 2xx.\n`);
+console.log('| scenario | req/s | p50 ms | p99 ms | p50 added over direct, ms | counter-object calls per request |');
+console.log('|---|---|---|---|---|---|');
+for (const [name, r] of Object.entries(m)) {
+  console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${name === 'origin direct' ? '-' : (r.p50 - direct.p50).toFixed(1)} | ${r.calls === null ? '-' : r.calls.toFixed(3)} |`);
+}
+console.log('\n| pairing | gateway/peer req/s | gateway p99 vs peer p99, ms |');
+console.log('|---|---|---|');
+for (const [label, g, p] of [
+  ['500 orgs, gateway cache hit', 'gateway, cache hit, 500 orgs', 'peer, 500 orgs'],
+  ['500 orgs, gateway cache miss (every token verified)', 'gateway, cache miss, 500 orgs', 'peer, fresh tokens, 500 orgs'],
+  ['one hot org', 'gateway, one hot org', 'peer, one hot org'],
+  ['not limited (authentication and forwarding only)', 'gateway, not limited (token cache hit)', 'peer, not limited'],
+]) {
+  console.log(`| ${label} | ${(m[g].rps / m[p].rps).toFixed(2)}x | ${m[g].p99} vs ${m[p].p99} |`);
+}
+const wasm = readFileSync(join(root, 'build/index_bg.wasm'));
+console.log(`\nDeployable wasm (build/index_bg.wasm): ${(statSync(join(root, 'build/index_bg.wasm')).size / 1024).toFixed(0)} KiB raw, ${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(0)} KiB gzip.`);
+jwksServer.close();
+stop();
+process.exit(0);
