@@ -465,16 +465,7 @@ fn tokens_are_renewed_or_replaced_as_their_ttl_requires() {
         "auth/approle/role/sync-batch",
         json!({"token_policies": ["sync-dev"], "token_ttl": "20m", "token_type": "batch"}),
     );
-    let role_id =
-        bao.api("GET", "auth/approle/role/sync-batch/role-id", Value::Null)["data"]["role_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-    let secret_id =
-        bao.api("POST", "auth/approle/role/sync-batch/secret-id", json!({}))["data"]["secret_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    let (role_id, secret_id) = bao.approle_ids("sync-batch");
     let login = Login::Approle {
         mount: "approle".into(),
         role_id,

