@@ -243,20 +243,21 @@ fn wapiti_finds_no_vulnerability(stack: &Stack) {
     );
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
         .unwrap_or_else(|_| panic!("wapiti wrote no report:\n{text}"));
-    let count = |key: &str| -> Vec<String> {
+    // Every finding of a report section as (where, wapiti's description), in one walk.
+    let findings = |key: &str| -> Vec<(String, String)> {
         json[key]
             .as_object()
-            .map(|m| {
-                m.iter()
-                    .flat_map(|(category, list)| {
-                        list.as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(move |v| format!("{category}: {} {}", v["method"], v["path"]))
-                    })
-                    .collect()
+            .into_iter()
+            .flatten()
+            .flat_map(|(category, list)| {
+                list.as_array().into_iter().flatten().map(move |v| {
+                    (
+                        format!("{category}: {} {}", v["method"], v["path"]),
+                        v["info"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
             })
-            .unwrap_or_default()
+            .collect()
     };
     // Findings we accept, each with its reason (as .zap/rules.tsv does for ZAP).
     const ACCEPTED: &[(&str, &str)] = &[(
@@ -264,25 +265,14 @@ fn wapiti_finds_no_vulnerability(stack: &Stack) {
         "wapiti 3.0 wants `X-XSS-Protection: 1`; the gateway sends `0` as OWASP advises (the \
          auditor's block mode enabled cross-site leaks; browsers ignore it; CSP is set)",
     )];
-    let infos: Vec<String> = json["vulnerabilities"]
-        .as_object()
+    let (accepted, vulns): (Vec<_>, Vec<_>) = findings("vulnerabilities")
         .into_iter()
-        .flat_map(|m| m.values())
-        .flat_map(|list| list.as_array().into_iter().flatten())
-        .map(|v| v["info"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    let accepted = infos
-        .iter()
-        .filter(|i| ACCEPTED.iter().any(|(info, _)| i.as_str() == *info))
-        .count();
-    let (mut vulns, anomalies) = (count("vulnerabilities"), count("anomalies"));
-    assert_eq!(vulns.len(), infos.len());
-    let all_findings = vulns.clone();
-    vulns = all_findings
+        .partition(|(_, info)| ACCEPTED.iter().any(|(a, _)| info == a));
+    let accepted = accepted.len();
+    let vulns: Vec<String> = vulns.into_iter().map(|(at, _)| at).collect();
+    let anomalies: Vec<String> = findings("anomalies")
         .into_iter()
-        .zip(&infos)
-        .filter(|(_, info)| !ACCEPTED.iter().any(|(a, _)| info.as_str() == *a))
-        .map(|(v, _)| v)
+        .map(|(at, _)| at)
         .collect();
     let line = format!(
         "wapiti: {} vulnerabilities ({accepted} accepted with a reason), {} anomalies{}",
