@@ -153,14 +153,7 @@ async fn run(
     // Check the request's shape: header block, host, then the URL.
     let policy = settings::policy()?;
     let environment = settings::environment(env)?;
-    shape::check_header_size(
-        req.headers()
-            .entries()
-            .collect::<Vec<_>>()
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str())),
-        policy.gateway.max_header_bytes,
-    )?;
+    shape::check_header_size(req.headers().entries(), policy.gateway.max_header_bytes)?;
     if !environment.allowed_hosts.is_empty() {
         let host = req.headers().get("host").ok().flatten().unwrap_or_default();
         if !shape::host_allowed(&host, &environment.allowed_hosts) {

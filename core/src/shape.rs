@@ -11,19 +11,25 @@ pub const CLIENT_REQUEST_ID_MAX: usize = 64;
 
 /// The size of a header block as the limit counts it: name + value + 4 (`: ` and CRLF) per
 /// field, the way HTTP/1.1 puts it on the wire.
-pub fn header_block_size<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> u64 {
+pub fn header_block_size<N: AsRef<str>, V: AsRef<str>>(
+    headers: impl IntoIterator<Item = (N, V)>,
+) -> u64 {
     headers
         .into_iter()
         .map(|(name, value)| {
-            u64::try_from(name.len().saturating_add(value.len()).saturating_add(4))
-                .unwrap_or(u64::MAX)
+            let field = name
+                .as_ref()
+                .len()
+                .saturating_add(value.as_ref().len())
+                .saturating_add(4);
+            u64::try_from(field).unwrap_or(u64::MAX)
         })
         .fold(0u64, u64::saturating_add)
 }
 
 /// 431 when the header block exceeds `limit` bytes.
-pub fn check_header_size<'a>(
-    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+pub fn check_header_size<N: AsRef<str>, V: AsRef<str>>(
+    headers: impl IntoIterator<Item = (N, V)>,
     limit: u64,
 ) -> Result<(), GatewayError> {
     if header_block_size(headers) > limit {
@@ -73,15 +79,12 @@ fn strip_port(host: &str) -> &str {
 /// Checks an allowlist entry from the configuration: a host name (letters, digits, `-`, `.`),
 /// optionally `*.`-prefixed, optionally with `:port`.
 pub fn check_host_entry(entry: &str) -> Result<(), String> {
-    let name = strip_port(entry);
+    let (name, port) = match entry.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (entry, None),
+    };
     let name = name.strip_prefix("*.").unwrap_or(name);
-    let port_ok = entry
-        .get(strip_port(entry).len()..)
-        .and_then(|rest| {
-            rest.strip_prefix(':')
-                .or(Some(rest).filter(|r| r.is_empty()))
-        })
-        .is_some_and(|port| port.is_empty() || port.parse::<u16>().is_ok_and(|p| p > 0));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
     let name_ok = !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {
