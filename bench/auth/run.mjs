@@ -6,16 +6,11 @@
 // table of per-verification microseconds and ratios. Every run alternates the algorithms over
 // ROUNDS rounds and reports medians.
 import { createHash, createHmac, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { median, root, startWorker, stopAll } from '../lib.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
-const benchDir = join(here, '..');
+const benchDir = join(root, 'bench');
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
 const PASSES = Number(process.env.BENCH_PASSES ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -52,14 +47,6 @@ function mint(alg, issuer, kid, signer, i) {
   return `${input}.${b64(signer(Buffer.from(input)))}`;
 }
 
-function freePort() {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const ALGS = { RS256: 'bench-rs256', ES256: 'bench-es256', EdDSA: 'bench-eddsa', HS256: 'bench-hs256' };
 const ISSUERS = { RS256: 'https://rs256.bench.example', ES256: 'https://es256.bench.example', EdDSA: 'https://eddsa.bench.example', HS256: 'https://hs256.bench.example' };
@@ -73,36 +60,14 @@ for (const [alg, name] of Object.entries(ALGS)) {
 }
 writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringify(staticJwks)}'\nGATEWAY_SIGNING_KEYS='${JSON.stringify({ current: 'bench', keys: [{ kid: 'bench', secret: randomBytes(32).toString('base64url') }] })}'\n`, { mode: 0o600 });
 
-const port = await freePort();
-const inspector = await freePort();
-const state = mkdtempSync(join(tmpdir(), 'bench-auth-'));
-const wrangler = spawn(join(root, 'miniflare/node_modules/.bin/wrangler'), [
-  'dev', '--config', join(benchDir, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port),
-  '--inspector-port', String(inspector), '--persist-to', state,
-], {
-  cwd: benchDir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
-  env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', XDG_CONFIG_HOME: state },
-});
-let log = '';
-wrangler.stdout.on('data', (d) => { log += d; });
-wrangler.stderr.on('data', (d) => { log += d; });
-const stop = () => { try { process.kill(-wrangler.pid, 'SIGTERM'); } catch { /* gone */ } rmSync(state, { recursive: true, force: true }); };
-process.on('exit', stop);
+const { base, log } = await startWorker('auth', join(benchDir, 'wrangler.toml'), {}, { okStatus: 200 });
 
-const base = `http://127.0.0.1:${port}`;
-for (let i = 0; ; i += 1) {
-  try { if ((await fetch(`${base}/_gateway/health`)).status === 200) break; } catch { /* not yet */ }
-  if (i > 600) { console.error(log); throw new Error('bench worker did not start'); }
-  await new Promise((r) => setTimeout(r, 100));
-}
-
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const perMode = {};
 for (let round = 0; round < ROUNDS; round += 1) {
   for (const alg of Object.keys(ALGS)) {
     const resp = await fetch(`${base}/_gateway/bench/auth`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tokens: tokens[alg], passes: PASSES }) });
     const body = await resp.json();
-    if (resp.status !== 200) { console.error(log); throw new Error(`${alg}: ${JSON.stringify(body)}`); }
+    if (resp.status !== 200) { console.error(log()); throw new Error(`${alg}: ${JSON.stringify(body)}`); }
     for (const r of body.results) {
       ((perMode[alg] ??= {})[r.mode] ??= []).push(r.per_op_us);
     }
@@ -117,5 +82,5 @@ for (const alg of Object.keys(ALGS)) {
   const m = Object.fromEntries(Object.entries(perMode[alg]).map(([k, v]) => [k, median(v)]));
   console.log(`| ${alg} | ${fmt(m.cache_off)} | ${fmt(m.cache_on)} | ${fmt(m.subtle_raw)} | ${fmt(m.rust_side_only)} | ${fmt(m.pure_rules_only)} | ${fmt(m.pure_rust)} | ${(m.cache_off / m.subtle_raw).toFixed(2)}x | ${(m.pure_rust / m.cache_off).toFixed(1)}x |`);
 }
-stop();
+stopAll();
 process.exit(0);

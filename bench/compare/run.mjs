@@ -12,20 +12,14 @@
 //    streams; and one hot organisation. Medians, latency added over direct, gateway/peer ratios,
 //    counter-object calls per request.
 import { createHmac, generateKeyPairSync, randomBytes, sign as edSign } from 'node:crypto';
-import { mkdtempSync, writeFileSync, rmSync, statSync, readFileSync } from 'node:fs';
+import { writeFileSync, statSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { freePort, median, root, startOrigin, startWorker, stopAll } from '../lib.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const benchDir = join(here, '..');
-const root = join(here, '..', '..');
+const benchDir = join(root, 'bench');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
@@ -49,14 +43,6 @@ function token(org, { tier = 'free', scope = 'transactions:read', exp = 900, aud
 const signingSecret = randomBytes(32);
 const keyset = { current: 'bench', keys: [{ kid: 'bench', secret: b64(signingSecret) }] };
 
-function freePort() {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-  });
-}
-const children = [];
-const stop = () => { for (const c of children) { try { process.kill(-c.pid, 'SIGTERM'); } catch { /* gone */ } } };
-process.on('exit', stop);
 process.on('SIGINT', () => process.exit(130));
 
 const jwksPort = await freePort();
@@ -67,40 +53,15 @@ const jwksServer = createHttpServer((req, res) => {
 const jwksUrl = `http://127.0.0.1:${jwksPort}/jwks`;
 
 // --- the origin, the gateway, the peer -------------------------------------------------------
-const origin = spawn(join(root, 'target/release/gateway-demo'), ['origin', '--listen', '127.0.0.1:0', '--threads', '4'], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
-children.push(origin);
-const originUrl = await new Promise((resolve, reject) => {
-  createInterface({ input: origin.stdout }).once('line', (line) => resolve(line.replace('listening on ', '').trim()));
-  origin.once('exit', () => reject(new Error('origin exited')));
-});
-
-const wranglerBin = join(root, 'miniflare/node_modules/.bin/wrangler');
-async function startWorker(name, config, vars, health) {
-  const port = await freePort();
-  const inspector = await freePort();
-  const state = mkdtempSync(join(tmpdir(), `bench-${name}-`));
-  const args = ['dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector), '--persist-to', state];
-  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
-  const child = spawn(wranglerBin, args, { cwd: dirname(config), detached: true, stdio: ['ignore', 'ignore', 'ignore'],
-    env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', XDG_CONFIG_HOME: state } });
-  children.push(child);
-  process.on('exit', () => rmSync(state, { recursive: true, force: true }));
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i += 1) {
-    try { const r = await fetch(`${base}${health}`); if (r.status < 500) break; } catch { /* not yet */ }
-    if (i > 900) throw new Error(`${name} did not start`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return base;
-}
+const originUrl = await startOrigin();
 writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_SIGNING_KEYS='${JSON.stringify(keyset)}'\n`, { mode: 0o600 });
-const gateway = await startWorker('gateway', join(benchDir, 'wrangler.toml'), {
+const { base: gateway } = await startWorker('gateway', join(benchDir, 'wrangler.toml'), {
   ORIGIN_URL: originUrl,
   GATEWAY_ISSUERS: JSON.stringify({ 'bench-es256': { issuer: ISSUER, jwks_uri: jwksUrl }, 'bench-rs256': null, 'bench-eddsa': null, 'bench-hs256': null }),
-}, '/_gateway/health');
-const peer = await startWorker('peer', join(benchDir, 'peer/wrangler.toml'), {
+}, { okStatus: 200, attempts: 900 });
+const { base: peer } = await startWorker('peer', join(benchDir, 'peer/wrangler.toml'), {
   ORIGIN_URL: originUrl, ISSUER, JWKS_URL: jwksUrl, AUDIENCE: AUD, SIGNING_KEYS: JSON.stringify(keyset),
-}, '/api/health');
+}, { health: '/api/health', attempts: 900 });
 
 // --- 1. the same end-to-end checks for both --------------------------------------------------
 function verifySignature(echo) {
@@ -194,7 +155,6 @@ for (let round = 0; round < ROUNDS; round += 1) {
   console.log(`round ${round + 1}/${ROUNDS} done`);
 }
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, {
   rps: median(v.map((x) => x.rps)), p50: median(v.map((x) => x.p50)), p99: median(v.map((x) => x.p99)),
   calls: v[0].calls === null ? null : median(v.map((x) => x.calls)),
@@ -219,5 +179,5 @@ for (const [label, g, p] of [
 const wasm = readFileSync(join(root, 'build/index_bg.wasm'));
 console.log(`\nDeployable wasm (build/index_bg.wasm): ${(statSync(join(root, 'build/index_bg.wasm')).size / 1024).toFixed(0)} KiB raw, ${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(0)} KiB gzip.`);
 jwksServer.close();
-stop();
+stopAll();
 process.exit(0);

@@ -7,18 +7,12 @@
 //   gateway, limited, 500 orgs the same, cycling 500 organisations' tokens;
 // and asks the Worker for the limiter decision's own cost. Prints Markdown tables of medians.
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { createInterface } from 'node:readline';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { median, root, startOrigin, startWorker, stopAll } from '../lib.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const benchDir = join(here, '..');
-const root = join(here, '..', '..');
+const benchDir = join(root, 'bench');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
@@ -40,41 +34,9 @@ const issuers = JSON.stringify({
 });
 writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringify(staticJwks)}'\nGATEWAY_SIGNING_KEYS='${JSON.stringify({ current: 'bench', keys: [{ kid: 'bench', secret: randomBytes(32).toString('base64url') }] })}'\n`, { mode: 0o600 });
 
-function freePort() {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-  });
-}
-
-const children = [];
-const stop = () => { for (const c of children) { try { process.kill(-c.pid, 'SIGTERM'); } catch { /* gone */ } } };
-process.on('exit', stop);
-
-// The demo origin (release build), on a port it picks.
-const origin = spawn(join(root, 'target/release/gateway-demo'), ['origin', '--listen', '127.0.0.1:0', '--threads', '4'], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
-children.push(origin);
-const originUrl = await new Promise((resolve, reject) => {
-  createInterface({ input: origin.stdout }).once('line', (line) => resolve(line.replace('listening on ', '').trim()));
-  origin.once('exit', () => reject(new Error('origin exited')));
-});
-
-const port = await freePort();
-const inspector = await freePort();
-const state = mkdtempSync(join(tmpdir(), 'bench-limit-'));
-const wrangler = spawn(join(root, 'miniflare/node_modules/.bin/wrangler'), [
-  'dev', '--config', join(benchDir, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port),
-  '--inspector-port', String(inspector), '--persist-to', state, '--var', `ORIGIN_URL:${originUrl}`,
-  '--var', `GATEWAY_ISSUERS:${issuers}`,
-], { cwd: benchDir, detached: true, stdio: ['ignore', 'ignore', 'ignore'],
-  env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', XDG_CONFIG_HOME: state } });
-children.push(wrangler);
-process.on('exit', () => rmSync(state, { recursive: true, force: true }));
-const base = `http://127.0.0.1:${port}`;
-for (let i = 0; ; i += 1) {
-  try { if ((await fetch(`${base}/_gateway/health`)).status === 200) break; } catch { /* not yet */ }
-  if (i > 600) throw new Error('bench worker did not start');
-  await new Promise((r) => setTimeout(r, 100));
-}
+// The demo origin (release build) and the benchmark Worker, on ports they pick.
+const originUrl = await startOrigin();
+const { base } = await startWorker('limit', join(benchDir, 'wrangler.toml'), { ORIGIN_URL: originUrl, GATEWAY_ISSUERS: issuers }, { okStatus: 200 });
 
 const hot = token('hot-org');
 const many = Array.from({ length: 500 }, (_, i) => token(`org-${i}`));
@@ -112,7 +74,6 @@ for (let round = 0; round < ROUNDS; round += 1) {
 
 const decision = await (await fetch(`${base}/_gateway/bench/limit`, { method: 'POST', body: '{"decisions": 200000}' })).json();
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, {
   rps: median(v.map((x) => x.rps)), p50: median(v.map((x) => x.p50)), p99: median(v.map((x) => x.p99)),
   calls: median(v.map((x) => x.calls)),
@@ -128,5 +89,5 @@ const on = m['gateway, limited, hot org'];
 const off = m['gateway, not limited'];
 console.log(`\nLimiting on / off (hot org): ${(on.rps / off.rps).toFixed(2)}x req/s, p99 ${on.p99} vs ${off.p99} ms.`);
 console.log(`Limiter decision (core, in wasm, ${decision.decisions} decisions on a warm state): ${decision.per_decision_us.toFixed(2)} µs each.`);
-stop();
+stopAll();
 process.exit(0);
