@@ -491,6 +491,8 @@ pub fn validate_claims(
         token_id,
         permissions,
         expires_at: u64::try_from(exp).unwrap_or(0),
+        issued_at: iat.and_then(|t| u64::try_from(t).ok()),
+        api_key: None,
     })
 }
 

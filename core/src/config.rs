@@ -341,6 +341,74 @@ impl IssuerPolicy {
     }
 }
 
+fn default_client_windows() -> Vec<Window> {
+    vec![Window {
+        limit: 120,
+        seconds: 60,
+    }]
+}
+fn default_ipv6_prefix() -> u8 {
+    64
+}
+fn default_admin_scope() -> String {
+    "gateway:admin".to_owned()
+}
+fn default_api_key_header() -> String {
+    "x-api-key".to_owned()
+}
+
+/// `[client_limits]`: limits before authentication, per client IP (IPv6 grouped by
+/// `ipv6_prefix`). Every request to a public route and every failed authentication on a bearer
+/// route counts one unit; past the limit the client gets 429 before any signature check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientLimits {
+    /// Windows (default 120 per 60 s).
+    #[serde(default = "default_client_windows")]
+    pub windows: Vec<Window>,
+    /// IPv6 clients are counted per prefix of this many bits (default 64; 32-128).
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            windows: default_client_windows(),
+            ipv6_prefix: default_ipv6_prefix(),
+        }
+    }
+}
+
+/// `[admin]`: who may use the gateway's admin API (`/_gateway/admin/...`). Without this
+/// section the admin API does not exist (404).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminPolicy {
+    /// Issuers whose tokens may call it (names from `[[issuers]]`); tokens of any other issuer
+    /// are refused whatever scopes they claim.
+    pub issuers: Vec<String>,
+    /// The scope an admin token must hold (default `gateway:admin`).
+    #[serde(default = "default_admin_scope")]
+    pub scope: String,
+}
+
+/// `[api_keys]`: the migration mode for clients still on static API keys. Without this section
+/// (the default) API keys are not accepted. The keys themselves are only hashes, in the
+/// `GATEWAY_API_KEYS` Worker secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyPolicy {
+    /// The header clients send the key in (default `x-api-key`); never forwarded.
+    #[serde(default = "default_api_key_header")]
+    pub header: String,
+    /// The issuer whose organisations the keys belong to: a key's requests count against the
+    /// same rate-limit object (and revocations) as that organisation's tokens.
+    pub issuer: String,
+    /// The migration guide, linked from every key-authenticated response.
+    pub migration_guide: String,
+}
+
 /// `[[routes]]` as written in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -378,6 +446,12 @@ pub struct RouteSpec {
     /// JSON bodies are checked for well-formedness and `gateway.max_json_depth`.
     #[serde(default)]
     pub content_types: Vec<String>,
+    /// Makes this an auth route (e.g. a login route the origin answers): per client IP, only
+    /// its failures (401/403 from the gateway or the origin) count, against these windows;
+    /// once they run out the client gets 429 before reaching the origin. Empty (default): an
+    /// ordinary route.
+    #[serde(default)]
+    pub failure_limit: Vec<Window>,
 }
 
 /// The policy file as written (serde model; see [`Policy`] for the validated form).
@@ -400,6 +474,15 @@ pub struct PolicyFile {
     /// `[cors]`.
     #[serde(default)]
     pub cors: crate::cors::CorsPolicy,
+    /// `[client_limits]`.
+    #[serde(default)]
+    pub client_limits: ClientLimits,
+    /// `[admin]`.
+    #[serde(default)]
+    pub admin: Option<AdminPolicy>,
+    /// `[api_keys]`.
+    #[serde(default)]
+    pub api_keys: Option<ApiKeyPolicy>,
 }
 
 /// The validated policy.
@@ -417,6 +500,12 @@ pub struct Policy {
     pub org_overrides: Vec<OrgOverride>,
     /// CORS.
     pub cors: crate::cors::CorsPolicy,
+    /// Limits before authentication.
+    pub client_limits: ClientLimits,
+    /// The admin API, if enabled.
+    pub admin: Option<AdminPolicy>,
+    /// API-key migration mode, if enabled.
+    pub api_keys: Option<ApiKeyPolicy>,
 }
 
 /// The tier every unknown or missing tier claim falls back to.
@@ -434,6 +523,36 @@ fn is_scope_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+/// A list of windows: at least one, each limit >= 1, lengths 1 s to a day, no length twice.
+fn check_windows(key: &str, windows: &[Window]) -> Result<(), ConfigError> {
+    if windows.is_empty() {
+        return Err(ConfigError::invalid(key, "at least one window is required"));
+    }
+    let mut lengths = BTreeSet::new();
+    for (i, w) in windows.iter().enumerate() {
+        let wkey = format!("{key}[{i}]");
+        if w.limit == 0 {
+            return Err(ConfigError::invalid(
+                format!("{wkey}.limit"),
+                "must be at least 1",
+            ));
+        }
+        if !(1..=86_400).contains(&w.seconds) {
+            return Err(ConfigError::invalid(
+                format!("{wkey}.seconds"),
+                "must be between 1 and 86400",
+            ));
+        }
+        if !lengths.insert(w.seconds) {
+            return Err(ConfigError::invalid(
+                format!("{wkey}.seconds"),
+                format!("a {} s window is already defined here", w.seconds),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl PolicyFile {
@@ -505,34 +624,7 @@ impl PolicyFile {
                 crate::env::check_url(url)
                     .map_err(|e| ConfigError::invalid(format!("{key}.upgrade_url"), e))?;
             }
-            if tier.windows.is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("{key}.windows"),
-                    "at least one window is required",
-                ));
-            }
-            let mut lengths = BTreeSet::new();
-            for (i, w) in tier.windows.iter().enumerate() {
-                let wkey = format!("{key}.windows[{i}]");
-                if w.limit == 0 {
-                    return Err(ConfigError::invalid(
-                        format!("{wkey}.limit"),
-                        "must be at least 1",
-                    ));
-                }
-                if !(1..=86_400).contains(&w.seconds) {
-                    return Err(ConfigError::invalid(
-                        format!("{wkey}.seconds"),
-                        "must be between 1 and 86400",
-                    ));
-                }
-                if !lengths.insert(w.seconds) {
-                    return Err(ConfigError::invalid(
-                        format!("{wkey}.seconds"),
-                        format!("a {} s window is already defined for this tier", w.seconds),
-                    ));
-                }
-            }
+            check_windows(&format!("{key}.windows"), &tier.windows)?;
         }
 
         let mut issuer_names = BTreeSet::new();
@@ -688,6 +780,9 @@ impl PolicyFile {
                     format!("{} requests carry no body", spec.method.as_str()),
                 ));
             }
+            if !spec.failure_limit.is_empty() {
+                check_windows(&format!("{key}.failure_limit"), &spec.failure_limit)?;
+            }
             routes.push(Route {
                 id: RouteId(spec.id.clone()),
                 method: spec.method,
@@ -700,6 +795,7 @@ impl PolicyFile {
                 rate_limit_shadow: spec.rate_limit_shadow,
                 limited: spec.limited,
                 content_types: spec.content_types.clone(),
+                failure_limit: spec.failure_limit.clone(),
             });
         }
         self.cors
@@ -739,6 +835,51 @@ impl PolicyFile {
         }
         let routes = RouteTable::new(routes)
             .map_err(|(i, reason)| ConfigError::invalid(format!("routes[{i}]"), reason))?;
+        check_windows("client_limits.windows", &self.client_limits.windows)?;
+        if !(32..=128).contains(&self.client_limits.ipv6_prefix) {
+            return Err(ConfigError::invalid(
+                "client_limits.ipv6_prefix",
+                "must be between 32 and 128",
+            ));
+        }
+        if let Some(admin) = &self.admin {
+            if admin.issuers.is_empty() {
+                return Err(ConfigError::invalid(
+                    "admin.issuers",
+                    "at least one issuer is required",
+                ));
+            }
+            if let Some(bad) = admin.issuers.iter().find(|i| !issuer_names.contains(i.as_str())) {
+                return Err(ConfigError::invalid(
+                    "admin.issuers",
+                    format!("no issuer named '{bad}'"),
+                ));
+            }
+            if !is_scope_token(&admin.scope) {
+                return Err(ConfigError::invalid(
+                    "admin.scope",
+                    format!("'{}' is not a valid scope token", admin.scope),
+                ));
+            }
+        }
+        if let Some(keys) = &self.api_keys {
+            if !crate::shape::is_header_name(&keys.header)
+                || keys.header.eq_ignore_ascii_case("authorization")
+            {
+                return Err(ConfigError::invalid(
+                    "api_keys.header",
+                    format!("'{}' is not a usable header name", keys.header),
+                ));
+            }
+            if !issuer_names.contains(keys.issuer.as_str()) {
+                return Err(ConfigError::invalid(
+                    "api_keys.issuer",
+                    format!("no issuer named '{}'", keys.issuer),
+                ));
+            }
+            crate::env::check_url(&keys.migration_guide)
+                .map_err(|e| ConfigError::invalid("api_keys.migration_guide", e))?;
+        }
 
         Ok(Policy {
             gateway: g.clone(),
@@ -747,6 +888,9 @@ impl PolicyFile {
             routes,
             org_overrides: self.org_overrides.clone(),
             cors: self.cors.clone(),
+            client_limits: self.client_limits.clone(),
+            admin: self.admin.clone(),
+            api_keys: self.api_keys.clone(),
         })
     }
 }

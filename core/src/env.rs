@@ -191,6 +191,9 @@ pub struct Environment {
     /// The origin timeout: `ORIGIN_TIMEOUT_MS` if set, else the policy's
     /// `gateway.origin_timeout_ms`.
     pub origin_timeout_ms: u64,
+    /// `CLIENT_LIMIT_EXEMPT`: client addresses the limits before authentication skip (e.g. the
+    /// operator's monitors or scanners; empty: none).
+    pub client_limit_exempt: Vec<crate::client::IpBlock>,
 }
 
 impl Environment {
@@ -308,6 +311,14 @@ impl Environment {
                     )
                 })?,
         };
+        let client_limit_exempt = get(vars::CLIENT_LIMIT_EXEMPT)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(crate::client::IpBlock::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(vars::CLIENT_LIMIT_EXEMPT, e))?;
         Ok(Environment {
             name,
             origin,
@@ -315,6 +326,7 @@ impl Environment {
             jwks_timing,
             allowed_hosts,
             origin_timeout_ms,
+            client_limit_exempt,
         })
     }
 }
@@ -445,6 +457,7 @@ mod tests {
             ["api.example.com", "*.preview.example.com"]
         );
         assert_eq!(e.origin_timeout_ms, 1500);
+        assert!(e.client_limit_exempt.is_empty());
     }
 
     #[test]

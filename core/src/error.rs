@@ -60,11 +60,19 @@ pub enum ErrorCode {
     IssuerUnavailable,
     /// 500: a bug; details are in the log under the request id.
     InternalError,
+    /// 401: the token (or its subject or organisation) was revoked.
+    TokenRevoked,
+    /// 401: the API key is not one the gateway knows.
+    InvalidApiKey,
+    /// 401: the API key passed its cut-off date.
+    ApiKeyExpired,
+    /// 403: the route requires a verified client certificate, or the token is bound to another.
+    ClientCertificateRequired,
 }
 
 impl ErrorCode {
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidPath,
         ErrorCode::UriTooLong,
@@ -87,6 +95,10 @@ impl ErrorCode {
         ErrorCode::GatewayMisconfigured,
         ErrorCode::IssuerUnavailable,
         ErrorCode::InternalError,
+        ErrorCode::TokenRevoked,
+        ErrorCode::InvalidApiKey,
+        ErrorCode::ApiKeyExpired,
+        ErrorCode::ClientCertificateRequired,
     ];
 
     /// The code string.
@@ -114,6 +126,10 @@ impl ErrorCode {
             ErrorCode::GatewayMisconfigured => "gateway_misconfigured",
             ErrorCode::IssuerUnavailable => "issuer_unavailable",
             ErrorCode::InternalError => "internal_error",
+            ErrorCode::TokenRevoked => "token_revoked",
+            ErrorCode::InvalidApiKey => "invalid_api_key",
+            ErrorCode::ApiKeyExpired => "api_key_expired",
+            ErrorCode::ClientCertificateRequired => "client_certificate_required",
         }
     }
 
@@ -121,8 +137,13 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::InvalidRequest | ErrorCode::InvalidPath | ErrorCode::InvalidBody => 400,
-            ErrorCode::MissingToken | ErrorCode::InvalidToken | ErrorCode::TokenExpired => 401,
-            ErrorCode::InsufficientScope => 403,
+            ErrorCode::MissingToken
+            | ErrorCode::InvalidToken
+            | ErrorCode::TokenExpired
+            | ErrorCode::TokenRevoked
+            | ErrorCode::InvalidApiKey
+            | ErrorCode::ApiKeyExpired => 401,
+            ErrorCode::InsufficientScope | ErrorCode::ClientCertificateRequired => 403,
             ErrorCode::RouteNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PayloadTooLarge => 413,
@@ -165,6 +186,10 @@ impl ErrorCode {
             ErrorCode::GatewayMisconfigured => "Service unavailable",
             ErrorCode::IssuerUnavailable => "Service unavailable",
             ErrorCode::InternalError => "Internal error",
+            ErrorCode::TokenRevoked => "Access token revoked",
+            ErrorCode::InvalidApiKey => "Invalid API key",
+            ErrorCode::ApiKeyExpired => "API key retired",
+            ErrorCode::ClientCertificateRequired => "Client certificate required",
         }
     }
 
@@ -275,6 +300,39 @@ pub enum GatewayError {
     IssuerUnavailable(String),
     /// A bug; the detail is logged only.
     Internal(String),
+    /// The token is covered by a revocation (`org`, `subject` or `token`).
+    TokenRevoked {
+        /// What the matching entry covers.
+        scope: &'static str,
+    },
+    /// A client over a limit before authentication (per client IP).
+    ClientRateLimited {
+        /// Seconds until one more unit fits.
+        retry_after_secs: u64,
+        /// The limit of the window that ran out.
+        limit: u32,
+        /// Whether it counts an auth route's failures (else the gateway-wide class).
+        failures: bool,
+    },
+    /// A valid token from an issuer that may not use the admin API.
+    AdminIssuerRefused,
+    /// A malformed admin request; the text is safe to show.
+    InvalidAdminRequest(String),
+    /// An API key the gateway does not know.
+    InvalidApiKey,
+    /// An API key past its cut-off.
+    ApiKeyExpired {
+        /// The cut-off, as an HTTP date.
+        sunset: String,
+        /// The migration guide.
+        guide: String,
+    },
+    /// Both a bearer token and an API key.
+    TwoCredentials,
+    /// The route requires a verified client certificate and the request has none.
+    ClientCertificateRequired,
+    /// The token is bound to a certificate (`cnf.x5t#S256`) the request did not present.
+    CertificateMismatch,
 }
 
 impl GatewayError {
@@ -303,6 +361,16 @@ impl GatewayError {
             GatewayError::Misconfigured(_) => ErrorCode::GatewayMisconfigured,
             GatewayError::IssuerUnavailable(_) => ErrorCode::IssuerUnavailable,
             GatewayError::Internal(_) => ErrorCode::InternalError,
+            GatewayError::TokenRevoked { .. } => ErrorCode::TokenRevoked,
+            GatewayError::ClientRateLimited { .. } => ErrorCode::RateLimited,
+            GatewayError::AdminIssuerRefused => ErrorCode::InsufficientScope,
+            GatewayError::InvalidAdminRequest(_) | GatewayError::TwoCredentials => {
+                ErrorCode::InvalidRequest
+            }
+            GatewayError::InvalidApiKey => ErrorCode::InvalidApiKey,
+            GatewayError::ApiKeyExpired { .. } => ErrorCode::ApiKeyExpired,
+            GatewayError::ClientCertificateRequired => ErrorCode::ClientCertificateRequired,
+            GatewayError::CertificateMismatch => ErrorCode::InvalidToken,
         }
     }
 
@@ -323,6 +391,7 @@ impl GatewayError {
         matches!(
             self,
             GatewayError::RateLimited { .. }
+                | GatewayError::ClientRateLimited { .. }
                 | GatewayError::OriginUnreachable(_)
                 | GatewayError::OriginTimeout { .. }
                 | GatewayError::LimiterUnavailable(_)
@@ -392,6 +461,37 @@ impl GatewayError {
                 "The service is temporarily unavailable.".to_owned()
             }
             GatewayError::Internal(_) => "An internal error occurred.".to_owned(),
+            GatewayError::TokenRevoked { scope } => format!(
+                "The access token has been revoked (by a {scope} revocation). Sign in again; if this persists, contact the API operator."
+            ),
+            GatewayError::ClientRateLimited { retry_after_secs, limit, failures } => {
+                if *failures {
+                    format!(
+                        "Too many failed attempts from your network: at most {limit} per window. Retry in {retry_after_secs} s."
+                    )
+                } else {
+                    format!(
+                        "Too many unauthenticated or failed requests from your network: at most {limit} per window. Retry in {retry_after_secs} s."
+                    )
+                }
+            }
+            GatewayError::AdminIssuerRefused => {
+                "The admin API accepts only tokens from the admin issuer.".to_owned()
+            }
+            GatewayError::InvalidAdminRequest(why) => format!("Invalid admin request: {why}."),
+            GatewayError::InvalidApiKey => "The API key is not recognised.".to_owned(),
+            GatewayError::ApiKeyExpired { sunset, guide } => format!(
+                "This API key was retired on {sunset}. Use an OAuth access token instead: {guide}"
+            ),
+            GatewayError::TwoCredentials => {
+                "Send either a bearer token or an API key, not both.".to_owned()
+            }
+            GatewayError::ClientCertificateRequired => {
+                "This route requires a verified TLS client certificate.".to_owned()
+            }
+            GatewayError::CertificateMismatch => {
+                "The access token was rejected: it is bound to a client certificate this request did not present.".to_owned()
+            }
         }
     }
 
@@ -433,15 +533,23 @@ impl GatewayError {
             retry_after: match self {
                 GatewayError::RateLimited {
                     retry_after_secs, ..
+                }
+                | GatewayError::ClientRateLimited {
+                    retry_after_secs, ..
                 } => Some(*retry_after_secs),
                 _ => None,
             },
             limit: match self {
                 GatewayError::RateLimited { limit, .. }
+                | GatewayError::ClientRateLimited { limit, .. }
                 | GatewayError::CostExceedsLimit { limit, .. } => Some(*limit),
                 _ => None,
             },
-            remaining: matches!(self, GatewayError::RateLimited { .. }).then_some(0),
+            remaining: matches!(
+                self,
+                GatewayError::RateLimited { .. } | GatewayError::ClientRateLimited { .. }
+            )
+            .then_some(0),
             tier: match self {
                 GatewayError::RateLimited { tier, .. } => Some(tier.clone()),
                 _ => None,
@@ -490,8 +598,25 @@ impl GatewayError {
             )],
             GatewayError::RateLimited {
                 retry_after_secs, ..
+            }
+            | GatewayError::ClientRateLimited {
+                retry_after_secs, ..
             } => {
                 vec![("retry-after", retry_after_secs.to_string())]
+            }
+            GatewayError::TokenRevoked { .. } => vec![(
+                "www-authenticate",
+                bearer("invalid_token", "the token has been revoked"),
+            )],
+            GatewayError::CertificateMismatch => vec![(
+                "www-authenticate",
+                bearer(
+                    "invalid_token",
+                    "the token is bound to another client certificate",
+                ),
+            )],
+            GatewayError::InvalidApiKey | GatewayError::ApiKeyExpired { .. } => {
+                vec![("www-authenticate", format!("Bearer realm=\"{AUTH_REALM}\""))]
             }
             GatewayError::LimiterUnavailable(_)
             | GatewayError::Misconfigured(_)

@@ -38,9 +38,24 @@ pub struct VerifiedClaims {
     pub permissions: Vec<String>,
     /// The token's `exp`, seconds since the epoch.
     pub expires_at: u64,
+    /// The token's `iat`, if any (revocations cover tokens issued up to their time).
+    #[serde(default)]
+    pub issued_at: Option<u64>,
+    /// Set when the caller used a legacy API key (migration mode): the key's id.
+    #[serde(default)]
+    pub api_key: Option<String>,
 }
 
 impl VerifiedClaims {
+    /// What revocation needs to know about the token.
+    pub fn caller(&self) -> crate::revocation::Caller {
+        crate::revocation::Caller {
+            sub: self.subject.clone(),
+            jti: self.token_id.clone(),
+            iat: self.issued_at,
+        }
+    }
+
     /// The rate-limit key: (issuer, organisation), never the bare org string.
     pub fn rate_limit_key(&self) -> RateLimitKey {
         RateLimitKey {
@@ -118,6 +133,8 @@ mod tests {
             token_id: None,
             permissions: vec![],
             expires_at: 0,
+            issued_at: None,
+            api_key: None,
         }
     }
 
@@ -134,6 +151,7 @@ mod tests {
             rate_limit_shadow: false,
             limited: true,
             content_types: Vec::new(),
+            failure_limit: Vec::new(),
         }
     }
 

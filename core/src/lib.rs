@@ -12,6 +12,7 @@
 #![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod cors;
 pub mod env;
@@ -23,6 +24,7 @@ pub mod limit;
 pub mod log;
 pub mod names;
 pub mod path;
+pub mod revocation;
 pub mod route;
 pub mod shape;
 pub mod signing;

@@ -162,6 +162,10 @@ pub enum Decision {
     Admitted {
         /// Every window after consumption.
         windows: Vec<WindowStatus>,
+        /// Milliseconds until one more unit fits every window (0: it fits now). Lets a caller
+        /// counting failures refuse the next attempt without asking again.
+        #[serde(default)]
+        full_for_ms: u64,
     },
     /// Over a limit now; nothing consumed.
     Limited {
@@ -169,6 +173,11 @@ pub enum Decision {
         retry_after_secs: u64,
         /// Every window, unchanged.
         windows: Vec<WindowStatus>,
+    },
+    /// The caller is covered by a revocation; nothing consumed.
+    Revoked {
+        /// What the entry covers: `org`, `subject` or `token`.
+        scope: String,
     },
     /// The cost exceeds a window's whole limit: it can never be admitted.
     NeverFits {
@@ -248,8 +257,15 @@ impl LimiterState {
         for state in &mut self.windows {
             state.add(now, cost64);
         }
+        let next_unit_at = windows
+            .iter()
+            .zip(&self.windows)
+            .map(|(w, s)| s.fits_at(now, 1, u64::from(w.limit)))
+            .max()
+            .unwrap_or(now);
         Decision::Admitted {
             windows: self.statuses(windows, now),
+            full_for_ms: next_unit_at.saturating_sub(now),
         }
     }
 }
@@ -336,8 +352,11 @@ pub struct ConsumeRequest {
     pub cost: u32,
     /// The Worker's clock at the request (the object never reads its own).
     pub now: UnixMillis,
-    /// The windows of the caller's tier.
+    /// The windows of the caller's tier (empty: check revocations only, count nothing).
     pub windows: Vec<Window>,
+    /// The token, for the organisation's revocations (absent for client-IP counters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<crate::revocation::Caller>,
 }
 
 /// Counter object -> Worker.
@@ -614,7 +633,7 @@ mod tests {
     fn statuses_report_remaining_and_reset() {
         let windows = [w(10, 60)];
         let mut s = LimiterState::default();
-        let Decision::Admitted { windows: st } = s.decide(&windows, 4, at(5_000)) else {
+        let Decision::Admitted { windows: st, .. } = s.decide(&windows, 4, at(5_000)) else {
             panic!()
         };
         assert_eq!(
@@ -626,7 +645,7 @@ mod tests {
                 reset_secs: 60
             }
         );
-        let Decision::Admitted { windows: st } = s.decide(&windows, 1, at(35_000)) else {
+        let Decision::Admitted { windows: st, .. } = s.decide(&windows, 1, at(35_000)) else {
             panic!()
         };
         assert_eq!((st[0].remaining, st[0].reset_secs), (5, 60));

@@ -62,8 +62,12 @@ pub mod secrets {
     pub const STATIC_JWKS: &str = "GATEWAY_STATIC_JWKS";
     /// Non-secret fingerprint of the Vault versions live in this deployment (written by the sync job).
     pub const SECRETS_VERSION: &str = "SECRETS_VERSION";
+    /// Legacy API keys (migration mode), JSON: `{"keys":[{"id":"<id>","sha256":"<hex of the
+    /// key's SHA-256>","org":"<org>","tier":"<tier>","scopes":[...],"sunset":"<RFC 3339>"}]}`.
+    /// Only hashes: the keys themselves are never stored.
+    pub const API_KEYS: &str = "GATEWAY_API_KEYS";
     /// Every secret the Worker reads, in the order `.dev.vars.example` lists them.
-    pub const ALL: [&str; 3] = [SIGNING_KEYS, STATIC_JWKS, SECRETS_VERSION];
+    pub const ALL: [&str; 4] = [SIGNING_KEYS, STATIC_JWKS, SECRETS_VERSION, API_KEYS];
 }
 
 /// Per-environment values (`wrangler.toml` `[vars]`, or `--var` for tests).
@@ -80,13 +84,17 @@ pub mod vars {
     /// Optional: the origin timeout in ms for this environment (overrides
     /// `gateway.origin_timeout_ms`).
     pub const ORIGIN_TIMEOUT_MS: &str = "ORIGIN_TIMEOUT_MS";
+    /// Optional, comma-separated addresses or CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`)
+    /// exempt from the limits before authentication: the operator's monitors and scanners.
+    pub const CLIENT_LIMIT_EXEMPT: &str = "CLIENT_LIMIT_EXEMPT";
     /// Every var the Worker reads.
-    pub const ALL: [&str; 5] = [
+    pub const ALL: [&str; 6] = [
         ENVIRONMENT,
         ORIGIN_URL,
         ISSUERS,
         ALLOWED_HOSTS,
         ORIGIN_TIMEOUT_MS,
+        CLIENT_LIMIT_EXEMPT,
     ];
 }
 

@@ -286,6 +286,8 @@ pub struct Route {
     pub limited: bool,
     /// Accepted body media types (empty: any).
     pub content_types: Vec<String>,
+    /// An auth route's failure windows, per client IP (empty: an ordinary route).
+    pub failure_limit: Vec<crate::config::Window>,
 }
 
 impl Route {
@@ -397,6 +399,7 @@ mod tests {
             rate_limit_shadow: false,
             limited: true,
             content_types: Vec::new(),
+            failure_limit: Vec::new(),
         }
     }
 

@@ -101,6 +101,27 @@ impl VerifiedTokenCache {
         }
     }
 
+    /// Forgets one token (its organisation's object answered that it is revoked).
+    pub fn remove(&mut self, key: &TokenDigest) {
+        self.entries.remove(key);
+    }
+
+    /// Drops every cached token of (`issuer`, `org`) the revocation covers; returns how many.
+    pub fn evict_revoked(
+        &mut self,
+        issuer: &str,
+        org: &str,
+        revocation: &crate::revocation::Revocation,
+    ) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|_, e| {
+            !(e.claims.issuer == issuer
+                && e.claims.org.0 == org
+                && revocation.covers(&e.claims.caller()))
+        });
+        before - self.entries.len()
+    }
+
     /// Drops the issuer's tokens whose key is no longer published (`live_kids`: the key ids
     /// in the freshly fetched JWKS). Tokens verified without a `kid` are dropped if the set
     /// changed to hold no key at all.
@@ -131,10 +152,44 @@ mod tests {
                 token_id: None,
                 permissions: vec![],
                 expires_at: valid_until,
+                issued_at: None,
+                api_key: None,
             },
             kid: Some(kid.into()),
             valid_until,
         }
+    }
+
+    #[test]
+    fn revocations_evict_exactly_the_tokens_they_cover() {
+        use crate::revocation::{Revocation, RevocationScope};
+        let mut cache = VerifiedTokenCache::new(10);
+        let mut put = |n: u8, issuer: &str, org: &str, sub: &str, iat: u64| {
+            let mut e = entry(issuer, "k", 1_000);
+            e.claims.org = OrgId(org.into());
+            e.claims.subject = sub.into();
+            e.claims.issued_at = Some(iat);
+            cache.insert([n; 32], e, at(10));
+        };
+        put(1, "users", "acme", "alice", 50);
+        put(2, "users", "acme", "bob", 50);
+        put(3, "users", "acme", "alice", 150);
+        put(4, "machines", "acme", "alice", 50);
+        put(5, "users", "globex", "alice", 50);
+        let revocation = Revocation {
+            scope: RevocationScope::Subject { sub: "alice".into() },
+            revoked_at: 100,
+            expires_at: 5_000,
+            reason: None,
+            by: "x".into(),
+        };
+        assert_eq!(cache.evict_revoked("users", "acme", &revocation), 1);
+        assert!(cache.get(&[1; 32], at(20)).is_none());
+        for kept in [2, 3, 4, 5] {
+            assert!(cache.get(&[kept; 32], at(20)).is_some(), "{kept}");
+        }
+        cache.remove(&[2; 32]);
+        assert!(cache.get(&[2; 32], at(20)).is_none());
     }
 
     fn at(secs: u64) -> UnixMillis {

@@ -80,10 +80,20 @@ proptest! {
             t += gap;
             let before = limiter.clone();
             match limiter.decide(&windows, cost, UnixMillis(t)) {
-                Decision::Admitted { .. } => {
+                Decision::Admitted { full_for_ms, .. } => {
                     prop_assert!(log.would_admit(&windows, t, u64::from(cost)), "over-admitted at {t}");
                     log.admitted.push((t, u64::from(cost)));
+                    // `full_for_ms` is exact: one unit fits then, and not a millisecond earlier.
+                    let mut probe = limiter.clone();
+                    let fits = matches!(probe.decide(&windows, 1, UnixMillis(t + full_for_ms)), Decision::Admitted { .. });
+                    prop_assert!(fits, "one unit refused after full_for_ms = {full_for_ms}");
+                    if full_for_ms > 0 {
+                        let mut probe = limiter.clone();
+                        let early = probe.decide(&windows, 1, UnixMillis(t + full_for_ms - 1));
+                        prop_assert!(matches!(early, Decision::Limited { .. }), "one unit fit before full_for_ms");
+                    }
                 }
+                Decision::Revoked { .. } => prop_assert!(false, "no caller, no revocation"),
                 Decision::Limited { .. } => {
                     // Nothing consumed: the same request decided on the old state at the same time
                     // is limited too, and the counted use did not grow.

@@ -4,15 +4,24 @@
 //! `RateLimitKey::object_name()` = `rl1:<issuer name>:<org id>` (see `gateway_core::identity`), so
 //! two issuers never share counters even for the same org string.
 //!
+//! The same class also counts clients before authentication (objects named
+//! `ip1:<class>:<client>`, `gateway_core::client`); those calls carry no caller.
+//!
 //! # Internal endpoints
 //! - `POST /consume`, body `gateway_core::limit::ConsumeRequest` (JSON: cost, the Worker's clock,
-//!   the tier's windows) -> 200 `gateway_core::limit::Decision` (JSON); 400 for a body that does
-//!   not parse; 404 for any other path. One call checks and consumes atomically.
+//!   the tier's windows, the caller's `sub`/`jti`/`iat`) -> 200 `gateway_core::limit::Decision`
+//!   (JSON); 400 for a body that does not parse; 404 for any other path. One call checks the
+//!   organisation's revocations, then checks and consumes atomically (no windows: revocations
+//!   only).
+//! - `POST /revocations`, body `gateway_core::revocation::RevocationCommand` (add, remove, list)
+//!   -> 200 `gateway_core::revocation::RevocationReply`.
 //!
 //! # Storage layout
 //! - key `limiter`: `gateway_core::limit::LimiterState` as a JSON string — the object's clock and, per configured
 //!   window, at most `BUCKETS + 1` buckets `{index, cost, first, last}`; buckets that left their
 //!   window are pruned on every call, so the state per key is bounded whatever the traffic.
+//! - key `revocations`: `gateway_core::revocation::RevocationList` as a JSON string — at most
+//!   `MAX_ENTRIES` entries, each expiring with the tokens it covers; pruned on every change.
 //!
 //! The state is read from storage once per object instance and then kept in memory (the object
 //! is its only writer); each call decides on it and writes it through to storage when it changed,
@@ -22,28 +31,40 @@
 
 use std::cell::RefCell;
 
-use gateway_core::limit::{CONSUME_PATH, ConsumeRequest, LimiterState};
+use gateway_core::limit::{CONSUME_PATH, ConsumeRequest, Decision, LimiterState};
+use gateway_core::revocation::{REVOCATIONS_PATH, RevocationCommand, RevocationList};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
 const STATE_KEY: &str = "limiter";
+const REVOCATIONS_KEY: &str = "revocations";
 
-/// Reads the stored state: a JSON string (one value to convert, not one JS object per bucket),
-/// or the structured form earlier versions wrote.
-async fn load(storage: &worker::Storage) -> Result<LimiterState> {
-    match storage.get::<String>(STATE_KEY).await {
+/// Reads a value stored as a JSON string (one value to convert, not one JS object per bucket),
+/// or in the structured form earlier versions wrote.
+async fn load<T: DeserializeOwned + Default>(storage: &worker::Storage, key: &str) -> Result<T> {
+    match storage.get::<String>(key).await {
         Ok(Some(text)) => serde_json::from_str(&text)
-            .map_err(|e| worker::Error::RustError(format!("decoding the limiter state: {e}"))),
-        Ok(None) => Ok(LimiterState::default()),
-        Err(_) => Ok(storage.get(STATE_KEY).await?.unwrap_or_default()),
+            .map_err(|e| worker::Error::RustError(format!("decoding '{key}': {e}"))),
+        Ok(None) => Ok(T::default()),
+        Err(_) => Ok(storage.get(key).await?.unwrap_or_default()),
     }
+}
+
+async fn store<T: Serialize>(storage: &worker::Storage, key: &str, value: &T) -> Result<()> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| worker::Error::RustError(format!("encoding '{key}': {e}")))?;
+    storage.put(key, text).await
 }
 
 /// The counter object.
 #[durable_object(fetch)]
 pub struct RateLimiter {
     state: State,
-    /// The stored state, once read.
+    /// The stored limiter state, once read.
     cached: RefCell<Option<LimiterState>>,
+    /// The stored deny list, once read.
+    revocations: RefCell<Option<RevocationList>>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -52,38 +73,84 @@ impl std::fmt::Debug for RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// The deny list, from memory or storage. Taken out of the cell: the caller puts it back
+    /// once any write succeeded (a failed write leaves it out, so the next call reads storage).
+    async fn take_revocations(&self) -> Result<RevocationList> {
+        let cached = self.revocations.borrow_mut().take();
+        match cached {
+            Some(list) => Ok(list),
+            None => load(&self.state.storage(), REVOCATIONS_KEY).await,
+        }
+    }
+
+    async fn consume(&self, body: ConsumeRequest) -> Result<Decision> {
+        if let Some(caller) = &body.caller {
+            let list = self.take_revocations().await?;
+            let hit = list
+                .check(caller, body.now.as_secs())
+                .map(|e| e.scope.kind().to_owned());
+            *self.revocations.borrow_mut() = Some(list);
+            if let Some(scope) = hit {
+                return Ok(Decision::Revoked { scope });
+            }
+        }
+        if body.windows.is_empty() {
+            return Ok(Decision::Admitted {
+                windows: Vec::new(),
+                full_for_ms: 0,
+            });
+        }
+        let storage = self.state.storage();
+        let cached = self.cached.borrow_mut().take();
+        let before: LimiterState = match cached {
+            Some(state) => state,
+            None => load(&storage, STATE_KEY).await?,
+        };
+        let mut after = before.clone();
+        let decision = after.decide(&body.windows, body.cost, body.now);
+        if after != before {
+            store(&storage, STATE_KEY, &after).await?;
+        }
+        *self.cached.borrow_mut() = Some(after);
+        Ok(decision)
+    }
+}
+
 impl DurableObject for RateLimiter {
     fn new(state: State, _env: Env) -> Self {
         RateLimiter {
             state,
             cached: RefCell::new(None),
+            revocations: RefCell::new(None),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        if req.method() != Method::Post || req.path() != CONSUME_PATH {
+        if req.method() != Method::Post {
             return Response::error("unknown counter endpoint", 404);
         }
-        let body: ConsumeRequest = match req.json().await {
-            Ok(body) => body,
-            Err(_) => return Response::error("malformed consume request", 400),
-        };
-        let storage = self.state.storage();
-        let cached = self.cached.borrow_mut().take();
-        let before: LimiterState = match cached {
-            Some(state) => state,
-            None => load(&storage).await?,
-        };
-        let mut after = before.clone();
-        let decision = after.decide(&body.windows, body.cost, body.now);
-        if after != before {
-            // On a failed write the in-memory copy stays dropped: the next call reads storage.
-            let text = serde_json::to_string(&after).map_err(|e| {
-                worker::Error::RustError(format!("encoding the limiter state: {e}"))
-            })?;
-            storage.put(STATE_KEY, text).await?;
+        let path = req.path();
+        if path == CONSUME_PATH {
+            let body: ConsumeRequest = match req.json().await {
+                Ok(body) => body,
+                Err(_) => return Response::error("malformed consume request", 400),
+            };
+            return Response::from_json(&self.consume(body).await?);
         }
-        *self.cached.borrow_mut() = Some(after);
-        Response::from_json(&decision)
+        if path == REVOCATIONS_PATH {
+            let command: RevocationCommand = match req.json().await {
+                Ok(command) => command,
+                Err(_) => return Response::error("malformed revocation command", 400),
+            };
+            let mut list = self.take_revocations().await?;
+            let reply = list.apply(command);
+            if reply.changed {
+                store(&self.state.storage(), REVOCATIONS_KEY, &list).await?;
+            }
+            *self.revocations.borrow_mut() = Some(list);
+            return Response::from_json(&reply);
+        }
+        Response::error("unknown counter endpoint", 404)
     }
 }

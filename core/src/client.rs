@@ -1,0 +1,244 @@
+//! Limits before authentication: who the client is when there is no verified token (its IP
+//! address, IPv6 grouped by prefix), which counter object counts it, and the per-isolate list
+//! of clients currently refused without any work.
+//!
+//! Two classes of counting (ARCHITECTURE.md, "Limits before authentication"):
+//! - the gateway-wide class (`[client_limits]`): every request to a public route, and every
+//!   failed authentication (401) on a bearer route, per client;
+//! - an auth route's own class (`failure_limit` on the route, e.g. a login route): only its
+//!   failures (401/403 from the gateway or the origin) count.
+//!
+//! A client over a class's limit is remembered by the isolate until a unit fits again, and
+//! refused there with 429 before any signature check, counter call or origin call.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+
+use crate::time::UnixMillis;
+
+/// The counting class: gateway-wide, or one auth route's failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientClass<'a> {
+    /// `[client_limits]`.
+    Gateway,
+    /// The failures of the route with this id.
+    AuthRoute(&'a str),
+}
+
+/// A client as the limiter sees it: an IPv4 address, an IPv6 prefix, or `unknown` (no
+/// `CF-Connecting-IP`, which Cloudflare always sets: every such request shares one budget).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientKey(String);
+
+impl ClientKey {
+    /// The key for the connecting address (`CF-Connecting-IP`), IPv6 cut to `v6_prefix` bits.
+    pub fn from_ip(ip: Option<&str>, v6_prefix: u8) -> ClientKey {
+        match ip.and_then(|s| s.trim().parse::<IpAddr>().ok()) {
+            Some(IpAddr::V4(v4)) => ClientKey(v4.to_string()),
+            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => ClientKey(v4.to_string()),
+                None => {
+                    let bits = u128::from(v6);
+                    let prefix = u32::from(v6_prefix.min(128));
+                    let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+                    ClientKey(format!("{}/{prefix}", Ipv6Addr::from(bits & mask)))
+                }
+            },
+            None => ClientKey("unknown".to_owned()),
+        }
+    }
+
+    /// The key as text (logs).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The counter object's name: `ip1:<class>:<key>` (`*` for the gateway-wide class, else the
+    /// route id; neither contains `:`). Disjoint from the organisations' `rl1:` objects.
+    pub fn object_name(&self, class: ClientClass<'_>) -> String {
+        match class {
+            ClientClass::Gateway => format!("ip1:*:{}", self.0),
+            ClientClass::AuthRoute(route) => format!("ip1:{route}:{}", self.0),
+        }
+    }
+}
+
+/// One entry of `CLIENT_LIMIT_EXEMPT`: an address or a CIDR block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpBlock {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl IpBlock {
+    /// Parses `203.0.113.7`, `203.0.113.0/24`, `2001:db8::/32`.
+    pub fn parse(text: &str) -> Result<IpBlock, String> {
+        let text = text.trim();
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (
+                a,
+                Some(
+                    p.parse::<u8>()
+                        .map_err(|_| format!("'{text}' has a malformed prefix length"))?,
+                ),
+            ),
+            None => (text, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("'{text}' is not an IP address or CIDR block"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(format!("'{text}' has a prefix longer than {max} bits"));
+        }
+        Ok(IpBlock { network, prefix })
+    }
+
+    /// Whether the address is inside the block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the connecting address is exempt from the limits before authentication.
+pub fn is_exempt(ip: Option<&str>, exempt: &[IpBlock]) -> bool {
+    ip.and_then(|s| s.trim().parse::<IpAddr>().ok())
+        .is_some_and(|ip| exempt.iter().any(|b| b.contains(ip)))
+}
+
+/// Largest number of clients one isolate remembers as refused (oldest expiry dropped first).
+pub const MAX_BLOCKED: usize = 10_000;
+
+/// Clients this isolate refuses without asking anyone, until the time their counter object said
+/// a unit fits again. A cache of the objects' answers: losing it costs one counter call.
+#[derive(Debug, Default)]
+pub struct BlockList {
+    until: HashMap<String, (u64, u32)>,
+}
+
+impl BlockList {
+    /// Refuses `object` until `until` (ms), reporting `limit` (the window that ran out).
+    pub fn block(&mut self, object: String, until: UnixMillis, limit: u32, now: UnixMillis) {
+        if self.until.len() >= MAX_BLOCKED && !self.until.contains_key(&object) {
+            self.until.retain(|_, (t, _)| *t > now.0);
+            if self.until.len() >= MAX_BLOCKED {
+                if let Some(first) = self
+                    .until
+                    .iter()
+                    .min_by_key(|(_, (t, _))| *t)
+                    .map(|(k, _)| k.clone())
+                {
+                    self.until.remove(&first);
+                }
+            }
+        }
+        self.until.insert(object, (until.0, limit));
+    }
+
+    /// Whole seconds (at least 1) the client is still refused for, and the limit, if it is.
+    pub fn blocked(&mut self, object: &str, now: UnixMillis) -> Option<(u64, u32)> {
+        let (until, limit) = *self.until.get(object)?;
+        if until <= now.0 {
+            self.until.remove(object);
+            return None;
+        }
+        Some((until.saturating_sub(now.0).div_ceil(1000).max(1), limit))
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.until.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.until.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_prefix_and_ipv4_stands_alone() {
+        let a = ClientKey::from_ip(Some("2001:db8:1:2:aaaa::1"), 64);
+        let b = ClientKey::from_ip(Some("2001:db8:1:2:bbbb::9"), 64);
+        let c = ClientKey::from_ip(Some("2001:db8:1:3::1"), 64);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.as_str(), "2001:db8:1:2::/64");
+        assert_eq!(ClientKey::from_ip(Some("203.0.113.9"), 64).as_str(), "203.0.113.9");
+        // An IPv4-mapped IPv6 address is the IPv4 client.
+        assert_eq!(
+            ClientKey::from_ip(Some("::ffff:203.0.113.9"), 64).as_str(),
+            "203.0.113.9"
+        );
+        assert_eq!(ClientKey::from_ip(None, 64).as_str(), "unknown");
+        assert_eq!(ClientKey::from_ip(Some("not an ip"), 64).as_str(), "unknown");
+        assert_eq!(
+            a.object_name(ClientClass::Gateway),
+            "ip1:*:2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            ClientKey::from_ip(Some("10.0.0.1"), 64).object_name(ClientClass::AuthRoute("auth.login")),
+            "ip1:auth.login:10.0.0.1"
+        );
+    }
+
+    #[test]
+    fn exemptions_are_addresses_or_cidr_blocks() {
+        let blocks: Vec<IpBlock> = ["127.0.0.1", "10.1.0.0/16", "2001:db8::/32"]
+            .iter()
+            .map(|s| IpBlock::parse(s).unwrap())
+            .collect();
+        assert!(is_exempt(Some("127.0.0.1"), &blocks));
+        assert!(!is_exempt(Some("127.0.0.2"), &blocks));
+        assert!(is_exempt(Some("10.1.255.3"), &blocks));
+        assert!(!is_exempt(Some("10.2.0.1"), &blocks));
+        assert!(is_exempt(Some("2001:db8:ffff::1"), &blocks));
+        assert!(!is_exempt(Some("2001:db9::1"), &blocks));
+        assert!(is_exempt(Some("::ffff:127.0.0.1"), &blocks));
+        assert!(!is_exempt(None, &blocks));
+        assert!(IpBlock::parse("10.0.0.0/33").is_err());
+        assert!(IpBlock::parse("10.0.0/8").is_err());
+        assert!(IpBlock::parse("::/x").is_err());
+        assert!(IpBlock::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn blocks_last_until_their_time_and_the_list_is_bounded() {
+        let mut list = BlockList::default();
+        list.block("ip1:*:a".into(), UnixMillis(10_500), 60, UnixMillis(0));
+        assert_eq!(list.blocked("ip1:*:a", UnixMillis(9_000)), Some((2, 60)));
+        assert_eq!(list.blocked("ip1:*:b", UnixMillis(9_000)), None);
+        assert_eq!(list.blocked("ip1:*:a", UnixMillis(10_500)), None);
+        assert!(list.is_empty());
+        for i in 0..MAX_BLOCKED + 5 {
+            list.block(format!("k{i}"), UnixMillis(1_000 + i as u64), 1, UnixMillis(0));
+        }
+        assert_eq!(list.len(), MAX_BLOCKED);
+        // The entries expiring first were dropped; the newest is held.
+        assert!(list.blocked("k0", UnixMillis(0)).is_none());
+        assert!(list.blocked(&format!("k{}", MAX_BLOCKED + 4), UnixMillis(0)).is_some());
+    }
+}
