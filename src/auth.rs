@@ -78,6 +78,44 @@ fn remember(
     });
 }
 
+/// The caller, if the request's bearer token is in this isolate's verified-token cache (no
+/// signature check, no JWKS refresh: for clients refused everything else).
+pub(crate) fn cached_caller(
+    headers: &Headers,
+    policy: &Policy,
+    now: UnixMillis,
+) -> Option<VerifiedClaims> {
+    let header = headers.get("authorization").ok().flatten();
+    let token = bearer_token(header.as_deref()).ok()?;
+    cached_claims(token, policy, now)
+}
+
+/// Forgets the request's token (its organisation's object answered that it is revoked).
+pub(crate) fn forget_token(headers: &Headers) {
+    let header = headers.get("authorization").ok().flatten();
+    if let Ok(token) = bearer_token(header.as_deref()) {
+        let key = digest(token);
+        TOKENS.with(|t| {
+            if let Some(cache) = t.borrow_mut().as_mut() {
+                cache.remove(&key);
+            }
+        });
+    }
+}
+
+/// Drops this isolate's cached tokens a new revocation covers; returns how many.
+pub(crate) fn evict_revoked(
+    issuer: &str,
+    org: &str,
+    revocation: &gateway_core::revocation::Revocation,
+) -> usize {
+    TOKENS.with(|t| {
+        t.borrow_mut()
+            .as_mut()
+            .map_or(0, |cache| cache.evict_revoked(issuer, org, revocation))
+    })
+}
+
 /// Verifies the bearer token and returns the caller.
 pub(crate) async fn authenticate(
     headers: &Headers,

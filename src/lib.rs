@@ -3,9 +3,11 @@
 //! ([`origin`]), the counter objects ([`limit`]) and the token issuers ([`auth`]), and turns every
 //! outcome into a response in one place ([`respond`]).
 
+mod admin;
 mod auth;
 #[cfg(feature = "bench")]
 mod bench;
+mod client;
 mod limit;
 mod origin;
 mod pipeline;

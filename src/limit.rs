@@ -1,10 +1,11 @@
 //! The rate-limit stage's I/O: one round trip to the organisation's counter object, with a
-//! deadline, and the route's failure policy when it does not answer.
+//! deadline, and the route's failure policy when it does not answer. The same round trip checks
+//! the organisation's revocations (on routes that are not limited it does only that).
 
 use gateway_core::config::Policy;
 use gateway_core::error::GatewayError;
 use gateway_core::identity::VerifiedClaims;
-use gateway_core::limit::{CONSUME_PATH, ConsumeReply, ConsumeRequest, Decision, response_headers};
+use gateway_core::limit::{CONSUME_PATH, ConsumeRequest, Decision, response_headers};
 use gateway_core::names::bindings::RATE_LIMITER;
 use gateway_core::route::{FailurePolicy, Route};
 use gateway_core::time::UnixMillis;
@@ -27,16 +28,19 @@ pub(crate) struct LimitOutcome {
 #[cfg(feature = "bench")]
 pub(crate) static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-async fn call(
+/// One call to the counter object named `object`: `POST <path>` with a JSON body, JSON reply.
+/// Never retried: an overloaded object must shed load, not get more of it.
+pub(crate) async fn call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
     env: &Env,
-    claims: &VerifiedClaims,
-    body: &ConsumeRequest,
-) -> Result<ConsumeReply, String> {
+    object: &str,
+    path: &str,
+    body: &B,
+) -> Result<R, String> {
     #[cfg(feature = "bench")]
     CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let stub = env
         .durable_object(RATE_LIMITER)
-        .and_then(|ns| ns.get_by_name(&claims.rate_limit_key().object_name()))
+        .and_then(|ns| ns.get_by_name(object))
         .map_err(|e| format!("counter binding: {e}"))?;
     let headers = Headers::new();
     headers
@@ -47,9 +51,8 @@ async fn call(
     init.with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(json.into()));
-    let req = Request::new_with_init(&format!("https://counter{CONSUME_PATH}"), &init)
+    let req = Request::new_with_init(&format!("https://counter{path}"), &init)
         .map_err(|e| e.to_string())?;
-    // Never retried: an overloaded object must shed load, not get more of it.
     let mut resp = stub
         .fetch_with_request(req)
         .await
@@ -111,15 +114,32 @@ async fn enforce(
     let request = ConsumeRequest {
         cost: route.cost,
         now,
-        windows: tier.windows.clone(),
+        // A route that is not limited still has the caller's revocations checked.
+        windows: if route.limited {
+            tier.windows.clone()
+        } else {
+            Vec::new()
+        },
+        caller: Some(claims.caller()),
     };
     let timeout_ms = policy.gateway.limiter_timeout_ms;
-    let reply = match within(timeout_ms, call(env, claims, &request)).await {
+    let object = claims.rate_limit_key().object_name();
+    let reply = match within(timeout_ms, call(env, &object, CONSUME_PATH, &request)).await {
         Some(reply) => reply,
         None => Err(format!("counter did not answer within {timeout_ms} ms")),
     };
     match reply {
-        Ok(Decision::Admitted { windows }) => LimitOutcome {
+        Ok(Decision::Revoked { scope }) => LimitOutcome {
+            headers: Vec::new(),
+            refusal: Some(GatewayError::TokenRevoked {
+                scope: match scope.as_str() {
+                    "org" => "org",
+                    "subject" => "subject",
+                    _ => "token",
+                },
+            }),
+        },
+        Ok(Decision::Admitted { windows, .. }) => LimitOutcome {
             headers: response_headers(tier_name, &windows, route.cost, now),
             refusal: None,
         },

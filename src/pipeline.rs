@@ -19,8 +19,9 @@ use gateway_core::shape;
 use gateway_core::time::UnixMillis;
 use worker::{Env, Headers, Request, Response};
 
+use crate::client::Counter;
 use crate::origin::Forward;
-use crate::{auth, limit, origin, respond, runtime, settings};
+use crate::{admin, auth, client, limit, origin, respond, runtime, settings};
 
 /// What the log line needs to know about how far the request got.
 #[derive(Default)]
@@ -32,6 +33,11 @@ struct Trace {
     response_headers: Vec<(&'static str, String)>,
     /// The client's `X-Request-ID`, when safe.
     client_request_id: Option<String>,
+    /// The connecting address (`CF-Connecting-IP`).
+    client_ip: Option<String>,
+    /// Where this client's failures count, once the request got far enough to fail
+    /// authentication (`None`: exempt, or refused before that).
+    failures: Option<Counter>,
 }
 
 /// Runs the pipeline for one request. Never fails: every outcome is a response.
@@ -61,10 +67,24 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
         .and_then(|v| shape::client_request_id(&v).map(str::to_owned));
     let mut trace = Trace {
         client_request_id,
+        client_ip: client_ip.clone(),
         ..Trace::default()
     };
 
     let outcome = run(req, env, &method, started, &request_id, &mut trace).await;
+    // A failed authentication (or, on an auth route, any 401/403) counts against the client.
+    if let (Some(counter), Ok(policy)) = (trace.failures.as_ref(), settings::policy()) {
+        let status = match &outcome {
+            Ok(response) => response.status_code(),
+            Err(e) => e.code().status(),
+        };
+        let revoked = matches!(outcome, Err(GatewayError::TokenRevoked { .. }));
+        let failed = (status == 401 && !revoked)
+            || (counter.failures_only && status == 403 && outcome.is_ok());
+        if failed {
+            counter.record_failure(env, policy, started).await;
+        }
+    }
     // CORS on every answer to a browser request (the preflight answer carries its own).
     if let (Ok(policy), false) = (settings::policy(), preflight) {
         trace
@@ -166,6 +186,30 @@ async fn run(
     trace.path = loggable(url.path());
     let path = normalise(url.path()).map_err(GatewayError::InvalidPath)?;
     trace.path = path.as_str().to_owned();
+    if path
+        .as_str()
+        .starts_with(&format!("{RESERVED_PREFIX}/admin/"))
+        && policy.admin.is_some()
+    {
+        if let Some(key) = client::client_key(trace.client_ip.as_deref(), environment, policy) {
+            let counter = Counter::new(&key, None, policy);
+            if let Some((refusal, headers)) = counter.blocked(now) {
+                trace.response_headers = headers;
+                return Err(refusal);
+            }
+            trace.failures = Some(counter);
+        }
+        return admin::handle(
+            req,
+            env,
+            path.as_str(),
+            (policy, environment),
+            now,
+            request_id,
+            &mut trace.claims,
+        )
+        .await;
+    }
     if path.as_str() == RESERVED_PREFIX || path.as_str().starts_with(&format!("{RESERVED_PREFIX}/"))
     {
         #[cfg(feature = "bench")]
@@ -225,22 +269,58 @@ async fn run(
     let media_type =
         shape::check_content_type(content_type.as_deref(), has_body, &route.content_types)?;
 
+    // Limits before authentication: a client this isolate knows is over its budget is refused
+    // here (on bearer routes only a token already verified and cached still gets through: it
+    // costs no signature check); public routes count every request.
+    let mut verified = None;
+    if let Some(key) = client::client_key(trace.client_ip.as_deref(), environment, policy) {
+        let counter = Counter::new(&key, Some(route), policy);
+        if let Some((refusal, headers)) = counter.blocked(now) {
+            verified = match route.auth {
+                AuthRequirement::Bearer if !counter.failures_only => {
+                    auth::cached_caller(req.headers(), policy, now)
+                }
+                _ => None,
+            };
+            if verified.is_none() {
+                trace.response_headers = headers;
+                return Err(refusal);
+            }
+        } else if route.auth == AuthRequirement::Public && route.limited && !counter.failures_only {
+            match counter.count_request(env, policy, now).await {
+                Ok(headers) => trace.response_headers = headers,
+                Err((refusal, headers)) => {
+                    trace.response_headers = headers;
+                    return Err(refusal);
+                }
+            }
+        }
+        trace.failures = Some(counter);
+    }
+
     // Authenticate and authorise.
     let claims = match route.auth {
         AuthRequirement::Public => None,
         AuthRequirement::Bearer => {
-            let claims = auth::authenticate(req.headers(), policy, environment, env, now).await?;
+            let claims = match verified {
+                Some(claims) => claims,
+                None => auth::authenticate(req.headers(), policy, environment, env, now).await?,
+            };
             trace.claims = Some(claims.clone());
             claims.authorise(route)?;
             Some(claims)
         }
     };
 
-    // Rate limit.
-    if let Some(claims) = claims.as_ref().filter(|_| route.limited) {
+    // Rate limit, and the organisation's revocations, in one round trip (routes that are not
+    // limited check the revocations only).
+    if let Some(claims) = claims.as_ref() {
         let outcome = limit::check(env, policy, claims, route, now).await;
         trace.response_headers = outcome.headers;
         if let Some(refusal) = outcome.refusal {
+            if matches!(refusal, GatewayError::TokenRevoked { .. }) {
+                auth::forget_token(req.headers());
+            }
             return Err(refusal);
         }
     }

@@ -40,7 +40,7 @@ impl ClientKey {
                 None => {
                     let bits = u128::from(v6);
                     let prefix = u32::from(v6_prefix.min(128));
-                    let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+                    let mask = prefix_mask_128(prefix);
                     ClientKey(format!("{}/{prefix}", Ipv6Addr::from(bits & mask)))
                 }
             },
@@ -61,6 +61,13 @@ impl ClientKey {
             ClientClass::AuthRoute(route) => format!("ip1:{route}:{}", self.0),
         }
     }
+}
+
+/// The mask keeping the first `prefix` bits of an IPv6 address.
+fn prefix_mask_128(prefix: u32) -> u128 {
+    u128::MAX
+        .checked_shl(128u32.saturating_sub(prefix))
+        .unwrap_or(0)
 }
 
 /// One entry of `CLIENT_LIMIT_EXEMPT`: an address or a CIDR block.
@@ -104,14 +111,12 @@ impl IpBlock {
         match (self.network, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
                 let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
+                    .checked_shl(32u32.saturating_sub(u32::from(self.prefix)))
                     .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                let mask = prefix_mask_128(u32::from(self.prefix));
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -132,36 +137,89 @@ pub const MAX_BLOCKED: usize = 10_000;
 /// a unit fits again. A cache of the objects' answers: losing it costs one counter call.
 #[derive(Debug, Default)]
 pub struct BlockList {
-    until: HashMap<String, (u64, u32)>,
+    until: HashMap<String, Block>,
+}
+
+/// One refused client: until when, and the window that ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    /// Refused until this time, ms.
+    pub until: u64,
+    /// The limit of the window that ran out.
+    pub limit: u32,
+    /// Its length, seconds.
+    pub seconds: u32,
+}
+
+impl Block {
+    /// The block a counter object's answer to a failure calls for, if any: until the failure's
+    /// cost fits again (`Limited`), or until one more unit fits (`Admitted` with the budget
+    /// spent). `Err` carries nothing to block on.
+    pub fn after(decision: &crate::limit::Decision, now: UnixMillis) -> Option<Block> {
+        use crate::limit::Decision;
+        let (wait_ms, windows) = match decision {
+            Decision::Limited {
+                retry_after_secs,
+                windows,
+            } => (retry_after_secs.saturating_mul(1000), windows),
+            Decision::Admitted {
+                full_for_ms,
+                windows,
+            } if *full_for_ms > 0 => (*full_for_ms, windows),
+            _ => return None,
+        };
+        let spent = windows.iter().min_by_key(|w| w.remaining)?;
+        Some(Block {
+            until: now.0.saturating_add(wait_ms),
+            limit: spent.limit,
+            seconds: spent.seconds,
+        })
+    }
+
+    /// Whole seconds (at least 1) left at `now`.
+    pub fn retry_after_secs(&self, now: UnixMillis) -> u64 {
+        self.until.saturating_sub(now.0).div_ceil(1000).max(1)
+    }
+
+    /// The window as the rate-limit headers report it (nothing left, until the block ends).
+    pub fn status(&self, now: UnixMillis) -> crate::limit::WindowStatus {
+        crate::limit::WindowStatus {
+            seconds: self.seconds,
+            limit: self.limit,
+            remaining: 0,
+            reset_secs: self.retry_after_secs(now),
+        }
+    }
 }
 
 impl BlockList {
-    /// Refuses `object` until `until` (ms), reporting `limit` (the window that ran out).
-    pub fn block(&mut self, object: String, until: UnixMillis, limit: u32, now: UnixMillis) {
+    /// Refuses `object` as `block` says.
+    pub fn block(&mut self, object: String, block: Block, now: UnixMillis) {
         if self.until.len() >= MAX_BLOCKED && !self.until.contains_key(&object) {
-            self.until.retain(|_, (t, _)| *t > now.0);
-            if self.until.len() >= MAX_BLOCKED {
-                if let Some(first) = self
-                    .until
-                    .iter()
-                    .min_by_key(|(_, (t, _))| *t)
-                    .map(|(k, _)| k.clone())
-                {
-                    self.until.remove(&first);
-                }
+            self.until.retain(|_, b| b.until > now.0);
+            let first = (self.until.len() >= MAX_BLOCKED)
+                .then(|| {
+                    self.until
+                        .iter()
+                        .min_by_key(|(_, b)| b.until)
+                        .map(|(k, _)| k.clone())
+                })
+                .flatten();
+            if let Some(first) = first {
+                self.until.remove(&first);
             }
         }
-        self.until.insert(object, (until.0, limit));
+        self.until.insert(object, block);
     }
 
-    /// Whole seconds (at least 1) the client is still refused for, and the limit, if it is.
-    pub fn blocked(&mut self, object: &str, now: UnixMillis) -> Option<(u64, u32)> {
-        let (until, limit) = *self.until.get(object)?;
-        if until <= now.0 {
+    /// The block on `object`, if it still holds at `now`.
+    pub fn blocked(&mut self, object: &str, now: UnixMillis) -> Option<Block> {
+        let block = *self.until.get(object)?;
+        if block.until <= now.0 {
             self.until.remove(object);
             return None;
         }
-        Some((until.saturating_sub(now.0).div_ceil(1000).max(1), limit))
+        Some(block)
     }
 
     /// Entries held.
@@ -187,20 +245,27 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.as_str(), "2001:db8:1:2::/64");
-        assert_eq!(ClientKey::from_ip(Some("203.0.113.9"), 64).as_str(), "203.0.113.9");
+        assert_eq!(
+            ClientKey::from_ip(Some("203.0.113.9"), 64).as_str(),
+            "203.0.113.9"
+        );
         // An IPv4-mapped IPv6 address is the IPv4 client.
         assert_eq!(
             ClientKey::from_ip(Some("::ffff:203.0.113.9"), 64).as_str(),
             "203.0.113.9"
         );
         assert_eq!(ClientKey::from_ip(None, 64).as_str(), "unknown");
-        assert_eq!(ClientKey::from_ip(Some("not an ip"), 64).as_str(), "unknown");
+        assert_eq!(
+            ClientKey::from_ip(Some("not an ip"), 64).as_str(),
+            "unknown"
+        );
         assert_eq!(
             a.object_name(ClientClass::Gateway),
             "ip1:*:2001:db8:1:2::/64"
         );
         assert_eq!(
-            ClientKey::from_ip(Some("10.0.0.1"), 64).object_name(ClientClass::AuthRoute("auth.login")),
+            ClientKey::from_ip(Some("10.0.0.1"), 64)
+                .object_name(ClientClass::AuthRoute("auth.login")),
             "ip1:auth.login:10.0.0.1"
         );
     }
@@ -222,23 +287,41 @@ mod tests {
         assert!(IpBlock::parse("10.0.0.0/33").is_err());
         assert!(IpBlock::parse("10.0.0/8").is_err());
         assert!(IpBlock::parse("::/x").is_err());
-        assert!(IpBlock::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(
+            IpBlock::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+    }
+
+    fn until(ms: u64) -> Block {
+        Block {
+            until: ms,
+            limit: 60,
+            seconds: 60,
+        }
     }
 
     #[test]
     fn blocks_last_until_their_time_and_the_list_is_bounded() {
         let mut list = BlockList::default();
-        list.block("ip1:*:a".into(), UnixMillis(10_500), 60, UnixMillis(0));
-        assert_eq!(list.blocked("ip1:*:a", UnixMillis(9_000)), Some((2, 60)));
+        list.block("ip1:*:a".into(), until(10_500), UnixMillis(0));
+        assert_eq!(
+            list.blocked("ip1:*:a", UnixMillis(9_000)),
+            Some(until(10_500))
+        );
         assert_eq!(list.blocked("ip1:*:b", UnixMillis(9_000)), None);
         assert_eq!(list.blocked("ip1:*:a", UnixMillis(10_500)), None);
         assert!(list.is_empty());
         for i in 0..MAX_BLOCKED + 5 {
-            list.block(format!("k{i}"), UnixMillis(1_000 + i as u64), 1, UnixMillis(0));
+            list.block(format!("k{i}"), until(1_000 + i as u64), UnixMillis(0));
         }
         assert_eq!(list.len(), MAX_BLOCKED);
         // The entries expiring first were dropped; the newest is held.
         assert!(list.blocked("k0", UnixMillis(0)).is_none());
-        assert!(list.blocked(&format!("k{}", MAX_BLOCKED + 4), UnixMillis(0)).is_some());
+        assert!(
+            list.blocked(&format!("k{}", MAX_BLOCKED + 4), UnixMillis(0))
+                .is_some()
+        );
     }
 }

@@ -849,7 +849,11 @@ impl PolicyFile {
                     "at least one issuer is required",
                 ));
             }
-            if let Some(bad) = admin.issuers.iter().find(|i| !issuer_names.contains(i.as_str())) {
+            if let Some(bad) = admin
+                .issuers
+                .iter()
+                .find(|i| !issuer_names.contains(i.as_str()))
+            {
                 return Err(ConfigError::invalid(
                     "admin.issuers",
                     format!("no issuer named '{bad}'"),

@@ -8,6 +8,8 @@
 pub const RESERVED_PREFIX: &str = "/_gateway";
 /// Liveness endpoint under the reserved prefix.
 pub const HEALTH_PATH: &str = "/_gateway/health";
+/// The admin API's revocation endpoint (`GET`/`POST`/`DELETE`; `[admin]` in the policy).
+pub const ADMIN_REVOCATIONS_PATH: &str = "/_gateway/admin/revocations";
 
 /// Identity headers the gateway sets on forwarded requests (after stripping any inbound copy).
 pub mod identity_headers {

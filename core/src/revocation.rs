@@ -165,13 +165,19 @@ pub struct AdminRevocation {
     /// Why (logged and stored; at most 256 characters).
     #[serde(default)]
     pub reason: Option<String>,
+    /// A shorter life than the default (a temporary suspension), seconds; never longer than
+    /// the tokens it covers could live.
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
 }
 
 impl AdminRevocation {
     /// Checks the fields and returns the scope; `Err` is the client-safe reason.
     pub fn scope(&self) -> Result<RevocationScope, String> {
         let field = |name: &str, value: &str| -> Result<(), String> {
-            if value.is_empty() || value.len() > MAX_FIELD_LEN || value.chars().any(char::is_control)
+            if value.is_empty()
+                || value.len() > MAX_FIELD_LEN
+                || value.chars().any(char::is_control)
             {
                 return Err(format!(
                     "'{name}' must be 1-{MAX_FIELD_LEN} bytes without control characters"
@@ -183,6 +189,9 @@ impl AdminRevocation {
         field("org", &self.org)?;
         if let Some(reason) = &self.reason {
             field("reason", reason)?;
+        }
+        if self.ttl_seconds == Some(0) {
+            return Err("'ttl_seconds' must be at least 1".to_owned());
         }
         match (&self.sub, &self.jti) {
             (Some(_), Some(_)) => Err("give 'sub' or 'jti', not both".to_owned()),
@@ -207,13 +216,14 @@ impl AdminRevocation {
         now_secs: u64,
         by: String,
     ) -> Revocation {
+        let full = issuer
+            .max_lifetime_seconds
+            .saturating_add(issuer.leeway_seconds)
+            .saturating_add(1);
         Revocation {
             scope,
             revoked_at: now_secs,
-            expires_at: now_secs
-                .saturating_add(issuer.max_lifetime_seconds)
-                .saturating_add(issuer.leeway_seconds)
-                .saturating_add(1),
+            expires_at: now_secs.saturating_add(self.ttl_seconds.map_or(full, |t| t.min(full))),
             reason: self.reason.clone(),
             by,
         }
@@ -316,11 +326,19 @@ mod tests {
         assert!(list.check(&caller("a", None, Some(1_001)), 1_002).is_none());
 
         let mut list = RevocationList::default();
-        let sub = RevocationScope::Subject { sub: "alice".into() };
+        let sub = RevocationScope::Subject {
+            sub: "alice".into(),
+        };
         list.add(entry(sub, 1_000), 1_000).unwrap();
-        assert!(list.check(&caller("alice", None, Some(900)), 1_001).is_some());
+        assert!(
+            list.check(&caller("alice", None, Some(900)), 1_001)
+                .is_some()
+        );
         assert!(list.check(&caller("bob", None, Some(900)), 1_001).is_none());
-        assert!(list.check(&caller("alice", None, Some(1_001)), 1_002).is_none());
+        assert!(
+            list.check(&caller("alice", None, Some(1_001)), 1_002)
+                .is_none()
+        );
     }
 
     #[test]
@@ -328,8 +346,14 @@ mod tests {
         let mut list = RevocationList::default();
         let jti = RevocationScope::Token { jti: "t-1".into() };
         list.add(entry(jti, 1_000), 1_000).unwrap();
-        assert!(list.check(&caller("a", Some("t-1"), Some(5_000)), 1_001).is_some());
-        assert!(list.check(&caller("a", Some("t-2"), Some(5)), 1_001).is_none());
+        assert!(
+            list.check(&caller("a", Some("t-1"), Some(5_000)), 1_001)
+                .is_some()
+        );
+        assert!(
+            list.check(&caller("a", Some("t-2"), Some(5)), 1_001)
+                .is_none()
+        );
         assert!(list.check(&caller("a", None, Some(5)), 1_001).is_none());
         // Past expiry the entry no longer matches, and the next change prunes it.
         assert!(list.check(&caller("a", Some("t-1"), None), 4_606).is_none());
@@ -368,6 +392,7 @@ mod tests {
             sub: sub.map(str::to_owned),
             jti: jti.map(str::to_owned),
             reason: None,
+            ttl_seconds: None,
         };
         assert_eq!(req(None, None).scope(), Ok(RevocationScope::Org));
         assert!(req(Some("a"), Some("b")).scope().is_err());
@@ -381,18 +406,40 @@ mod tests {
         .unwrap();
         let e = req(None, None).entry(RevocationScope::Org, &issuer, 100, "x".into());
         assert_eq!(e.expires_at, 100 + 3600 + 5 + 1);
+        let mut short = req(None, None);
+        short.ttl_seconds = Some(60);
+        assert_eq!(
+            short
+                .entry(RevocationScope::Org, &issuer, 100, "x".into())
+                .expires_at,
+            160
+        );
+        short.ttl_seconds = Some(100_000);
+        assert_eq!(
+            short
+                .entry(RevocationScope::Org, &issuer, 100, "x".into())
+                .expires_at,
+            3706
+        );
+        short.ttl_seconds = Some(0);
+        assert!(short.scope().is_err());
         // A token issued at the revocation instant with the longest lifetime is refused until
         // its very last accepted second (exp + leeway), and the entry outlives it.
         let last_accepted = 100 + 3600 + 5;
         let mut list = RevocationList::default();
         list.add(e, 100).unwrap();
-        assert!(list.check(&caller("a", None, Some(100)), last_accepted).is_some());
+        assert!(
+            list.check(&caller("a", None, Some(100)), last_accepted)
+                .is_some()
+        );
     }
 
     #[test]
     fn commands_round_trip_as_json() {
         let cmd = RevocationCommand::Remove {
-            scope: RevocationScope::Subject { sub: "alice".into() },
+            scope: RevocationScope::Subject {
+                sub: "alice".into(),
+            },
             now_secs: 5,
         };
         let text = serde_json::to_string(&cmd).unwrap();
@@ -400,7 +447,10 @@ mod tests {
             text,
             r#"{"op":"remove","scope":"subject","sub":"alice","now_secs":5}"#
         );
-        assert_eq!(serde_json::from_str::<RevocationCommand>(&text).unwrap(), cmd);
+        assert_eq!(
+            serde_json::from_str::<RevocationCommand>(&text).unwrap(),
+            cmd
+        );
         let mut list = RevocationList::default();
         let reply = list.apply(RevocationCommand::Add {
             entry: entry(RevocationScope::Org, 1),

@@ -119,7 +119,7 @@ impl VerifiedTokenCache {
                 && e.claims.org.0 == org
                 && revocation.covers(&e.claims.caller()))
         });
-        before - self.entries.len()
+        before.saturating_sub(self.entries.len())
     }
 
     /// Drops the issuer's tokens whose key is no longer published (`live_kids`: the key ids
@@ -177,7 +177,9 @@ mod tests {
         put(4, "machines", "acme", "alice", 50);
         put(5, "users", "globex", "alice", 50);
         let revocation = Revocation {
-            scope: RevocationScope::Subject { sub: "alice".into() },
+            scope: RevocationScope::Subject {
+                sub: "alice".into(),
+            },
             revoked_at: 100,
             expires_at: 5_000,
             reason: None,

@@ -9,14 +9,21 @@ use crate::server::{self, Reply};
 use crate::signature::Verifier;
 
 /// The endpoints the demo API serves.
-pub(crate) const ENDPOINTS: [(&str, &str); 6] = [
+pub(crate) const ENDPOINTS: [(&str, &str); 7] = [
     ("GET", "/api/health"),
     ("GET", "/api/transactions"),
     ("POST", "/api/transactions"),
     ("POST", "/api/transactions/export"),
     ("POST", "/api/reports/generate"),
     ("POST", "/api/documents"),
+    ("POST", "/api/auth/login"),
 ];
+
+/// The login endpoint: the legacy password login the old API had (an "auth route" at the
+/// gateway). 200 for `{"password": LOGIN_PASSWORD}`, 401 for anything else.
+pub(crate) const LOGIN_PATH: &str = "/api/auth/login";
+/// The demo login's one accepted password.
+pub(crate) const LOGIN_PASSWORD: &str = "demo-password";
 
 /// A request header that makes the demo origin wait this many milliseconds (at most 30 000)
 /// before answering, so a slow origin can be shown (the gateway's 504).
@@ -69,8 +76,19 @@ fn echo(request: &mut Request, verifier: Option<&Verifier>) -> Reply {
         }
     }
     let known = ENDPOINTS.iter().any(|(m, p)| *m == method && *p == path);
+    let login_refused = path == LOGIN_PATH
+        && serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("password")
+                    .and_then(|p| p.as_str())
+                    .map(|p| p == LOGIN_PASSWORD)
+            })
+            != Some(true);
     let status = if read.is_err() {
         400
+    } else if login_refused {
+        401
     } else if known {
         200
     } else {

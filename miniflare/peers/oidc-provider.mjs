@@ -15,6 +15,8 @@ import Provider from 'oidc-provider';
 
 export const AUDIENCE = 'https://api.example.com';
 export const SCOPES = 'transactions:read transactions:write transactions:export reports:generate';
+// The gateway's admin API scope ([admin] in gateway.toml), registered for 'ops-admin' only.
+export const ADMIN_SCOPE = 'gateway:admin';
 // Registered machine clients: each is one organisation's automation.
 export const CLIENTS = {
   'acme-batch': { secret: 'acme-batch-secret', org_id: 'acme', tier: 'pro' },
@@ -25,6 +27,8 @@ export const CLIENTS = {
   // Clients whose tokens are signed with the other algorithms the machines issuer accepts.
   'pss-client': { secret: 'pss-client-secret', org_id: 'hooli', tier: 'pro', alg: 'PS256' },
   'ed-client': { secret: 'ed-client-secret', org_id: 'piedpiper', tier: 'pro', alg: 'EdDSA' },
+  // The operators' automation: the only client allowed the gateway's admin scope.
+  'ops-admin': { secret: 'ops-admin-secret', org_id: 'operator', tier: 'enterprise', scope: ADMIN_SCOPE },
 };
 
 function flags(argv) {
@@ -71,9 +75,9 @@ async function serve({ port, keys, 'jwks-max-age': maxAge = '300' }) {
       grant_types: ['client_credentials'],
       redirect_uris: [],
       response_types: [],
-      scope: SCOPES,
+      scope: c.scope ?? SCOPES,
     })),
-    scopes: ['openid', ...SCOPES.split(' ')],
+    scopes: ['openid', ...SCOPES.split(' '), ADMIN_SCOPE],
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'PS256', 'EdDSA'],
     },
@@ -86,7 +90,7 @@ async function serve({ port, keys, 'jwks-max-age': maxAge = '300' }) {
         defaultResource: () => AUDIENCE,
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, _resource, client) => ({
-          scope: SCOPES,
+          scope: CLIENTS[client.clientId]?.scope ?? SCOPES,
           audience: AUDIENCE,
           accessTokenTTL: CLIENTS[client.clientId]?.ttl ?? 900,
           accessTokenFormat: 'jwt',

@@ -13,6 +13,7 @@
     clippy::print_stderr
 )]
 
+mod abuse;
 mod auth;
 mod corpus;
 mod dast;
@@ -42,6 +43,7 @@ fn main() {
         corpus::CASES,
         machines::CASES,
         limits::CASES,
+        abuse::CASES,
         rotation::CASES,
         shape::CASES,
         secrets::CASES,

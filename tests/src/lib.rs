@@ -754,6 +754,27 @@ impl Stack {
         }
     }
 
+    /// The first JSON line of the gateway's log that `matches` (polls for up to 5 s: the log is
+    /// written asynchronously).
+    pub fn find_log_line(
+        &self,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self
+                .gateway_log()
+                .lines()
+                .filter(|l| l.starts_with('{'))
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| matches(v));
+            if found.is_some() || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The gateway's JSON log line for a request id (polls for up to 10 s: the log is written
     /// asynchronously).
     pub fn log_line(&self, request_id: &str) -> serde_json::Value {

@@ -1,0 +1,233 @@
+//! The admin API under the reserved prefix: `/_gateway/admin/revocations`.
+//!
+//! - `GET ?issuer=<name>&org=<org>`: the organisation's live revocations;
+//! - `POST` `{"issuer","org"[,"sub"|"jti"][,"reason"]}`: revoke (201, the entry);
+//! - `DELETE` with the same body: lift a revocation (200, `{"removed": bool}`).
+//!
+//! Only tokens of an issuer listed in `[admin].issuers`, holding `[admin].scope` exactly, get
+//! in; any other valid token gets 403. Each change is one call to the organisation's counter
+//! object, evicts the covered tokens from this isolate's verified-token cache (other isolates
+//! hold cached tokens too, but every request asks the organisation's object, which answers
+//! `token_revoked`), and is logged as a security event.
+
+use gateway_core::config::Policy;
+use gateway_core::env::Environment;
+use gateway_core::error::GatewayError;
+use gateway_core::identity::{OrgId, RateLimitKey, VerifiedClaims};
+use gateway_core::names::ADMIN_REVOCATIONS_PATH;
+use gateway_core::revocation::{
+    AdminRevocation, REVOCATIONS_PATH, RevocationCommand, RevocationReply,
+};
+use gateway_core::route::Method;
+use gateway_core::time::UnixMillis;
+use worker::{Env, Request, Response};
+
+use crate::runtime::within;
+use crate::{auth, limit, respond};
+
+/// Largest admin request body.
+const MAX_BODY: u64 = 4096;
+
+/// Answers one admin request; `claims` receives the admin's identity for the log line.
+pub(crate) async fn handle(
+    mut req: Request,
+    env: &Env,
+    path: &str,
+    (policy, environment): (&Policy, &Environment),
+    now: UnixMillis,
+    request_id: &str,
+    claims_out: &mut Option<VerifiedClaims>,
+) -> Result<Response, GatewayError> {
+    let method = req.inner().method();
+    let method = method.as_str();
+    let Some(admin) = policy.admin.as_ref() else {
+        return Err(GatewayError::RouteNotFound);
+    };
+    if path != ADMIN_REVOCATIONS_PATH {
+        return Err(GatewayError::RouteNotFound);
+    }
+    if !matches!(method, "GET" | "POST" | "DELETE") {
+        return Err(GatewayError::MethodNotAllowed {
+            allowed: vec![Method::Get, Method::Post, Method::Delete],
+        });
+    }
+    let claims = auth::authenticate(req.headers(), policy, environment, env, now).await?;
+    *claims_out = Some(claims.clone());
+    if !admin.issuers.contains(&claims.issuer) {
+        return Err(GatewayError::AdminIssuerRefused);
+    }
+    if !claims.scopes.contains(&admin.scope) {
+        return Err(GatewayError::InsufficientScope {
+            required: vec![admin.scope.clone()],
+            granted: claims.scopes.clone(),
+        });
+    }
+    let by = format!("{}/{}", claims.issuer, claims.subject);
+
+    let target = if method == "GET" {
+        let url = req
+            .url()
+            .map_err(|_| GatewayError::InvalidRequest("The request URL could not be parsed."))?;
+        let find = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        AdminRevocation {
+            issuer: find("issuer").unwrap_or_default(),
+            org: find("org").unwrap_or_default(),
+            sub: None,
+            jti: None,
+            reason: None,
+            ttl_seconds: None,
+        }
+    } else {
+        read_body(&mut req).await?
+    };
+    let scope = target.scope().map_err(GatewayError::InvalidAdminRequest)?;
+    let issuer = policy.issuer(&target.issuer).ok_or_else(|| {
+        GatewayError::InvalidAdminRequest(format!("no issuer named '{}'", target.issuer))
+    })?;
+    let now_secs = now.as_secs();
+    let object = RateLimitKey {
+        issuer: issuer.name.clone(),
+        org: OrgId(target.org.clone()),
+    }
+    .object_name();
+    let command = match method {
+        "GET" => RevocationCommand::List { now_secs },
+        "POST" => RevocationCommand::Add {
+            entry: target.entry(scope.clone(), issuer, now_secs, by.clone()),
+            now_secs,
+        },
+        _ => RevocationCommand::Remove {
+            scope: scope.clone(),
+            now_secs,
+        },
+    };
+    let adding = match &command {
+        RevocationCommand::Add { entry, .. } => Some(entry.clone()),
+        _ => None,
+    };
+    let timeout_ms = policy.gateway.limiter_timeout_ms;
+    let reply: RevocationReply = match within(
+        timeout_ms,
+        limit::call(env, &object, REVOCATIONS_PATH, &command),
+    )
+    .await
+    {
+        Some(Ok(reply)) => reply,
+        Some(Err(detail)) => return Err(GatewayError::LimiterUnavailable(detail)),
+        None => {
+            return Err(GatewayError::LimiterUnavailable(format!(
+                "counter did not answer within {timeout_ms} ms"
+            )));
+        }
+    };
+
+    match (method, adding) {
+        ("POST", Some(entry)) => {
+            if reply.full {
+                return Err(GatewayError::InvalidAdminRequest(format!(
+                    "the organisation already holds {} revocations",
+                    gateway_core::revocation::MAX_ENTRIES
+                )));
+            }
+            let evicted = auth::evict_revoked(&issuer.name, &target.org, &entry);
+            log_change(
+                "revocation_added",
+                &by,
+                &target,
+                &entry,
+                request_id,
+                evicted,
+            );
+            Ok(respond::json(
+                201,
+                &serde_json::json!({"issuer": issuer.name, "org": target.org, "revocation": entry}),
+                request_id,
+            ))
+        }
+        ("DELETE", _) => {
+            if reply.changed {
+                worker::console_log!(
+                    "{}",
+                    serde_json::json!({
+                        "event": "revocation_removed", "security_event": true,
+                        "request_id": request_id, "by": by, "issuer": issuer.name,
+                        "org": target.org, "scope": scope,
+                    })
+                );
+            }
+            Ok(respond::json(
+                200,
+                &serde_json::json!({"removed": reply.changed, "revocations": reply.entries}),
+                request_id,
+            ))
+        }
+        _ => Ok(respond::json(
+            200,
+            &serde_json::json!({"issuer": issuer.name, "org": target.org, "revocations": reply.entries}),
+            request_id,
+        )),
+    }
+}
+
+fn log_change(
+    event: &str,
+    by: &str,
+    target: &AdminRevocation,
+    entry: &gateway_core::revocation::Revocation,
+    request_id: &str,
+    evicted: usize,
+) {
+    worker::console_log!(
+        "{}",
+        serde_json::json!({
+            "event": event, "security_event": true, "request_id": request_id, "by": by,
+            "issuer": target.issuer, "org": target.org, "revocation": entry,
+            "evicted_from_isolate_cache": evicted,
+        })
+    );
+}
+
+async fn read_body(req: &mut Request) -> Result<AdminRevocation, GatewayError> {
+    let content_type = req.headers().get("content-type").ok().flatten();
+    if content_type
+        .as_deref()
+        .and_then(gateway_core::shape::media_type)
+        .as_deref()
+        != Some("application/json")
+    {
+        return Err(GatewayError::UnsupportedMediaType {
+            allowed: vec!["application/json".to_owned()],
+        });
+    }
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_none_or(|n| n > MAX_BODY) {
+        return Err(GatewayError::PayloadTooLarge { limit: MAX_BODY });
+    }
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|_| GatewayError::InvalidRequest("The request body could not be read."))?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_BODY {
+        return Err(GatewayError::PayloadTooLarge { limit: MAX_BODY });
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        GatewayError::InvalidAdminRequest(format!(
+            "the body is not a revocation ({}, line {} column {})",
+            match e.classify() {
+                serde_json::error::Category::Data => "unexpected or missing field",
+                _ => "malformed JSON",
+            },
+            e.line(),
+            e.column()
+        ))
+    })
+}

@@ -1,0 +1,155 @@
+//! Limits before authentication: the I/O around `gateway_core::client`. Who the client is
+//! (`CF-Connecting-IP`, IPv6 by prefix, minus the environment's exemptions), the isolate's list
+//! of clients it refuses without asking anyone, and the calls that count a public request or a
+//! failure on the client's counter object (the same `RateLimiter` class, objects
+//! `ip1:<class>:<client>`).
+//!
+//! These limits protect the gateway; they never take it down: when the counter object does not
+//! answer, the request goes on (logged), whatever the route's `on_limiter_error`.
+
+use std::cell::RefCell;
+
+use gateway_core::client::{Block, BlockList, ClientClass, ClientKey, is_exempt};
+use gateway_core::config::{Policy, Window};
+use gateway_core::env::Environment;
+use gateway_core::error::GatewayError;
+use gateway_core::limit::{CONSUME_PATH, ConsumeRequest, Decision, response_headers};
+use gateway_core::route::Route;
+use gateway_core::time::UnixMillis;
+use worker::Env;
+
+use crate::limit::call;
+use crate::runtime::within;
+
+thread_local! {
+    static BLOCKED: RefCell<BlockList> = RefCell::new(BlockList::default());
+}
+
+/// The client's counting class for a route: an auth route counts its own failures; every other
+/// route (and the gateway's own endpoints) the gateway-wide class.
+pub(crate) struct Counter {
+    /// The counter object's name.
+    pub(crate) object: String,
+    /// The windows it counts against.
+    pub(crate) windows: Vec<Window>,
+    /// Whether only failures count (an auth route).
+    pub(crate) failures_only: bool,
+    /// The name the rate-limit headers give its windows.
+    label: &'static str,
+}
+
+impl Counter {
+    /// The counter for this client on this route (`None` route: the gateway's own endpoints).
+    pub(crate) fn new(client: &ClientKey, route: Option<&Route>, policy: &Policy) -> Counter {
+        match route.filter(|r| !r.failure_limit.is_empty()) {
+            Some(route) => Counter {
+                object: client.object_name(ClientClass::AuthRoute(&route.id.0)),
+                windows: route.failure_limit.clone(),
+                failures_only: true,
+                label: "failures",
+            },
+            None => Counter {
+                object: client.object_name(ClientClass::Gateway),
+                windows: policy.client_limits.windows.clone(),
+                failures_only: false,
+                label: "client",
+            },
+        }
+    }
+
+    fn refusal(
+        &self,
+        block: &Block,
+        now: UnixMillis,
+    ) -> (GatewayError, Vec<(&'static str, String)>) {
+        (
+            GatewayError::ClientRateLimited {
+                retry_after_secs: block.retry_after_secs(now),
+                limit: block.limit,
+                failures: self.failures_only,
+            },
+            response_headers(self.label, &[block.status(now)], 1, now),
+        )
+    }
+
+    /// The refusal, with its rate-limit headers, if this isolate knows the client is over.
+    pub(crate) fn blocked(
+        &self,
+        now: UnixMillis,
+    ) -> Option<(GatewayError, Vec<(&'static str, String)>)> {
+        let block = BLOCKED.with(|b| b.borrow_mut().blocked(&self.object, now))?;
+        Some(self.refusal(&block, now))
+    }
+
+    async fn consume(&self, env: &Env, policy: &Policy, now: UnixMillis) -> Option<Decision> {
+        let request = ConsumeRequest {
+            cost: 1,
+            now,
+            windows: self.windows.clone(),
+            caller: None,
+        };
+        let timeout_ms = policy.gateway.limiter_timeout_ms;
+        let reply: Result<Decision, String> =
+            match within(timeout_ms, call(env, &self.object, CONSUME_PATH, &request)).await {
+                Some(reply) => reply,
+                None => Err(format!("counter did not answer within {timeout_ms} ms")),
+            };
+        match reply {
+            Ok(decision) => {
+                if let Some(block) = Block::after(&decision, now) {
+                    BLOCKED.with(|b| b.borrow_mut().block(self.object.clone(), block, now));
+                }
+                Some(decision)
+            }
+            Err(detail) => {
+                worker::console_warn!(
+                    "{}",
+                    serde_json::json!({"event": "client_limiter_unavailable", "object": self.object, "detail": detail})
+                );
+                None
+            }
+        }
+    }
+
+    /// Counts one unauthenticated request (public routes): its rate-limit headers, or the 429
+    /// with them.
+    pub(crate) async fn count_request(
+        &self,
+        env: &Env,
+        policy: &Policy,
+        now: UnixMillis,
+    ) -> Result<Vec<(&'static str, String)>, (GatewayError, Vec<(&'static str, String)>)> {
+        match self.consume(env, policy, now).await {
+            Some(Decision::Admitted { windows, .. }) => {
+                Ok(response_headers(self.label, &windows, 1, now))
+            }
+            Some(Decision::Limited { .. }) => match self.blocked(now) {
+                Some(refusal) => Err(refusal),
+                None => Ok(Vec::new()),
+            },
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Counts one failure; the next request from the client is refused here if that spent
+    /// the budget.
+    pub(crate) async fn record_failure(&self, env: &Env, policy: &Policy, now: UnixMillis) {
+        self.consume(env, policy, now).await;
+    }
+}
+
+/// The client as the limits before authentication see it, or `None` when the environment
+/// exempts its address.
+pub(crate) fn client_key(
+    connecting_ip: Option<&str>,
+    environment: &Environment,
+    policy: &Policy,
+) -> Option<ClientKey> {
+    if is_exempt(connecting_ip, &environment.client_limit_exempt) {
+        return None;
+    }
+    Some(ClientKey::from_ip(
+        connecting_ip,
+        policy.client_limits.ipv6_prefix,
+    ))
+}

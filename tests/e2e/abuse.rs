@@ -1,0 +1,469 @@
+//! Abuse resistance end to end: revocation through the admin API, the limits before
+//! authentication (per client IP, and an auth route's failures), in the real runtime.
+//!
+//! The suite's own address is exempt from the limits before authentication in the test
+//! environment (`CLIENT_LIMIT_EXEMPT`); these tests send their own `CF-Connecting-IP` (which the
+//! local runtime passes through, and Cloudflare's edge always sets), one address per test.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use gateway_e2e::{Stack, TokenSpec, http};
+
+use crate::Case;
+use crate::requests::assert_problem;
+
+pub(crate) const CASES: &[Case] = &[
+    (
+        "abuse::revoking_a_jti_a_subject_and_an_org_cuts_them_off_at_once",
+        revoking_a_jti_a_subject_and_an_org_cuts_them_off_at_once,
+    ),
+    (
+        "abuse::revocations_expire_and_can_be_lifted",
+        revocations_expire_and_can_be_lifted,
+    ),
+    (
+        "abuse::admin_api_refuses_other_issuers_and_missing_scopes",
+        admin_api_refuses_other_issuers_and_missing_scopes,
+    ),
+    (
+        "abuse::a_flood_of_bad_tokens_is_stopped_per_client_ip",
+        a_flood_of_bad_tokens_is_stopped_per_client_ip,
+    ),
+    (
+        "abuse::ipv6_clients_are_counted_per_64",
+        ipv6_clients_are_counted_per_64,
+    ),
+    (
+        "abuse::auth_route_counts_only_failures",
+        auth_route_counts_only_failures,
+    ),
+];
+
+/// A fresh organisation per test (objects persist for the run).
+fn org(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn token(stack: &Stack, org: &str, claims: &str) -> String {
+    stack.token(&TokenSpec {
+        org,
+        scopes: "transactions:read",
+        claims: Some(claims),
+        ..TokenSpec::default()
+    })
+}
+
+fn admin(stack: &Stack, method: &str, token: &str, body: serde_json::Value) -> http::Response {
+    http::with_bearer(
+        method,
+        &format!("{}/_gateway/admin/revocations", stack.gateway),
+        token,
+        Some(body.to_string().as_bytes()),
+    )
+    .expect("admin request")
+}
+
+fn list(stack: &Stack, token: &str) -> http::Response {
+    stack.get_as("/api/transactions", token)
+}
+
+fn assert_revoked(resp: &http::Response, scope: &str) {
+    let body = assert_problem(resp, 401, "token_revoked");
+    assert!(body["message"].as_str().unwrap().contains(scope), "{body}");
+    let challenge = resp.header("www-authenticate").unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+}
+
+fn revocation_logged(stack: &Stack, org: &str, scope: &str) -> serde_json::Value {
+    stack
+        .find_log_line(|line| {
+            line["event"] == "revocation_added"
+                && line["org"] == org
+                && line["revocation"]["scope"] == scope
+        })
+        .unwrap_or_else(|| panic!("no revocation_added line for {org}/{scope}"))
+}
+
+fn revoking_a_jti_a_subject_and_an_org_cuts_them_off_at_once(stack: &Stack) {
+    let ops = stack.machine_token("ops-admin", "gateway:admin");
+    let org = org("revoke");
+
+    // A token, used once (now cached as verified in the isolate), then revoked by its jti.
+    let stolen = token(stack, &org, r#"{"sub":"alice","jti":"stolen-jti-1"}"#);
+    let other = token(stack, &org, r#"{"sub":"alice"}"#);
+    assert_eq!(list(stack, &stolen).status, 200);
+    let resp = admin(
+        stack,
+        "POST",
+        &ops,
+        serde_json::json!({"issuer": "users", "org": org, "jti": "stolen-jti-1", "reason": "laptop stolen"}),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let entry = resp.json()["revocation"].clone();
+    assert_eq!(entry["scope"], "token");
+    assert_eq!(entry["by"], "machines/ops-admin");
+    // It lives as long as any token of the issuer could: max_lifetime (3600) + leeway (5) + 1.
+    let revoked_at = entry["revoked_at"].as_u64().unwrap();
+    assert_eq!(entry["expires_at"].as_u64().unwrap(), revoked_at + 3606);
+    assert_revoked(&list(stack, &stolen), "token");
+    assert_eq!(list(stack, &other).status, 200, "another token of alice");
+    let line = revocation_logged(stack, &org, "token");
+    assert_eq!(line["security_event"], true);
+    assert_eq!(line["by"], "machines/ops-admin");
+
+    // A subject: every token of alice issued until now, not bob's.
+    let bob = token(stack, &org, r#"{"sub":"bob"}"#);
+    assert_eq!(list(stack, &bob).status, 200);
+    let resp = admin(
+        stack,
+        "POST",
+        &ops,
+        serde_json::json!({"issuer": "users", "org": org, "sub": "alice"}),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert_revoked(&list(stack, &other), "subject");
+    assert_eq!(list(stack, &bob).status, 200);
+    revocation_logged(stack, &org, "subject");
+    // Alice signs in again after the revocation: her new token is served.
+    std::thread::sleep(Duration::from_millis(1100));
+    let fresh = token(stack, &org, r#"{"sub":"alice"}"#);
+    assert_eq!(list(stack, &fresh).status, 200);
+
+    // The whole organisation, through the machines issuer's real provider too.
+    let resp = admin(
+        stack,
+        "POST",
+        &ops,
+        serde_json::json!({"issuer": "users", "org": org}),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert_revoked(&list(stack, &bob), "org");
+    assert_revoked(&list(stack, &fresh), "org");
+    let listed = http::with_bearer(
+        "GET",
+        &format!(
+            "{}/_gateway/admin/revocations?issuer=users&org={org}",
+            stack.gateway
+        ),
+        &ops,
+        None,
+    )
+    .unwrap();
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let scopes: Vec<String> = listed.json()["revocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["scope"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(scopes, ["token", "subject", "org"]);
+
+    // Another issuer's organisation of the same name is untouched.
+    let machines = stack.machine_token("acme-batch", "transactions:read");
+    assert_eq!(list(stack, &machines).status, 200);
+}
+
+fn revocations_expire_and_can_be_lifted(stack: &Stack) {
+    let ops = stack.machine_token("ops-admin", "gateway:admin");
+    let org = org("expire");
+    let t = token(stack, &org, r#"{"sub":"carol"}"#);
+    assert_eq!(list(stack, &t).status, 200);
+    // A two-second suspension of the organisation.
+    let resp = admin(
+        stack,
+        "POST",
+        &ops,
+        serde_json::json!({"issuer": "users", "org": org, "ttl_seconds": 2}),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert_revoked(&list(stack, &t), "org");
+    std::thread::sleep(Duration::from_millis(3100));
+    assert_eq!(list(stack, &t).status, 200, "the entry expired");
+
+    // Lifted by hand.
+    let resp = admin(
+        stack,
+        "POST",
+        &ops,
+        serde_json::json!({"issuer": "users", "org": org, "sub": "carol"}),
+    );
+    assert_eq!(resp.status, 201);
+    assert_revoked(&list(stack, &t), "subject");
+    let resp = admin(
+        stack,
+        "DELETE",
+        &ops,
+        serde_json::json!({"issuer": "users", "org": org, "sub": "carol"}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["removed"], true);
+    assert_eq!(list(stack, &t).status, 200, "lifted");
+    let again = admin(
+        stack,
+        "DELETE",
+        &ops,
+        serde_json::json!({"issuer": "users", "org": org, "sub": "carol"}),
+    );
+    assert_eq!(again.json()["removed"], false);
+    assert!(
+        stack
+            .find_log_line(|l| l["event"] == "revocation_removed" && l["org"] == org.as_str())
+            .is_some()
+    );
+}
+
+fn admin_api_refuses_other_issuers_and_missing_scopes(stack: &Stack) {
+    let org = org("admin");
+    let body = serde_json::json!({"issuer": "users", "org": org});
+    let url = format!("{}/_gateway/admin/revocations", stack.gateway);
+
+    // No token.
+    let resp = http::request(
+        "POST",
+        &url,
+        &[("Content-Type", "application/json")],
+        Some(body.to_string().as_bytes()),
+    )
+    .unwrap();
+    assert_problem(&resp, 401, "missing_token");
+    // A users-issuer token claiming the admin scope: wrong issuer.
+    let forged_admin = stack.token(&TokenSpec {
+        org: &org,
+        scopes: "gateway:admin",
+        ..TokenSpec::default()
+    });
+    let resp = admin(stack, "POST", &forged_admin, body.clone());
+    let problem = assert_problem(&resp, 403, "insufficient_scope");
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("admin issuer")
+    );
+    // The admin issuer, without the admin scope.
+    let partner = stack.machine_token("acme-batch", "transactions:read");
+    let resp = admin(stack, "POST", &partner, body.clone());
+    let problem = assert_problem(&resp, 403, "insufficient_scope");
+    assert_eq!(problem["required"], serde_json::json!(["gateway:admin"]));
+    // The provider refuses the admin scope to a client not registered for it.
+    let denied = http::request(
+        "POST",
+        &format!("{}/token", stack.machines),
+        &[
+            (
+                "Authorization",
+                &format!(
+                    "Basic {}",
+                    <base64ct::Base64 as base64ct::Encoding>::encode_string(
+                        b"acme-batch:acme-batch-secret"
+                    )
+                ),
+            ),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(b"grant_type=client_credentials&scope=gateway%3Aadmin&resource=https%3A%2F%2Fapi.example.com"),
+    )
+    .unwrap();
+    assert_eq!(denied.status, 400, "{}", denied.text());
+
+    // Nothing was revoked by any of them.
+    let t = token(stack, &org, r#"{"sub":"dave"}"#);
+    assert_eq!(list(stack, &t).status, 200);
+
+    // Malformed admin requests: precise 4xx.
+    let ops = stack.machine_token("ops-admin", "gateway:admin");
+    for (body, needle) in [
+        (
+            serde_json::json!({"issuer": "nobody", "org": "x"}),
+            "no issuer named",
+        ),
+        (
+            serde_json::json!({"issuer": "users", "org": "x", "sub": "a", "jti": "b"}),
+            "not both",
+        ),
+        (serde_json::json!({"issuer": "users", "org": ""}), "'org'"),
+        (
+            serde_json::json!({"issuer": "users", "org": "x", "extra": 1}),
+            "unexpected or missing field",
+        ),
+    ] {
+        let resp = admin(stack, "POST", &ops, body);
+        let problem = assert_problem(&resp, 400, "invalid_request");
+        assert!(
+            problem["message"].as_str().unwrap().contains(needle),
+            "{problem}"
+        );
+    }
+    let resp = http::request(
+        "POST",
+        &url,
+        &[
+            ("Authorization", &format!("Bearer {ops}")),
+            ("Content-Type", "text/plain"),
+        ],
+        Some(b"issuer=users"),
+    )
+    .unwrap();
+    assert_problem(&resp, 415, "unsupported_media_type");
+    let resp = http::with_bearer("PUT", &url, &ops, None).unwrap();
+    assert_problem(&resp, 405, "method_not_allowed");
+}
+
+fn bad_token_from(stack: &Stack, ip: &str) -> http::Response {
+    http::get(
+        &format!("{}/api/transactions", stack.gateway),
+        &[
+            ("Authorization", "Bearer eyJhbGciOiJFUzI1NiJ9.e30.c2ln"),
+            ("CF-Connecting-IP", ip),
+        ],
+    )
+    .unwrap()
+}
+
+fn valid_from(stack: &Stack, token: &str, ip: &str) -> http::Response {
+    http::get(
+        &format!("{}/api/transactions", stack.gateway),
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            ("CF-Connecting-IP", ip),
+        ],
+    )
+    .unwrap()
+}
+
+fn a_flood_of_bad_tokens_is_stopped_per_client_ip(stack: &Stack) {
+    let attacker = "198.51.100.7";
+    let neighbour = "198.51.100.8";
+    let org = org("flood");
+    // A customer behind the attacker's address used its token before the flood.
+    let cached = token(stack, &org, r#"{"sub":"erin"}"#);
+    assert_eq!(valid_from(stack, &cached, attacker).status, 200);
+    let uncached = token(stack, &org, r#"{"sub":"frank"}"#);
+
+    // 120 failures per minute are answered 401; the next is 429 without a signature check.
+    for i in 0..120 {
+        let resp = bad_token_from(stack, attacker);
+        assert_eq!(resp.status, 401, "failure {i}: {}", resp.text());
+    }
+    let resp = bad_token_from(stack, attacker);
+    let body = assert_problem(&resp, 429, "rate_limit_exceeded");
+    assert_eq!(body["limit"], 120);
+    assert_eq!(body["remaining"], 0);
+    let retry: u64 = resp.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(body["retryAfter"], retry);
+    assert_eq!(resp.header("x-ratelimit-limit"), Some("120"));
+    assert_eq!(resp.header("x-ratelimit-remaining"), Some("0"));
+    assert!(
+        resp.header("ratelimit-policy")
+            .unwrap()
+            .contains("\"client-60s\";q=120;w=60")
+    );
+    assert!(body["message"].as_str().unwrap().contains("Too many"));
+    // A fresh valid token from the same address is refused too (it would cost a signature
+    // check); the token that was already verified still works.
+    assert_problem(
+        &valid_from(stack, &uncached, attacker),
+        429,
+        "rate_limit_exceeded",
+    );
+    assert_eq!(valid_from(stack, &cached, attacker).status, 200);
+    // Public routes from that address are refused as well.
+    let public = http::get(
+        &format!("{}/api/health", stack.gateway),
+        &[("CF-Connecting-IP", attacker)],
+    )
+    .unwrap();
+    assert_problem(&public, 429, "rate_limit_exceeded");
+
+    // Another address is unaffected.
+    assert_eq!(bad_token_from(stack, neighbour).status, 401);
+    assert_eq!(valid_from(stack, &uncached, neighbour).status, 200);
+    // Every refusal is a logged security event with the client's address.
+    assert!(
+        stack
+            .find_log_line(|l| l["status"] == 429
+                && l["client_ip"] == attacker
+                && l["security_event"] == true)
+            .is_some()
+    );
+}
+
+fn ipv6_clients_are_counted_per_64(stack: &Stack) {
+    // Public requests count too: the health route reports the client budget.
+    let first = http::get(
+        &format!("{}/api/health", stack.gateway),
+        &[("CF-Connecting-IP", "2001:db8:77:1::1")],
+    )
+    .unwrap();
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("x-ratelimit-remaining"), Some("119"));
+    let same_64 = http::get(
+        &format!("{}/api/health", stack.gateway),
+        &[("CF-Connecting-IP", "2001:db8:77:1:ffff::9")],
+    )
+    .unwrap();
+    assert_eq!(same_64.header("x-ratelimit-remaining"), Some("118"));
+    let other_64 = http::get(
+        &format!("{}/api/health", stack.gateway),
+        &[("CF-Connecting-IP", "2001:db8:77:2::1")],
+    )
+    .unwrap();
+    assert_eq!(other_64.header("x-ratelimit-remaining"), Some("119"));
+}
+
+fn login(stack: &Stack, ip: &str, password: &str) -> http::Response {
+    http::request(
+        "POST",
+        &format!("{}/api/auth/login", stack.gateway),
+        &[
+            ("Content-Type", "application/json"),
+            ("CF-Connecting-IP", ip),
+        ],
+        Some(
+            serde_json::json!({"user": "ops", "password": password})
+                .to_string()
+                .as_bytes(),
+        ),
+    )
+    .unwrap()
+}
+
+fn auth_route_counts_only_failures(stack: &Stack) {
+    let ip = "203.0.113.50";
+    // Successes are free.
+    for _ in 0..8 {
+        assert_eq!(login(stack, ip, "demo-password").status, 200);
+    }
+    // Five failures reach the origin (its 401s)...
+    for i in 0..5 {
+        let resp = login(stack, ip, "guess");
+        assert_eq!(resp.status, 401, "failure {i}");
+        assert_eq!(resp.json()["origin"], "demo");
+    }
+    // ...the sixth attempt does not, even with the right password, for 15 minutes.
+    let resp = login(stack, ip, "demo-password");
+    let body = assert_problem(&resp, 429, "rate_limit_exceeded");
+    assert_eq!(body["limit"], 5);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed attempts")
+    );
+    let retry: u64 = resp.header("retry-after").unwrap().parse().unwrap();
+    assert!((890..=900).contains(&retry), "{retry}");
+    assert!(
+        resp.header("ratelimit-policy")
+            .unwrap()
+            .contains("\"failures-900s\";q=5;w=900")
+    );
+    // Another address logs in.
+    assert_eq!(login(stack, "203.0.113.51", "demo-password").status, 200);
+}
