@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use gateway_core::config::{Policy, PolicyFile};
 use gateway_core::error::ErrorCode;
-use gateway_core::names::{HEALTH_PATH, rate_limit_headers};
+use gateway_core::names::{ADMIN_REVOCATIONS_PATH, HEALTH_PATH, rate_limit_headers};
 use gateway_core::route::AuthRequirement;
 use serde_json::Value;
 
@@ -45,6 +45,9 @@ fn every_route_and_only_the_routes_are_in_the_spec() {
         .map(|r| (r.path.clone(), r.method.as_str().to_owned()))
         .collect();
     in_table.insert((HEALTH_PATH.to_owned(), "GET".to_owned()));
+    for method in ["GET", "POST", "DELETE"] {
+        in_table.insert((ADMIN_REVOCATIONS_PATH.to_owned(), method.to_owned()));
+    }
     assert_eq!(
         in_spec, in_table,
         "openapi.json and gateway.toml disagree on the operations"
@@ -83,13 +86,21 @@ fn operations_match_their_routes() {
         for status in [200, 400, 404, 405, 414, 421, 431, 502, 504] {
             assert!(statuses.contains(&status), "{at}: no {status} response");
         }
-        for status in [401, 403, 429] {
+        // An auth route's failures are 401/403 (from the origin); every route that is limited,
+        // before or after authentication, can answer 429.
+        let auth_route = !route.failure_limit.is_empty();
+        for status in [401, 403] {
             assert_eq!(
                 statuses.contains(&status),
-                bearer,
-                "{at}: {status} iff bearer"
+                bearer || auth_route,
+                "{at}: {status} iff bearer or an auth route"
             );
         }
+        assert_eq!(
+            statuses.contains(&429),
+            bearer || route.limited || auth_route,
+            "{at}: 429 iff limited"
+        );
         assert_eq!(
             statuses.contains(&413),
             route.method.allows_body(),
@@ -110,7 +121,9 @@ fn operations_match_their_routes() {
         body_types.sort();
         assert_eq!(body_types, expected, "{at}: request body media types");
         let ok_headers = op["responses"]["200"]["headers"].as_object().unwrap();
-        let limited = bearer && route.limited;
+        // Headers on success: the organisation's windows (bearer), or the client's (public
+        // routes, which count every request; not auth routes, which count failures only).
+        let limited = route.limited && !auth_route;
         for h in [
             rate_limit_headers::LIMIT,
             rate_limit_headers::REMAINING,
