@@ -35,6 +35,9 @@ struct Trace {
     client_request_id: Option<String>,
     /// The connecting address (`CF-Connecting-IP`).
     client_ip: Option<String>,
+    /// Headers every answer gets because of how the caller authenticated (a legacy API key's
+    /// `Deprecation`, `Sunset` and `Link`).
+    credential_headers: Vec<(&'static str, String)>,
     /// Where this client's failures count, once the request got far enough to fail
     /// authentication (`None`: exempt, or refused before that).
     failures: Option<Counter>,
@@ -85,6 +88,8 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
             counter.record_failure(env, policy, started).await;
         }
     }
+    let credential_headers = std::mem::take(&mut trace.credential_headers);
+    trace.response_headers.extend(credential_headers);
     // CORS on every answer to a browser request (the preflight answer carries its own).
     if let (Ok(policy), false) = (settings::policy(), preflight) {
         trace
@@ -302,9 +307,24 @@ async fn run(
     let claims = match route.auth {
         AuthRequirement::Public => None,
         AuthRequirement::Bearer => {
-            let claims = match verified {
-                Some(claims) => claims,
-                None => auth::authenticate(req.headers(), policy, environment, env, now).await?,
+            let claims = match (verified, api_key(&req, policy)) {
+                (Some(claims), _) => claims,
+                (None, Some((settings, presented))) => {
+                    if req.headers().has("authorization").unwrap_or(false) {
+                        return Err(GatewayError::TwoCredentials);
+                    }
+                    let (claims, key) =
+                        settings::api_keys(env)?.authenticate(&presented, settings, policy, now)?;
+                    trace.credential_headers = gateway_core::api_key::deprecation_headers(
+                        settings,
+                        key.sunset,
+                        settings.deprecated_since_secs(),
+                    );
+                    claims
+                }
+                (None, None) => {
+                    auth::authenticate(req.headers(), policy, environment, env, now).await?
+                }
             };
             trace.claims = Some(claims.clone());
             claims.authorise(route)?;
@@ -348,6 +368,16 @@ async fn run(
             .then_some(policy.gateway.max_json_depth),
     };
     origin::forward(req, forward).await
+}
+
+/// The legacy API key the request carries, when the migration mode is on.
+fn api_key<'p>(
+    req: &Request,
+    policy: &'p gateway_core::config::Policy,
+) -> Option<(&'p gateway_core::config::ApiKeyPolicy, String)> {
+    let settings = policy.api_keys.as_ref()?;
+    let presented = req.headers().get(&settings.header).ok().flatten()?;
+    Some((settings, presented))
 }
 
 /// Body framing checked before anything is read: a parseable `Content-Length` within the

@@ -76,7 +76,12 @@ pub(crate) fn decorate(
     let merged =
         gateway_core::limit::merge_origin_headers(extra, |name| origin.get(name).ok().flatten());
     for (name, value) in merged {
-        let _ = headers.set(name, &value);
+        // A `Link` of ours (the API-key migration guide) joins the origin's links.
+        let _ = if name == "link" {
+            headers.append(name, &value)
+        } else {
+            headers.set(name, &value)
+        };
     }
     // Authenticated answers are private: unless the origin chose a caching policy, none.
     if authenticated && !headers.has("cache-control").unwrap_or(false) {

@@ -3,10 +3,11 @@
 
 use std::sync::{LazyLock, OnceLock};
 
+use gateway_core::api_key::ApiKeySet;
 use gateway_core::config::{ConfigError, Policy};
 use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
-use gateway_core::names::secrets::{SIGNING_KEYS, STATIC_JWKS};
+use gateway_core::names::secrets::{API_KEYS, SIGNING_KEYS, STATIC_JWKS};
 use gateway_core::signing::Keyset;
 use worker::Env;
 
@@ -15,6 +16,24 @@ static POLICY: LazyLock<Result<Policy, ConfigError>> =
 
 static ENVIRONMENT: OnceLock<Result<Environment, ConfigError>> = OnceLock::new();
 static SIGNING: OnceLock<Result<Keyset, ConfigError>> = OnceLock::new();
+static API_KEY_SET: OnceLock<Result<ApiKeySet, ConfigError>> = OnceLock::new();
+
+/// The legacy API keys (the `GATEWAY_API_KEYS` secret; unset: none), parsed on first use.
+pub(crate) fn api_keys(env: &Env) -> Result<&'static ApiKeySet, GatewayError> {
+    let policy = policy()?;
+    API_KEY_SET
+        .get_or_init(|| match env.secret(API_KEYS) {
+            Err(_) => Ok(ApiKeySet::default()),
+            Ok(text) => ApiKeySet::from_json(&text.to_string(), policy).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: API_KEYS.to_owned(),
+                    reason,
+                }
+            }),
+        })
+        .as_ref()
+        .map_err(|e| GatewayError::Misconfigured(format!("secrets: {e}")))
+}
 
 /// The validated policy.
 pub(crate) fn policy() -> Result<&'static Policy, GatewayError> {

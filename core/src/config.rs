@@ -407,6 +407,15 @@ pub struct ApiKeyPolicy {
     pub issuer: String,
     /// The migration guide, linked from every key-authenticated response.
     pub migration_guide: String,
+    /// Since when keys are deprecated (`Deprecation` header), `YYYY-MM-DDTHH:MM:SSZ`.
+    pub deprecated_since: String,
+}
+
+impl ApiKeyPolicy {
+    /// `deprecated_since` in Unix seconds (checked when the policy is validated).
+    pub fn deprecated_since_secs(&self) -> u64 {
+        crate::time::parse_rfc3339_utc(&self.deprecated_since).unwrap_or(0)
+    }
 }
 
 /// `[[routes]]` as written in the file.
@@ -883,10 +892,21 @@ impl PolicyFile {
             }
             crate::env::check_url(&keys.migration_guide)
                 .map_err(|e| ConfigError::invalid("api_keys.migration_guide", e))?;
+            if crate::time::parse_rfc3339_utc(&keys.deprecated_since).is_none() {
+                return Err(ConfigError::invalid(
+                    "api_keys.deprecated_since",
+                    "must be YYYY-MM-DDTHH:MM:SSZ",
+                ));
+            }
+        }
+        // The key header is a credential: never forwarded.
+        let mut gateway = g.clone();
+        if let Some(keys) = &self.api_keys {
+            gateway.strip_request_headers.push(keys.header.clone());
         }
 
         Ok(Policy {
-            gateway: g.clone(),
+            gateway,
             tiers: self.tiers.clone(),
             issuers: self.issuers.clone(),
             routes,

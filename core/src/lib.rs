@@ -11,6 +11,7 @@
 
 #![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
+pub mod api_key;
 pub mod auth;
 pub mod client;
 pub mod config;

@@ -38,6 +38,10 @@ pub(crate) const CASES: &[Case] = &[
         "abuse::auth_route_counts_only_failures",
         auth_route_counts_only_failures,
     ),
+    (
+        "abuse::legacy_keys_work_with_deprecation_headers_until_their_cut_off",
+        legacy_keys_work_with_deprecation_headers_until_their_cut_off,
+    ),
 ];
 
 /// A fresh organisation per test (objects persist for the run).
@@ -466,4 +470,142 @@ fn auth_route_counts_only_failures(stack: &Stack) {
     );
     // Another address logs in.
     assert_eq!(login(stack, "203.0.113.51", "demo-password").status, 200);
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn rfc3339(unix: u64) -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{unix}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn with_key(stack: &Stack, key: &str) -> http::Response {
+    http::get(
+        &format!("{}/api/transactions", stack.gateway),
+        &[("X-API-Key", key)],
+    )
+    .unwrap()
+}
+
+fn legacy_keys_work_with_deprecation_headers_until_their_cut_off(_: &Stack) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let live = format!("sk_live_{}", "a1b2c3d4e5f60718293a4b5c6d7e8f90");
+    let retired = format!("sk_live_{}", "ffeeddccbbaa99887766554433221100");
+    let cutoff = now + 20;
+    gateway_e2e::leaks::canary(&live);
+    gateway_e2e::leaks::canary(&retired);
+    let keys = serde_json::json!({"keys": [
+        {"id": "acme-legacy", "sha256": sha256_hex(&live), "org": "legacy-acme", "tier": "pro",
+         "scopes": ["transactions:read"], "sunset": rfc3339(cutoff)},
+        {"id": "old-partner", "sha256": sha256_hex(&retired), "org": "legacy-old", "tier": "free",
+         "scopes": ["transactions:read"], "sunset": "2025-01-01T00:00:00Z"}
+    ]});
+    let stack = Stack::start_with_api_keys("api-keys", &keys.to_string()).expect("stack");
+
+    let resp = with_key(&stack, &live);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header("deprecation"), Some("@1793491200"));
+    let sunset = resp.header("sunset").unwrap();
+    assert!(sunset.ends_with(" GMT") && sunset.len() == 29, "{sunset}");
+    let link = resp.header("link").unwrap();
+    assert!(
+        link.contains("<https://example.com/docs/migrate-to-oauth>; rel=\"deprecation\""),
+        "{link}"
+    );
+    // The origin sees the key's organisation, never the key.
+    let echo = resp.json();
+    let headers = echo["headers"].as_array().unwrap();
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h[0] == name)
+            .map(|h| h[1].as_str().unwrap().to_owned())
+    };
+    assert_eq!(get("x-gateway-org").as_deref(), Some("legacy-acme"));
+    assert_eq!(get("x-gateway-issuer").as_deref(), Some("machines"));
+    assert_eq!(
+        get("x-gateway-subject").as_deref(),
+        Some("api-key:acme-legacy")
+    );
+    assert_eq!(get("x-api-key"), None);
+    assert!(!echo.to_string().contains(&live));
+    // Rate limited as that organisation (pro tier).
+    assert_eq!(resp.header("x-ratelimit-limit"), Some("1000"));
+
+    // Scopes come from the key: another route is 403 (with the headers still on it).
+    let export = http::request(
+        "POST",
+        &format!("{}/api/transactions/export", stack.gateway),
+        &[("X-API-Key", &live), ("Content-Type", "application/json")],
+        Some(b"{}"),
+    )
+    .unwrap();
+    assert_problem(&export, 403, "insufficient_scope");
+    assert_eq!(export.header("deprecation"), Some("@1793491200"));
+
+    // Unknown, retired, and doubled credentials.
+    assert_problem(&with_key(&stack, "sk_live_guess"), 401, "invalid_api_key");
+    let old = with_key(&stack, &retired);
+    let body = assert_problem(&old, 401, "api_key_expired");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("migrate-to-oauth"),
+        "{body}"
+    );
+    let token = stack.token(&TokenSpec {
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    let both = http::get(
+        &format!("{}/api/transactions", stack.gateway),
+        &[
+            ("X-API-Key", &live),
+            ("Authorization", &format!("Bearer {token}")),
+        ],
+    )
+    .unwrap();
+    assert_problem(&both, 400, "invalid_request");
+
+    // Revoking the organisation covers its keys too.
+    let ops = stack.machine_token("ops-admin", "gateway:admin");
+    let resp = admin(
+        &stack,
+        "POST",
+        &ops,
+        serde_json::json!({"issuer": "machines", "org": "legacy-acme", "ttl_seconds": 2}),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert_revoked(&with_key(&stack, &live), "org");
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(with_key(&stack, &live).status, 200);
+
+    // At the cut-off the key stops working.
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        < cutoff
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after = with_key(&stack, &live);
+    assert_problem(&after, 401, "api_key_expired");
+    // Keys never reach the log.
+    let log = stack.gateway_log();
+    assert!(!log.contains(&live) && !log.contains(&retired));
+    assert!(log.contains("api-key:acme-legacy"));
 }

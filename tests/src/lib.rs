@@ -129,6 +129,8 @@ pub struct Stack {
     /// A secrets file written by the Vault sync (`.dev.vars` format), used instead of the
     /// run's generated secrets: the gateway reads it, the origin verifies with its keyset.
     synced_secrets: Option<PathBuf>,
+    /// The `GATEWAY_API_KEYS` secret for this run, if any.
+    api_keys: Option<String>,
     keys_dir: PathBuf,
     demo_bin: PathBuf,
     services: Vec<Service>,
@@ -217,13 +219,18 @@ impl Stack {
         wrangler_env: &str,
         vars: &[(&str, &str)],
     ) -> Result<Stack, String> {
-        Stack::start_full(name, wrangler_env, vars, None)
+        Stack::start_full(name, wrangler_env, vars, None, None)
+    }
+
+    /// [`Stack::start`] with the `GATEWAY_API_KEYS` secret set to `keys` (JSON).
+    pub fn start_with_api_keys(name: &str, keys: &str) -> Result<Stack, String> {
+        Stack::start_full(name, "test", &[], None, Some(keys.to_owned()))
     }
 
     /// [`Stack::start`] with the Worker secrets from `secrets` (a `.dev.vars` written by
     /// `gateway-secrets-sync`); the demo origin verifies with the keyset it holds.
     pub fn start_with_secrets(name: &str, secrets: &Path) -> Result<Stack, String> {
-        Stack::start_full(name, "test", &[], Some(secrets.to_path_buf()))
+        Stack::start_full(name, "test", &[], Some(secrets.to_path_buf()), None)
     }
 
     fn start_full(
@@ -231,6 +238,7 @@ impl Stack {
         wrangler_env: &str,
         vars: &[(&str, &str)],
         synced_secrets: Option<PathBuf>,
+        api_keys: Option<String>,
     ) -> Result<Stack, String> {
         let root = workspace_root();
         let demo_bin = std::env::var_os("GATEWAY_DEMO_BIN")
@@ -264,6 +272,7 @@ impl Stack {
                 .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
                 .collect(),
             synced_secrets,
+            api_keys,
             // Canary values: unmistakable if they ever show up in a log or a response.
             internal_key: b"canary-internal-hs256-key-7c1e94d2a8".to_vec(),
             run_dir: run_dir.clone(),
@@ -632,10 +641,13 @@ impl Stack {
             leaks::canary(&value);
         }
         let path = self.run_dir.join("secrets.env");
-        let secrets = format!(
+        let mut secrets = format!(
             "GATEWAY_STATIC_JWKS='{jwks}'\nGATEWAY_SIGNING_KEYS='{}'\n",
             self.signing_keyset()
         );
+        if let Some(keys) = &self.api_keys {
+            secrets.push_str(&format!("GATEWAY_API_KEYS='{keys}'\n"));
+        }
         std::fs::write(&path, secrets).map_err(|e| e.to_string())?;
         Ok(path)
     }
