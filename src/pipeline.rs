@@ -331,6 +331,16 @@ async fn run(
             Some(claims)
         }
     };
+    // Mutual TLS: the route's requirement and the token's certificate binding (RFC 8705).
+    if route.require_client_certificate
+        || claims.as_ref().is_some_and(|c| c.cert_thumbprint.is_some())
+    {
+        gateway_core::mtls::check(
+            route.require_client_certificate,
+            claims.as_ref().and_then(|c| c.cert_thumbprint.as_deref()),
+            &runtime::client_certificate(&req),
+        )?;
+    }
 
     // Rate limit, and the organisation's revocations, in one round trip (routes that are not
     // limited check the revocations only).

@@ -82,3 +82,24 @@ pub(crate) async fn fetch_with_timeout(
         }
     }
 }
+
+/// What the edge reported about the client's TLS certificate (`request.cf.tlsClientAuth`),
+/// read field by field so a missing or odd `cf` object is simply "no certificate".
+pub(crate) fn client_certificate(req: &worker::Request) -> gateway_core::mtls::ClientCertificate {
+    let get = |target: &wasm_bindgen::JsValue, key: &str| {
+        js_sys::Reflect::get(target, &wasm_bindgen::JsValue::from_str(key)).ok()
+    };
+    let auth = get(req.inner(), "cf")
+        .filter(|cf| cf.is_object())
+        .and_then(|cf| get(&cf, "tlsClientAuth"))
+        .filter(|a| a.is_object());
+    let Some(auth) = auth else {
+        return gateway_core::mtls::ClientCertificate::default();
+    };
+    let field = |key: &str| get(&auth, key).and_then(|v| v.as_string());
+    gateway_core::mtls::ClientCertificate {
+        presented: field("certPresented").as_deref() == Some("1"),
+        verified: field("certVerified").as_deref() == Some("SUCCESS"),
+        fingerprint_sha256: field("certFingerprintSHA256"),
+    }
+}

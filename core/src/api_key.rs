@@ -184,6 +184,7 @@ impl ApiKeySet {
                 expires_at: key.sunset,
                 issued_at: None,
                 api_key: Some(key.id.clone()),
+                cert_thumbprint: None,
             },
             key,
         ))

@@ -370,6 +370,29 @@ pub fn select_key<'k>(
     }
 }
 
+/// The `cnf` claim (RFC 7800): absent, or an object whose only confirmation method is
+/// `x5t#S256` (RFC 8705) with a SHA-256 thumbprint. A token bound by a method the gateway
+/// cannot check (`jkt` for DPoP, `jwk`...) is refused rather than accepted unbound.
+fn certificate_binding(cnf: Option<&Value>) -> Result<Option<String>, GatewayError> {
+    const MALFORMED: &str =
+        "the token's confirmation (cnf) claim is malformed or uses an unsupported method";
+    let Some(cnf) = cnf else {
+        return Ok(None);
+    };
+    let object = cnf
+        .as_object()
+        .ok_or(GatewayError::InvalidToken(MALFORMED))?;
+    if object.keys().any(|k| k != "x5t#S256") {
+        return Err(GatewayError::InvalidToken(MALFORMED));
+    }
+    match object.get("x5t#S256") {
+        Some(Value::String(t)) if decode_base64url(t).is_some_and(|b| b.len() == 32) => {
+            Ok(Some(t.clone()))
+        }
+        _ => Err(GatewayError::InvalidToken(MALFORMED)),
+    }
+}
+
 /// Validates the claims of a token whose signature has been verified, and derives the caller.
 pub fn validate_claims(
     token: &ParsedToken<'_>,
@@ -493,6 +516,7 @@ pub fn validate_claims(
         expires_at: u64::try_from(exp).unwrap_or(0),
         issued_at: iat.and_then(|t| u64::try_from(t).ok()),
         api_key: None,
+        cert_thumbprint: certificate_binding(custom.get("cnf"))?,
     })
 }
 

@@ -461,6 +461,10 @@ pub struct RouteSpec {
     /// ordinary route.
     #[serde(default)]
     pub failure_limit: Vec<Window>,
+    /// Requests must present a client certificate the edge verified (mTLS); others get 403
+    /// `client_certificate_required` (default false).
+    #[serde(default)]
+    pub require_client_certificate: bool,
 }
 
 /// The policy file as written (serde model; see [`Policy`] for the validated form).
@@ -805,6 +809,7 @@ impl PolicyFile {
                 limited: spec.limited,
                 content_types: spec.content_types.clone(),
                 failure_limit: spec.failure_limit.clone(),
+                require_client_certificate: spec.require_client_certificate,
             });
         }
         self.cors

@@ -44,6 +44,9 @@ pub struct VerifiedClaims {
     /// Set when the caller used a legacy API key (migration mode): the key's id.
     #[serde(default)]
     pub api_key: Option<String>,
+    /// The certificate the token is bound to (`cnf.x5t#S256`, RFC 8705), if any.
+    #[serde(default)]
+    pub cert_thumbprint: Option<String>,
 }
 
 impl VerifiedClaims {
@@ -135,6 +138,7 @@ mod tests {
             expires_at: 0,
             issued_at: None,
             api_key: None,
+            cert_thumbprint: None,
         }
     }
 
@@ -152,6 +156,7 @@ mod tests {
             limited: true,
             content_types: Vec::new(),
             failure_limit: Vec::new(),
+            require_client_certificate: false,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod identity;
 pub mod jwks;
 pub mod limit;
 pub mod log;
+pub mod mtls;
 pub mod names;
 pub mod path;
 pub mod revocation;

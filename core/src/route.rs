@@ -288,6 +288,8 @@ pub struct Route {
     pub content_types: Vec<String>,
     /// An auth route's failure windows, per client IP (empty: an ordinary route).
     pub failure_limit: Vec<crate::config::Window>,
+    /// Whether a verified TLS client certificate is required.
+    pub require_client_certificate: bool,
 }
 
 impl Route {
@@ -400,6 +402,7 @@ mod tests {
             limited: true,
             content_types: Vec::new(),
             failure_limit: Vec::new(),
+            require_client_certificate: false,
         }
     }
 

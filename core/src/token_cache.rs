@@ -154,6 +154,7 @@ mod tests {
                 expires_at: valid_until,
                 issued_at: None,
                 api_key: None,
+                cert_thumbprint: None,
             },
             kid: Some(kid.into()),
             valid_until,

@@ -9,7 +9,7 @@ use crate::server::{self, Reply};
 use crate::signature::Verifier;
 
 /// The endpoints the demo API serves.
-pub(crate) const ENDPOINTS: [(&str, &str); 7] = [
+pub(crate) const ENDPOINTS: [(&str, &str); 8] = [
     ("GET", "/api/health"),
     ("GET", "/api/transactions"),
     ("POST", "/api/transactions"),
@@ -17,6 +17,7 @@ pub(crate) const ENDPOINTS: [(&str, &str); 7] = [
     ("POST", "/api/reports/generate"),
     ("POST", "/api/documents"),
     ("POST", "/api/auth/login"),
+    ("POST", "/api/payouts"),
 ];
 
 /// The login endpoint: the legacy password login the old API had (an "auth route" at the

@@ -20,6 +20,7 @@ mod dast;
 mod forwarding;
 mod limits;
 mod machines;
+mod mtls;
 mod regressions;
 mod requests;
 mod rotation;
@@ -44,6 +45,7 @@ fn main() {
         machines::CASES,
         limits::CASES,
         abuse::CASES,
+        mtls::CASES,
         rotation::CASES,
         shape::CASES,
         secrets::CASES,

@@ -80,6 +80,20 @@ impl Service {
     }
 }
 
+/// The gateway in Miniflare behind a loopback front ([`Stack::miniflare_front`]).
+#[allow(missing_debug_implementations)]
+pub struct Front {
+    /// The front's base URL.
+    pub url: String,
+    service: Service,
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        self.service.stop();
+    }
+}
+
 /// Options for a token minted by the local issuer.
 #[derive(Debug, Clone)]
 pub struct TokenSpec<'a> {
@@ -407,13 +421,8 @@ impl Stack {
         Ok(url)
     }
 
-    fn start_gateway(&mut self) -> Result<(), String> {
-        let root = workspace_root();
-        let port = free_port()?;
-        let inspector = free_port()?;
-        let persist = self.run_dir.join("state");
-        let xdg = self.run_dir.join("config-home");
-        std::fs::create_dir_all(&xdg).map_err(|e| e.to_string())?;
+    /// The gateway's `GATEWAY_ISSUERS` for this run's issuers.
+    fn issuers_var(&self) -> String {
         // Short JWKS timings for this environment, so rotations show within seconds.
         let issuer = |url: &str| {
             serde_json::json!({
@@ -426,11 +435,90 @@ impl Stack {
         let mut machines = issuer(&self.machines);
         machines["jwks_uri"] = serde_json::Value::Null;
         machines["discovery"] = true.into();
-        let issuers = serde_json::json!({
+        serde_json::json!({
             "users": issuer(&self.issuer), "machines": machines,
             "internal": { "issuer": INTERNAL_ISSUER }
         })
-        .to_string();
+        .to_string()
+    }
+
+    /// Starts the gateway (this run's build) in Miniflare behind a loopback front that turns
+    /// `x-test-tls-*` request headers into `request.cf.tlsClientAuth`
+    /// (`miniflare/dispatch-front.mjs`), with this stack's origin, issuers and secrets. Stopped
+    /// when the returned value is dropped.
+    pub fn miniflare_front(&self, name: &str) -> Result<Front, String> {
+        let root = workspace_root();
+        let port = free_port()?;
+        let mut bindings = serde_json::json!({
+            "ENVIRONMENT": "test",
+            "ORIGIN_URL": self.origin,
+            "GATEWAY_ISSUERS": self.issuers_var(),
+        });
+        let secrets = std::fs::read_to_string(self.secrets_file()?).map_err(|e| e.to_string())?;
+        for line in secrets.lines() {
+            if let Some((key, value)) = line.split_once('=') {
+                bindings[key] = value.trim_matches('\'').into();
+            }
+        }
+        let config = self.run_dir.join(format!("front-{name}.json"));
+        std::fs::write(
+            &config,
+            serde_json::json!({"port": port, "bindings": bindings}).to_string(),
+        )
+        .map_err(|e| e.to_string())?;
+        let log = self.run_dir.join(format!("front-{name}.log"));
+        leaks::log_file(log.clone());
+        let out = File::create(&log).map_err(|e| e.to_string())?;
+        let child = Command::new("node")
+            .current_dir(&root)
+            .arg(root.join("miniflare/dispatch-front.mjs"))
+            .arg(&config)
+            .env("NODE_PATH", root.join("miniflare/node_modules"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().map_err(|e| e.to_string())?)
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("starting the Miniflare front: {e}"))?;
+        let mut front = Front {
+            url: format!("http://127.0.0.1:{port}"),
+            service: Service {
+                name: "front",
+                child,
+                group: true,
+                log,
+            },
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let health = format!("{}/_gateway/health", front.url);
+        loop {
+            if http::get(&health, &[]).is_ok_and(|r| r.status == 200) {
+                return Ok(front);
+            }
+            if let Ok(Some(status)) = front.service.child.try_wait() {
+                return Err(format!(
+                    "the Miniflare front exited ({status}):\n{}",
+                    front.service.log_tail()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the Miniflare front did not become healthy in 60 s:\n{}",
+                    front.service.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn start_gateway(&mut self) -> Result<(), String> {
+        let root = workspace_root();
+        let port = free_port()?;
+        let inspector = free_port()?;
+        let persist = self.run_dir.join("state");
+        let xdg = self.run_dir.join("config-home");
+        std::fs::create_dir_all(&xdg).map_err(|e| e.to_string())?;
+        let issuers = self.issuers_var();
         let log = self.run_dir.join(format!("wrangler-{port}.log"));
         leaks::log_file(log.clone());
         let wrangler = root.join("miniflare/node_modules/.bin/wrangler");

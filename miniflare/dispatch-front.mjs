@@ -1,0 +1,70 @@
+// A loopback HTTP front for the gateway running in Miniflare, for what `wrangler dev` cannot
+// show: values Cloudflare's edge puts in `request.cf`. Each request's `x-test-tls-presented`,
+// `x-test-tls-verified` and `x-test-tls-sha256` headers are removed and become
+// `cf.tlsClientAuth` (certPresented, certVerified, certFingerprintSHA256) through Miniflare's
+// `dispatchFetch`, as the edge reports a client certificate after mTLS. Used by the end-to-end
+// suite (tests/src/lib.rs, `Stack::miniflare_front`).
+//
+// Usage: node miniflare/dispatch-front.mjs <config.json>
+//   config: {"port": <port>, "bindings": {<var or secret name>: <string>, ...}}
+// Prints "ready <url>" once it serves. Listens on 127.0.0.1 only; stops on SIGTERM.
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Miniflare } from 'miniflare';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+
+const mf = new Miniflare({
+  modules: true,
+  scriptPath: resolve(root, 'build/index.js'),
+  modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+  compatibilityDate: '2026-04-01',
+  bindings: config.bindings,
+  durableObjects: { RATE_LIMITER: 'RateLimiter' },
+});
+await mf.ready;
+
+const TEST_HEADERS = ['x-test-tls-presented', 'x-test-tls-verified', 'x-test-tls-sha256'];
+
+const server = http.createServer(async (req, res) => {
+  try {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const body = Buffer.concat(chunks);
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (TEST_HEADERS.includes(name)) continue;
+      for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+    }
+    const cf = {};
+    if (req.headers['x-test-tls-presented'] !== undefined) {
+      cf.tlsClientAuth = {
+        certPresented: req.headers['x-test-tls-presented'],
+        certVerified: req.headers['x-test-tls-verified'] ?? 'NONE',
+        certFingerprintSHA256: req.headers['x-test-tls-sha256'] ?? '',
+      };
+    }
+    const response = await mf.dispatchFetch(`http://${req.headers.host}${req.url}`, {
+      method: req.method,
+      headers,
+      body: ['GET', 'HEAD'].includes(req.method) ? undefined : body,
+      cf,
+      redirect: 'manual',
+    });
+    const out = {};
+    response.headers.forEach((value, name) => { out[name] = value; });
+    res.writeHead(response.status, out);
+    res.end(Buffer.from(await response.arrayBuffer()));
+  } catch (e) {
+    res.writeHead(599, { 'content-type': 'text/plain' });
+    res.end(`front error: ${e}`);
+  }
+});
+
+server.listen(config.port, '127.0.0.1', () => console.log(`ready http://127.0.0.1:${config.port}`));
+const stop = async () => { server.close(); await mf.dispose(); process.exit(0); };
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
