@@ -6,7 +6,12 @@
 // suite (tests/src/lib.rs, `Stack::miniflare_front`).
 //
 // Usage: node miniflare/dispatch-front.mjs <config.json>
-//   config: {"port": <port>, "bindings": {<var or secret name>: <string>, ...}}
+//   config: {"port": <port>, "bindings": {<var or secret name>: <string>, ...},
+//            "origin_mtls": <bool>}
+// With "origin_mtls", the Worker gets an ORIGIN_MTLS binding standing in for Cloudflare's
+// mTLS certificate binding (a fetcher that would present the gateway's client certificate):
+// it forwards to the real origin, adding `x-test-via-origin-mtls: 1` so tests can see which
+// path a request took.
 // Prints "ready <url>" once it serves. Listens on 127.0.0.1 only; stops on SIGTERM.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -24,6 +29,20 @@ const mf = new Miniflare({
   compatibilityDate: '2026-04-01',
   bindings: config.bindings,
   durableObjects: { RATE_LIMITER: 'RateLimiter' },
+  serviceBindings: config.origin_mtls
+    ? {
+        ORIGIN_MTLS: async (request) => {
+          const headers = new Headers(request.headers);
+          headers.set('x-test-via-origin-mtls', '1');
+          return fetch(request.url, {
+            method: request.method,
+            headers,
+            body: ['GET', 'HEAD'].includes(request.method) ? undefined : await request.arrayBuffer(),
+            redirect: 'manual',
+          });
+        },
+      }
+    : {},
 });
 await mf.ready;
 

@@ -10,9 +10,9 @@ use gateway_core::names::{
 };
 use gateway_core::route::Route;
 use gateway_core::signing::{self, SignedParts, SigningKey, sha256_hex};
-use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
+use worker::{Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
-use crate::runtime::{FetchFailure, fetch_with_timeout};
+use crate::runtime::{FetchFailure, fetch_via_with_timeout};
 
 /// What the forwarder needs besides the request.
 pub(crate) struct Forward<'a> {
@@ -42,6 +42,8 @@ pub(crate) struct Forward<'a> {
     pub strip_headers: &'a [String],
     /// Check the body as JSON, with this depth limit (JSON routes, JSON bodies).
     pub json_depth: Option<u32>,
+    /// The origin mTLS binding, when the deployment has one (`ORIGIN_MTLS`).
+    pub via: Option<crate::runtime::Via>,
 }
 
 fn origin_headers(inbound: &Headers, f: &Forward<'_>) -> Result<Headers, GatewayError> {
@@ -148,7 +150,7 @@ pub(crate) async fn forward(mut req: Request, f: Forward<'_>) -> Result<Response
     let outbound = Request::new_with_init(&f.url, &init)
         .map_err(|e| GatewayError::Internal(format!("building the origin request: {e}")))?;
 
-    match fetch_with_timeout(Fetch::Request(outbound), f.timeout_ms).await {
+    match fetch_via_with_timeout(outbound, f.via.as_ref(), f.timeout_ms).await {
         Ok(response) => Ok(response),
         Err(FetchFailure::Unreachable(detail)) => Err(GatewayError::OriginUnreachable(detail)),
         Err(FetchFailure::TimedOut) => Err(GatewayError::OriginTimeout {

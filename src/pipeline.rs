@@ -376,6 +376,7 @@ async fn run(
         strip_headers: &policy.gateway.strip_request_headers,
         json_depth: (route.accepts_json() && media_type.as_deref().is_some_and(shape::is_json))
             .then_some(policy.gateway.max_json_depth),
+        via: runtime::Via::binding(env, gateway_core::names::bindings::ORIGIN_MTLS),
     };
     origin::forward(req, forward).await
 }

@@ -66,6 +66,61 @@ pub(crate) async fn within<T>(
     }
 }
 
+/// A binding with a `fetch` method that subrequests go through instead of the global `fetch`:
+/// the origin's mTLS certificate binding (`mtls_certificates` in `wrangler.toml`), which
+/// presents the gateway's client certificate to the origin.
+pub(crate) struct Via(js_sys::Object);
+
+impl Via {
+    /// The binding `name`, if this deployment has one with a `fetch` method.
+    pub(crate) fn binding(env: &worker::Env, name: &str) -> Option<Via> {
+        let value =
+            js_sys::Reflect::get(env.as_ref(), &wasm_bindgen::JsValue::from_str(name)).ok()?;
+        let object = value.dyn_into::<js_sys::Object>().ok()?;
+        let fetch =
+            js_sys::Reflect::get(&object, &wasm_bindgen::JsValue::from_str("fetch")).ok()?;
+        fetch.is_function().then_some(Via(object))
+    }
+
+    async fn send(
+        &self,
+        request: &worker::Request,
+        signal: &worker::AbortSignal,
+    ) -> worker::Result<Response> {
+        let fetch: js_sys::Function =
+            js_sys::Reflect::get(&self.0, &wasm_bindgen::JsValue::from_str("fetch"))?.dyn_into()?;
+        let init = js_sys::Object::new();
+        js_sys::Reflect::set(&init, &"signal".into(), std::ops::Deref::deref(signal))?;
+        let promise: js_sys::Promise = fetch.call2(&self.0, request.inner(), &init)?.dyn_into()?;
+        let response: web_sys::Response = wasm_bindgen_futures::JsFuture::from(promise)
+            .await?
+            .dyn_into()?;
+        Ok(Response::from(response))
+    }
+}
+
+/// Sends a subrequest (through `via` when given), giving up (and aborting it) after
+/// `timeout_ms`.
+pub(crate) async fn fetch_via_with_timeout(
+    request: worker::Request,
+    via: Option<&Via>,
+    timeout_ms: u64,
+) -> Result<Response, FetchFailure> {
+    let Some(via) = via else {
+        return fetch_with_timeout(Fetch::Request(request), timeout_ms).await;
+    };
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    match within(timeout_ms, via.send(&request, &signal)).await {
+        Some(Ok(response)) => Ok(response),
+        Some(Err(e)) => Err(FetchFailure::Unreachable(e.to_string())),
+        None => {
+            controller.abort();
+            Err(FetchFailure::TimedOut)
+        }
+    }
+}
+
 /// Sends a subrequest, giving up (and aborting it) after `timeout_ms`.
 pub(crate) async fn fetch_with_timeout(
     request: Fetch,

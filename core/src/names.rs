@@ -106,4 +106,7 @@ pub mod bindings {
     pub const RATE_LIMITER: &str = "RATE_LIMITER";
     /// Class name of the rate-limit counter object (`durable/`).
     pub const RATE_LIMITER_CLASS: &str = "RateLimiter";
+    /// Optional mTLS certificate binding (`[[mtls_certificates]]`): when present, requests to
+    /// the origin go through it and present the gateway's client certificate.
+    pub const ORIGIN_MTLS: &str = "ORIGIN_MTLS";
 }

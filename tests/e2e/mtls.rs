@@ -19,6 +19,10 @@ pub(crate) const CASES: &[Case] = &[
         "mtls::without_a_reported_certificate_bound_tokens_are_refused",
         without_a_reported_certificate_bound_tokens_are_refused,
     ),
+    (
+        "mtls::origin_traffic_goes_through_the_mtls_binding_when_present",
+        origin_traffic_goes_through_the_mtls_binding_when_present,
+    ),
 ];
 
 /// A stand-in certificate's DER bytes and its two spellings: the edge's hex fingerprint and the
@@ -63,7 +67,9 @@ fn call(
 }
 
 fn bound_tokens_need_their_certificate_and_routes_can_require_one(stack: &Stack) {
-    let front = stack.miniflare_front("mtls").expect("Miniflare front");
+    let front = stack
+        .miniflare_front("mtls", false)
+        .expect("Miniflare front");
     let base = front.url.as_str();
     let (hex, x5t) = certificate("partner");
     let (other_hex, _) = certificate("someone else's");
@@ -182,4 +188,43 @@ fn without_a_reported_certificate_bound_tokens_are_refused(stack: &Stack) {
     )
     .unwrap();
     assert_problem(&resp, 403, "client_certificate_required");
+}
+
+fn origin_traffic_goes_through_the_mtls_binding_when_present(stack: &Stack) {
+    let token = stack.token(&TokenSpec {
+        org: "mtls-origin",
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    let via = |resp: &http::Response| {
+        resp.json()["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h[0] == "x-test-via-origin-mtls" && h[1] == "1")
+    };
+    let with_binding = stack.miniflare_front("origin-mtls", true).expect("front");
+    let resp = call(
+        &with_binding.url,
+        "GET",
+        "/api/transactions?page=2",
+        &token,
+        None,
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(via(&resp), "the request did not go through ORIGIN_MTLS");
+    // Still the signed, identity-carrying request the origin expects.
+    assert_eq!(resp.json()["query"], "page=2");
+    assert!(
+        resp.json()["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h[0] == "x-gateway-signature")
+    );
+    // Without the binding the global fetch is used.
+    let plain = stack.miniflare_front("origin-plain", false).expect("front");
+    let resp = call(&plain.url, "GET", "/api/transactions", &token, None);
+    assert_eq!(resp.status, 200);
+    assert!(!via(&resp));
 }

@@ -446,7 +446,9 @@ impl Stack {
     /// `x-test-tls-*` request headers into `request.cf.tlsClientAuth`
     /// (`miniflare/dispatch-front.mjs`), with this stack's origin, issuers and secrets. Stopped
     /// when the returned value is dropped.
-    pub fn miniflare_front(&self, name: &str) -> Result<Front, String> {
+    /// `origin_mtls`: give the Worker an `ORIGIN_MTLS` binding standing in for the origin's
+    /// mTLS certificate binding (it marks what it forwards with `x-test-via-origin-mtls: 1`).
+    pub fn miniflare_front(&self, name: &str, origin_mtls: bool) -> Result<Front, String> {
         let root = workspace_root();
         let port = free_port()?;
         let mut bindings = serde_json::json!({
@@ -463,7 +465,8 @@ impl Stack {
         let config = self.run_dir.join(format!("front-{name}.json"));
         std::fs::write(
             &config,
-            serde_json::json!({"port": port, "bindings": bindings}).to_string(),
+            serde_json::json!({"port": port, "bindings": bindings, "origin_mtls": origin_mtls})
+                .to_string(),
         )
         .map_err(|e| e.to_string())?;
         let log = self.run_dir.join(format!("front-{name}.log"));
