@@ -600,6 +600,36 @@ mod tests {
     }
 
     #[test]
+    fn certificate_binding_is_read_from_cnf_and_other_bindings_are_refused() {
+        let h = || json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1"});
+        let x5t = Base64UrlUnpadded::encode_string(&[7u8; 32]);
+        let bound = check_all(
+            &h(),
+            &with(good_claims(), "cnf", json!({"x5t#S256": x5t})),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(bound.cert_thumbprint.as_deref(), Some(x5t.as_str()));
+        assert_eq!(bound.issued_at, Some(NOW - 10));
+        let unbound = check_all(&h(), &good_claims(), NOW).unwrap();
+        assert_eq!(unbound.cert_thumbprint, None);
+        let refused = invalid(
+            "the token's confirmation (cnf) claim is malformed or uses an unsupported method",
+        );
+        for cnf in [
+            json!("x5t"),
+            json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+            json!({"x5t#S256": x5t, "jkt": "abc"}),
+            json!({"x5t#S256": Base64UrlUnpadded::encode_string(&[7u8; 20])}),
+            json!({"x5t#S256": "not base64url!"}),
+            json!({"x5t#S256": 5}),
+            json!({}),
+        ] {
+            check(h(), with(good_claims(), "cnf", cnf), refused.clone());
+        }
+    }
+
+    #[test]
     fn base64url_decoding_agrees_with_base64ct() {
         // Exhaustive over short strings of a small alphabet that includes every edge: the last
         // characters with and without spare bits set, padding, and the standard alphabet.

@@ -56,17 +56,30 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     )
 }
 
-/// Parses an RFC 3339 UTC timestamp, `YYYY-MM-DDTHH:MM:SSZ` exactly, into Unix seconds.
+/// Parses an RFC 3339 UTC timestamp, `YYYY-MM-DDTHH:MM:SSZ` with optional fractional seconds
+/// (as Vault writes them, `2026-11-23T14:19:09.123456789Z`; dropped), into Unix seconds. Offsets
+/// other than `Z` are refused.
 #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
 pub fn parse_rfc3339_utc(text: &str) -> Option<u64> {
+    let text = text.strip_suffix('Z')?;
+    let text = match text.get(19..) {
+        Some("") => text,
+        Some(fraction) => {
+            let digits = fraction.strip_prefix('.')?;
+            if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            text.get(..19)?
+        }
+        None => return None,
+    };
     let b = text.as_bytes();
-    let shape_ok = b.len() == 20
+    let shape_ok = b.len() == 19
         && b[4] == b'-'
         && b[7] == b'-'
         && b[10] == b'T'
         && b[13] == b':'
-        && b[16] == b':'
-        && b[19] == b'Z';
+        && b[16] == b':';
     if !shape_ok {
         return None;
     }
@@ -154,6 +167,9 @@ mod tests {
             "2024-01-01T00:00:00+01:00",
             "2024-01-01T00:00:00",
             "+024-01-01T00:00:00Z",
+            "2024-01-01T00:00:00.Z",
+            "2024-01-01T00:00:00.5x",
+            "2026-11-23",
             "",
         ] {
             assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");

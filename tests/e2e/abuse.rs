@@ -5,12 +5,12 @@
 //! environment (`CLIENT_LIMIT_EXEMPT`); these tests send their own `CF-Connecting-IP` (which the
 //! local runtime passes through, and Cloudflare's edge always sets), one address per test.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gateway_e2e::{Stack, TokenSpec, http};
 
 use crate::Case;
+use crate::limits::org;
 use crate::requests::assert_problem;
 
 pub(crate) const CASES: &[Case] = &[
@@ -43,16 +43,6 @@ pub(crate) const CASES: &[Case] = &[
         legacy_keys_work_with_deprecation_headers_until_their_cut_off,
     ),
 ];
-
-/// A fresh organisation per test (objects persist for the run).
-fn org(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn token(stack: &Stack, org: &str, claims: &str) -> String {
     stack.token(&TokenSpec {

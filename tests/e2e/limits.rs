@@ -48,7 +48,7 @@ pub(crate) const CASES: &[Case] = &[
 ];
 
 /// A fresh organisation name per test (counter objects persist for the whole run).
-fn org(prefix: &str) -> String {
+pub(crate) fn org(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     format!(
         "{prefix}-{}-{}",
