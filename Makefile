@@ -11,7 +11,7 @@ export ESBUILD_BIN := $(CURDIR)/miniflare/node_modules/.bin/esbuild
 export PATH := $(CARGO_BIN):$(PATH)
 
 WORKER_SOURCES := $(shell find src core/src durable/src -name '*.rs') Cargo.toml Cargo.lock \
-	core/Cargo.toml durable/Cargo.toml build.rs gateway.toml
+	core/Cargo.toml durable/Cargo.toml build.rs gateway.toml durable/entry.mjs
 
 # Token defaults for `make token`.
 ORG ?= acme
@@ -58,6 +58,7 @@ scan:
 
 build/index.js: $(WORKER_SOURCES)
 	worker-build --release
+	cp durable/entry.mjs build/entry.mjs
 	@touch $@
 
 build: setup build/index.js
@@ -80,6 +81,7 @@ test:
 # build-bench/, run in wrangler dev by bench/auth/run.mjs. BENCH_TOKENS, BENCH_PASSES, BENCH_ROUNDS.
 bench-build: setup
 	GATEWAY_POLICY=bench/policy.toml worker-build --release --out-dir build-bench . --features bench
+	cp durable/entry.mjs build-bench/entry.mjs
 
 bench-auth: bench-build
 	node bench/auth/run.mjs

@@ -24,8 +24,11 @@ const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 
 const mf = new Miniflare({
   modules: true,
-  scriptPath: resolve(root, 'build/index.js'),
-  modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+  scriptPath: resolve(root, 'build/entry.mjs'),
+  modulesRules: [
+    { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
+    { type: 'CompiledWasm', include: ['**/*.wasm'] },
+  ],
   compatibilityDate: '2026-04-01',
   bindings: config.bindings,
   durableObjects: { RATE_LIMITER: 'RateLimiter' },

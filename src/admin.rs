@@ -15,9 +15,7 @@ use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
 use gateway_core::identity::{OrgId, RateLimitKey, VerifiedClaims};
 use gateway_core::names::ADMIN_REVOCATIONS_PATH;
-use gateway_core::revocation::{
-    AdminRevocation, REVOCATIONS_PATH, RevocationCommand, RevocationReply,
-};
+use gateway_core::revocation::{AdminRevocation, RevocationCommand, RevocationReply};
 use gateway_core::route::Method;
 use gateway_core::time::UnixMillis;
 use worker::{Env, Request, Response};
@@ -112,7 +110,7 @@ pub(crate) async fn handle(
     let timeout_ms = policy.gateway.limiter_timeout_ms;
     let reply: RevocationReply = match within(
         timeout_ms,
-        limit::call(env, &object, REVOCATIONS_PATH, &command),
+        limit::call(env, &object, limit::Endpoint::Revocations, &command),
     )
     .await
     {

@@ -13,12 +13,12 @@ use gateway_core::client::{Block, BlockList, ClientClass, ClientKey, is_exempt};
 use gateway_core::config::{Policy, Window};
 use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
-use gateway_core::limit::{CONSUME_PATH, ConsumeRequest, Decision, response_headers};
+use gateway_core::limit::{ConsumeRequest, Decision, response_headers};
 use gateway_core::route::Route;
 use gateway_core::time::UnixMillis;
 use worker::Env;
 
-use crate::limit::call;
+use crate::limit::{Endpoint, call};
 use crate::runtime::within;
 
 thread_local! {
@@ -89,11 +89,15 @@ impl Counter {
             caller: None,
         };
         let timeout_ms = policy.gateway.limiter_timeout_ms;
-        let reply: Result<Decision, String> =
-            match within(timeout_ms, call(env, &self.object, CONSUME_PATH, &request)).await {
-                Some(reply) => reply,
-                None => Err(format!("counter did not answer within {timeout_ms} ms")),
-            };
+        let reply: Result<Decision, String> = match within(
+            timeout_ms,
+            call(env, &self.object, Endpoint::Consume, &request),
+        )
+        .await
+        {
+            Some(reply) => reply,
+            None => Err(format!("counter did not answer within {timeout_ms} ms")),
+        };
         match reply {
             Ok(decision) => {
                 if let Some(block) = Block::after(&decision, now) {

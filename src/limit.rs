@@ -5,11 +5,11 @@
 use gateway_core::config::Policy;
 use gateway_core::error::GatewayError;
 use gateway_core::identity::VerifiedClaims;
-use gateway_core::limit::{CONSUME_PATH, ConsumeRequest, Decision, response_headers};
+use gateway_core::limit::{ConsumeRequest, Decision, response_headers};
 use gateway_core::names::bindings::RATE_LIMITER;
 use gateway_core::route::{FailurePolicy, Route};
 use gateway_core::time::UnixMillis;
-use worker::{Env, Headers, Method, Request, RequestInit};
+use worker::Env;
 
 use crate::runtime::within;
 
@@ -28,39 +28,58 @@ pub(crate) struct LimitOutcome {
 #[cfg(feature = "bench")]
 pub(crate) static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// One call to the counter object named `object`: `POST <path>` with a JSON body, JSON reply.
-/// Never retried: an overloaded object must shed load, not get more of it.
+/// The counter object's RPC surface (`durable/entry.mjs`): JSON text in, JSON text out.
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(extends = js_sys::Object)]
+    type CounterStub;
+
+    #[wasm_bindgen(method, catch)]
+    fn consume(this: &CounterStub, body: &str) -> Result<js_sys::Promise, wasm_bindgen::JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn revocations(
+        this: &CounterStub,
+        command: &str,
+    ) -> Result<js_sys::Promise, wasm_bindgen::JsValue>;
+}
+
+/// The counter object's two calls.
+#[derive(Clone, Copy)]
+pub(crate) enum Endpoint {
+    /// `consume`: `ConsumeRequest` -> `Decision`.
+    Consume,
+    /// `revocations`: `RevocationCommand` -> `RevocationReply`.
+    Revocations,
+}
+
+/// One call to the counter object named `object`, by Workers RPC. Never retried: an
+/// overloaded object must shed load, not get more of it.
 pub(crate) async fn call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
     env: &Env,
     object: &str,
-    path: &str,
+    endpoint: Endpoint,
     body: &B,
 ) -> Result<R, String> {
     #[cfg(feature = "bench")]
     CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let stub = env
+    let stub: CounterStub = env
         .durable_object(RATE_LIMITER)
         .and_then(|ns| ns.get_by_name(object))
-        .map_err(|e| format!("counter binding: {e}"))?;
-    let headers = Headers::new();
-    headers
-        .set("content-type", "application/json")
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("counter binding: {e}"))?
+        .into_rpc();
     let json = serde_json::to_string(body).map_err(|e| e.to_string())?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(json.into()));
-    let req = Request::new_with_init(&format!("https://counter{path}"), &init)
-        .map_err(|e| e.to_string())?;
-    let mut resp = stub
-        .fetch_with_request(req)
-        .await
-        .map_err(|e| format!("counter call: {e}"))?;
-    if resp.status_code() != 200 {
-        return Err(format!("counter answered {}", resp.status_code()));
+    let promise = match endpoint {
+        Endpoint::Consume => stub.consume(&json),
+        Endpoint::Revocations => stub.revocations(&json),
     }
-    resp.json().await.map_err(|e| format!("counter reply: {e}"))
+    .map_err(|e| format!("counter call: {e:?}"))?;
+    let reply = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(|e| format!("counter call: {e:?}"))?
+        .as_string()
+        .ok_or("counter reply: not a string")?;
+    serde_json::from_str(&reply).map_err(|e| format!("counter reply: {e}"))
 }
 
 /// Checks and consumes the route's cost for the caller's organisation, in every window of its
@@ -124,7 +143,7 @@ async fn enforce(
     };
     let timeout_ms = policy.gateway.limiter_timeout_ms;
     let object = claims.rate_limit_key().object_name();
-    let reply = match within(timeout_ms, call(env, &object, CONSUME_PATH, &request)).await {
+    let reply = match within(timeout_ms, call(env, &object, Endpoint::Consume, &request)).await {
         Some(reply) => reply,
         None => Err(format!("counter did not answer within {timeout_ms} ms")),
     };

@@ -7,7 +7,13 @@
 //! The same class also counts clients before authentication (objects named
 //! `ip1:<class>:<client>`, `gateway_core::client`); those calls carry no caller.
 //!
-//! # Internal endpoints
+//! # Calls
+//! Workers RPC (the Worker's path): `consume(json)` and `revocations(json)` take and return the
+//! JSON bodies below as strings. The runtime only allows RPC into classes that
+//! `extends DurableObject`, which the `worker-build` shim's class does not, so `durable/entry.mjs`
+//! (copied next to the build) exports a `RateLimiter` that extends it and delegates here.
+//!
+//! # Internal endpoints (the same over `fetch`)
 //! - `POST /consume`, body `gateway_core::limit::ConsumeRequest` (JSON: cost, the Worker's clock,
 //!   the tier's windows, the caller's `sub`/`jti`/`iat`) -> 200 `gateway_core::limit::Decision`
 //!   (JSON); 400 for a body that does not parse; 404 for any other path. One call checks the
@@ -32,9 +38,12 @@
 use std::cell::RefCell;
 
 use gateway_core::limit::{CONSUME_PATH, ConsumeRequest, Decision, LimiterState};
-use gateway_core::revocation::{REVOCATIONS_PATH, RevocationCommand, RevocationList};
+use gateway_core::revocation::{
+    REVOCATIONS_PATH, RevocationCommand, RevocationList, RevocationReply,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
 const STATE_KEY: &str = "limiter";
@@ -117,6 +126,48 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    async fn revoke(&self, command: RevocationCommand) -> Result<RevocationReply> {
+        let mut list = self.take_revocations().await?;
+        let reply = list.apply(command);
+        if reply.changed {
+            store(&self.state.storage(), REVOCATIONS_KEY, &list).await?;
+        }
+        *self.revocations.borrow_mut() = Some(list);
+        Ok(reply)
+    }
+}
+
+fn rpc_error(e: impl std::fmt::Display) -> wasm_bindgen::JsValue {
+    worker::js_sys::Error::new(&e.to_string()).into()
+}
+
+/// The Workers RPC methods (called through `durable/entry.mjs`).
+#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures, js_sys = worker::js_sys)]
+impl RateLimiter {
+    /// `consume(ConsumeRequest as JSON) -> Decision as JSON`.
+    #[wasm_bindgen(js_name = consumeJson)]
+    pub async fn consume_json(
+        &self,
+        body: String,
+    ) -> std::result::Result<String, wasm_bindgen::JsValue> {
+        let body: ConsumeRequest = serde_json::from_str(&body).map_err(rpc_error)?;
+        let decision = self.consume(body).await.map_err(rpc_error)?;
+        serde_json::to_string(&decision).map_err(rpc_error)
+    }
+
+    /// `revocations(RevocationCommand as JSON) -> RevocationReply as JSON`.
+    #[wasm_bindgen(js_name = revocationsJson)]
+    pub async fn revocations_json(
+        &self,
+        command: String,
+    ) -> std::result::Result<String, wasm_bindgen::JsValue> {
+        let command: RevocationCommand = serde_json::from_str(&command).map_err(rpc_error)?;
+        let reply = self.revoke(command).await.map_err(rpc_error)?;
+        serde_json::to_string(&reply).map_err(rpc_error)
+    }
+}
+
 impl DurableObject for RateLimiter {
     fn new(state: State, _env: Env) -> Self {
         RateLimiter {
@@ -143,13 +194,7 @@ impl DurableObject for RateLimiter {
                 Ok(command) => command,
                 Err(_) => return Response::error("malformed revocation command", 400),
             };
-            let mut list = self.take_revocations().await?;
-            let reply = list.apply(command);
-            if reply.changed {
-                store(&self.state.storage(), REVOCATIONS_KEY, &list).await?;
-            }
-            *self.revocations.borrow_mut() = Some(list);
-            return Response::from_json(&reply);
+            return Response::from_json(&self.revoke(command).await?);
         }
         Response::error("unknown counter endpoint", 404)
     }
