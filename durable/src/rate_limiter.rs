@@ -32,8 +32,10 @@
 //! The state is read from storage once per object instance and then kept in memory (the object
 //! is its only writer); each call decides on it and writes it through to storage when it changed,
 //! with no other I/O awaited in between (the runtime's input/output gates make each call atomic,
-//! and hold the answer until the write is durable). A failed write drops the in-memory copy, so
-//! the next call reads storage again.
+//! and hold the answer until the write is durable). The limiter state's write is not awaited (the
+//! output gate does the waiting, as for an un-awaited `put` in JavaScript; a failed write resets
+//! the object, which then reads storage again); a failed revocation write drops the in-memory
+//! copy, so the next call reads storage again.
 
 use std::cell::RefCell;
 
@@ -64,6 +66,24 @@ async fn store<T: Serialize>(storage: &worker::Storage, key: &str, value: &T) ->
     let text = serde_json::to_string(value)
         .map_err(|e| worker::Error::RustError(format!("encoding '{key}': {e}")))?;
     storage.put(key, text).await
+}
+
+/// Writes a value without waiting for the write: the runtime's output gate holds this call's
+/// answer until the write is durable, and a failed write resets the object (so the next call
+/// reads storage again). The hot path (`consume`) uses this, as JavaScript objects do with an
+/// un-awaited `storage.put`.
+fn store_behind_output_gate<T: Serialize>(
+    storage: &worker::Storage,
+    key: &str,
+    value: &T,
+) -> Result<()> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| worker::Error::RustError(format!("encoding '{key}': {e}")))?;
+    storage
+        .as_raw()
+        .put(key, wasm_bindgen::JsValue::from_str(&text))
+        .map(drop)
+        .map_err(worker::Error::from)
 }
 
 /// The counter object.
@@ -119,7 +139,7 @@ impl RateLimiter {
         let mut after = before.clone();
         let decision = after.decide(&body.windows, body.cost, body.now);
         if after != before {
-            store(&storage, STATE_KEY, &after).await?;
+            store_behind_output_gate(&storage, STATE_KEY, &after)?;
         }
         *self.cached.borrow_mut() = Some(after);
         Ok(decision)
