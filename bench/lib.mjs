@@ -40,7 +40,8 @@ export async function startOrigin() {
  * `wrangler dev --config <config>` on free ports with its own state folder and these `--var`s;
  * resolves once `health` answers below 500 (with `okStatus`, exactly that; polled every 100 ms,
  * `attempts` times) to `{ base, log }`:
- * its URL, and a function returning the tail of its output (for error messages).
+ * its URL, its V8 inspector port, and a function returning the tail of its output (for error
+ * messages).
  */
 export async function startWorker(name, config, vars = {}, { health = '/_gateway/health', okStatus, attempts = 600 } = {}) {
   const port = await freePort();
@@ -68,5 +69,5 @@ export async function startWorker(name, config, vars = {}, { health = '/_gateway
     if (i > attempts) { console.error(log); throw new Error(`${name} did not start`); }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { base, log: () => log };
+  return { base, inspector, log: () => log };
 }

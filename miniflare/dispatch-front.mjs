@@ -1,7 +1,7 @@
 // A loopback HTTP front for the gateway running in Miniflare, for what `wrangler dev` cannot
 // show: values Cloudflare's edge puts in `request.cf`. Each request's `x-test-tls-presented`,
-// `x-test-tls-verified` and `x-test-tls-sha256` headers are removed and become
-// `cf.tlsClientAuth` (certPresented, certVerified, certFingerprintSHA256) through Miniflare's
+// `x-test-tls-verified`, `x-test-tls-sha256` and `x-test-tls-revoked` headers are removed and
+// become `cf.tlsClientAuth` (certPresented, certVerified, certFingerprintSHA256, certRevoked) through Miniflare's
 // `dispatchFetch`, as the edge reports a client certificate after mTLS. Used by the end-to-end
 // suite (tests/src/lib.rs, `Stack::miniflare_front`).
 //
@@ -49,7 +49,7 @@ const mf = new Miniflare({
 });
 await mf.ready;
 
-const TEST_HEADERS = ['x-test-tls-presented', 'x-test-tls-verified', 'x-test-tls-sha256'];
+const TEST_HEADERS = ['x-test-tls-presented', 'x-test-tls-verified', 'x-test-tls-sha256', 'x-test-tls-revoked'];
 
 const server = http.createServer(async (req, res) => {
   try {
@@ -67,6 +67,7 @@ const server = http.createServer(async (req, res) => {
         certPresented: req.headers['x-test-tls-presented'],
         certVerified: req.headers['x-test-tls-verified'] ?? 'NONE',
         certFingerprintSHA256: req.headers['x-test-tls-sha256'] ?? '',
+        certRevoked: req.headers['x-test-tls-revoked'] ?? '0',
       };
     }
     const response = await mf.dispatchFetch(`http://${req.headers.host}${req.url}`, {

@@ -60,6 +60,14 @@ pub(crate) async fn handle(
             granted: claims.scopes.clone(),
         });
     }
+    // An admin token is a token like any other: bound to its certificate if it says so, and
+    // subject to its own organisation's revocations.
+    gateway_core::mtls::check(
+        false,
+        claims.cert_thumbprint.as_deref(),
+        &crate::runtime::client_certificate(&req),
+    )?;
+    limit::check_revocations(env, policy, &claims, now).await?;
     let by = format!("{}/{}", claims.issuer, claims.subject);
 
     let target = if method == "GET" {
@@ -95,7 +103,13 @@ pub(crate) async fn handle(
     let command = match method {
         "GET" => RevocationCommand::List { now_secs },
         "POST" => RevocationCommand::Add {
-            entry: target.entry(scope.clone(), issuer, now_secs, by.clone()),
+            entry: target.entry(
+                scope.clone(),
+                issuer,
+                now_secs,
+                by.clone(),
+                legacy_keys_until(env, policy, &target)?,
+            ),
             now_secs,
         },
         _ => RevocationCommand::Remove {
@@ -147,7 +161,7 @@ pub(crate) async fn handle(
             ))
         }
         ("DELETE", _) => {
-            if reply.changed {
+            if reply.removed {
                 worker::console_log!(
                     "{}",
                     serde_json::json!({
@@ -159,7 +173,7 @@ pub(crate) async fn handle(
             }
             Ok(respond::json(
                 200,
-                &serde_json::json!({"removed": reply.changed, "revocations": reply.entries}),
+                &serde_json::json!({"removed": reply.removed, "revocations": reply.entries}),
                 request_id,
             ))
         }
@@ -168,6 +182,21 @@ pub(crate) async fn handle(
             &serde_json::json!({"issuer": issuer.name, "org": target.org, "revocations": reply.entries}),
             request_id,
         )),
+    }
+}
+
+/// The latest sunset of the legacy API keys an org or subject revocation covers (keys carry no
+/// `iat` and live until their sunset): the entry must live at least that long.
+fn legacy_keys_until(
+    env: &Env,
+    policy: &Policy,
+    target: &AdminRevocation,
+) -> Result<Option<u64>, GatewayError> {
+    match &policy.api_keys {
+        Some(keys) if keys.issuer == target.issuer && target.jti.is_none() => {
+            Ok(crate::settings::api_keys(env)?.latest_sunset(&target.org, target.sub.as_deref()))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -207,7 +236,12 @@ async fn read_body(req: &mut Request) -> Result<AdminRevocation, GatewayError> {
         .ok()
         .flatten()
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_none_or(|n| n > MAX_BODY) {
+    let Some(declared) = declared else {
+        return Err(GatewayError::InvalidRequest(
+            "An admin request body needs a Content-Length header.",
+        ));
+    };
+    if declared > MAX_BODY {
         return Err(GatewayError::PayloadTooLarge { limit: MAX_BODY });
     }
     let bytes = req

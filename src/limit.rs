@@ -82,6 +82,44 @@ pub(crate) async fn call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
     serde_json::from_str(&reply).map_err(|e| format!("counter reply: {e}"))
 }
 
+/// The caller's revocations alone (one call to its organisation's object, nothing counted), for
+/// requests outside the route table (the admin API). Fails closed.
+pub(crate) async fn check_revocations(
+    env: &Env,
+    policy: &Policy,
+    claims: &VerifiedClaims,
+    now: UnixMillis,
+) -> Result<(), GatewayError> {
+    let request = ConsumeRequest {
+        cost: 0,
+        now,
+        windows: Vec::new(),
+        caller: Some(claims.caller()),
+    };
+    let timeout_ms = policy.gateway.limiter_timeout_ms;
+    let object = claims.rate_limit_key().object_name();
+    let reply: Result<Decision, String> =
+        match within(timeout_ms, call(env, &object, Endpoint::Consume, &request)).await {
+            Some(reply) => reply,
+            None => Err(format!("counter did not answer within {timeout_ms} ms")),
+        };
+    match reply {
+        Ok(Decision::Revoked { scope }) => Err(GatewayError::TokenRevoked {
+            scope: revocation_scope(&scope),
+        }),
+        Ok(_) => Ok(()),
+        Err(detail) => Err(GatewayError::LimiterUnavailable(detail)),
+    }
+}
+
+fn revocation_scope(scope: &str) -> &'static str {
+    match scope {
+        "org" => "org",
+        "subject" => "subject",
+        _ => "token",
+    }
+}
+
 /// Checks and consumes the route's cost for the caller's organisation, in every window of its
 /// tier, with one call to its counter object.
 pub(crate) async fn check(
@@ -151,11 +189,7 @@ async fn enforce(
         Ok(Decision::Revoked { scope }) => LimitOutcome {
             headers: Vec::new(),
             refusal: Some(GatewayError::TokenRevoked {
-                scope: match scope.as_str() {
-                    "org" => "org",
-                    "subject" => "subject",
-                    _ => "token",
-                },
+                scope: revocation_scope(&scope),
             }),
         },
         Ok(Decision::Admitted { windows, .. }) => LimitOutcome {

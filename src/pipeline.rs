@@ -81,9 +81,8 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
             Ok(response) => response.status_code(),
             Err(e) => e.code().status(),
         };
-        let revoked = matches!(outcome, Err(GatewayError::TokenRevoked { .. }));
-        let failed = (status == 401 && !revoked)
-            || (counter.failures_only && status == 403 && outcome.is_ok());
+        // Replays of a revoked token count too: each one costs a counter call.
+        let failed = status == 401 || (counter.failures_only && status == 403);
         if failed {
             counter.record_failure(env, policy, started).await;
         }

@@ -154,7 +154,9 @@ pub(crate) fn client_certificate(req: &worker::Request) -> gateway_core::mtls::C
     let field = |key: &str| get(&auth, key).and_then(|v| v.as_string());
     gateway_core::mtls::ClientCertificate {
         presented: field("certPresented").as_deref() == Some("1"),
-        verified: field("certVerified").as_deref() == Some("SUCCESS"),
+        // Cloudflare reports a revoked certificate as verified, with `certRevoked: "1"`.
+        verified: field("certVerified").as_deref() == Some("SUCCESS")
+            && field("certRevoked").as_deref() != Some("1"),
         fingerprint_sha256: field("certFingerprintSHA256"),
     }
 }

@@ -55,11 +55,11 @@ const jwksUrl = `http://127.0.0.1:${jwksPort}/jwks`;
 // --- the origin, the gateway, the peer -------------------------------------------------------
 const originUrl = await startOrigin();
 writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_SIGNING_KEYS='${JSON.stringify(keyset)}'\n`, { mode: 0o600 });
-const { base: gateway } = await startWorker('gateway', join(benchDir, 'wrangler.toml'), {
+const { base: gateway, inspector: gatewayInspector } = await startWorker('gateway', join(benchDir, 'wrangler.toml'), {
   ORIGIN_URL: originUrl,
   GATEWAY_ISSUERS: JSON.stringify({ 'bench-es256': { issuer: ISSUER, jwks_uri: jwksUrl }, 'bench-rs256': null, 'bench-eddsa': null, 'bench-hs256': null }),
 }, { okStatus: 200, attempts: 900 });
-const { base: peer } = await startWorker('peer', join(benchDir, 'peer/wrangler.toml'), {
+const { base: peer, inspector: peerInspector } = await startWorker('peer', join(benchDir, 'peer/wrangler.toml'), {
   ORIGIN_URL: originUrl, ISSUER, JWKS_URL: jwksUrl, AUDIENCE: AUD, SIGNING_KEYS: JSON.stringify(keyset),
 }, { health: '/api/health', attempts: 900 });
 
@@ -141,6 +141,20 @@ function run(s) {
   }
   return new Promise((resolve, reject) => autocannon(opts, (err, res) => (err ? reject(err) : resolve(res))));
 }
+// BENCH_PROFILE=1: instead of the rounds, one CPU profile per worker (V8 sampling profiler through
+// wrangler's inspector port) under the cache-hit, 500-org load, and the functions with the most
+// self time: where each request's CPU goes (the Worker and its counter objects share the isolate).
+if (process.env.BENCH_PROFILE) {
+  const { profile } = await import('../profile.mjs');
+  for (const [name, port, url] of [['gateway', gatewayInspector, scenarios['gateway, cache hit, 500 orgs']], ['peer', peerInspector, scenarios['peer, 500 orgs']]]) {
+    const { table, requests } = await profile(port, () => run(url));
+    console.log(`\n${name}: ${requests} requests; self time per request by function (top 30)\n`);
+    console.log(table);
+  }
+  stopAll();
+  process.exit(0);
+}
+
 const calls = async () => (await (await fetch(`${gateway}/_gateway/bench/stats`)).json()).limiter_calls;
 const results = {};
 for (let round = 0; round < ROUNDS; round += 1) {

@@ -118,6 +118,17 @@ impl ApiKeySet {
         Ok(ApiKeySet { keys })
     }
 
+    /// The latest sunset among the keys of `org` (and, given, of the subject `api-key:<id>`):
+    /// how long a revocation covering them must live.
+    pub fn latest_sunset(&self, org: &str, subject: Option<&str>) -> Option<u64> {
+        self.keys
+            .iter()
+            .filter(|k| k.org == org)
+            .filter(|k| subject.is_none_or(|s| s.strip_prefix("api-key:") == Some(k.id.as_str())))
+            .map(|k| k.sunset)
+            .max()
+    }
+
     /// Keys listed.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -285,6 +296,18 @@ mod tests {
             .authenticate("sk_live_globex_0123456789abcdef", &settings, &p, before)
             .unwrap();
         assert_eq!(claims.tier, "free");
+        let dec15 = parse_rfc3339_utc("2026-12-15T00:00:00Z").unwrap();
+        assert_eq!(keys.latest_sunset("acme", None), Some(dec15));
+        assert_eq!(
+            keys.latest_sunset("acme", Some("api-key:acme-legacy")),
+            Some(dec15)
+        );
+        assert_eq!(
+            keys.latest_sunset("acme", Some("api-key:globex-legacy")),
+            None
+        );
+        assert_eq!(keys.latest_sunset("acme", Some("alice")), None);
+        assert_eq!(keys.latest_sunset("initech", None), None);
         // At the sunset: refused, saying when and where to go.
         let at = UnixMillis(parse_rfc3339_utc("2026-12-15T00:00:00Z").unwrap() * 1000);
         let err = keys

@@ -125,12 +125,17 @@ impl RevocationList {
             .find(|e| e.expires_at > now_secs && e.covers(caller))
     }
 
-    /// Adds an entry, replacing one with the same scope (a later revocation of the same subject
-    /// moves its cut-off forward and extends its life).
+    /// Adds an entry, merging with one of the same scope: the later cut-off (a later revocation
+    /// of the same subject also covers the tokens issued since) and the later expiry (a short
+    /// suspension never shortens a revocation; lift it with `remove` instead).
     pub fn add(&mut self, entry: Revocation, now_secs: u64) -> Result<(), ListError> {
         self.prune(now_secs);
         if let Some(existing) = self.entries.iter_mut().find(|e| e.scope == entry.scope) {
-            *existing = entry;
+            let expires_at = existing.expires_at.max(entry.expires_at);
+            *existing = Revocation {
+                expires_at,
+                ..entry
+            };
             return Ok(());
         }
         if self.entries.len() >= MAX_ENTRIES {
@@ -209,21 +214,27 @@ impl AdminRevocation {
 
     /// The entry this request makes at `now_secs`, expiring when every token of `issuer` issued
     /// until now has expired.
+    /// `credentials_until`: the latest sunset of the legacy API keys the entry covers, if any
+    /// (keys carry no `iat` and live until their sunset, so their revocation must too).
     pub fn entry(
         &self,
         scope: RevocationScope,
         issuer: &IssuerPolicy,
         now_secs: u64,
         by: String,
+        credentials_until: Option<u64>,
     ) -> Revocation {
-        let full = issuer
-            .max_lifetime_seconds
+        let tokens_until = now_secs
+            .saturating_add(issuer.max_lifetime_seconds)
             .saturating_add(issuer.leeway_seconds)
             .saturating_add(1);
+        let full = tokens_until.max(credentials_until.map_or(0, |t| t.saturating_add(1)));
         Revocation {
             scope,
             revoked_at: now_secs,
-            expires_at: now_secs.saturating_add(self.ttl_seconds.map_or(full, |t| t.min(full))),
+            expires_at: self
+                .ttl_seconds
+                .map_or(full, |t| now_secs.saturating_add(t).min(full)),
             reason: self.reason.clone(),
             by,
         }
@@ -267,6 +278,9 @@ pub struct RevocationReply {
     /// `add` refused: the list is full.
     #[serde(default)]
     pub full: bool,
+    /// `remove`: whether the entry was there (expired entries pruned on the way do not count).
+    #[serde(default)]
+    pub removed: bool,
     /// The live entries after the command.
     pub entries: Vec<Revocation>,
 }
@@ -274,20 +288,22 @@ pub struct RevocationReply {
 impl RevocationList {
     /// Runs one command (the counter object's whole job for [`REVOCATIONS_PATH`]).
     pub fn apply(&mut self, command: RevocationCommand) -> RevocationReply {
-        let (changed, full) = match command {
+        let (changed, full, removed) = match command {
             RevocationCommand::Add { entry, now_secs } => match self.add(entry, now_secs) {
-                Ok(()) => (true, false),
-                Err(ListError::Full) => (false, true),
+                Ok(()) => (true, false, false),
+                Err(ListError::Full) => (false, true, false),
             },
             RevocationCommand::Remove { scope, now_secs } => {
                 let pruned = self.prune(now_secs);
-                (self.remove(&scope).is_some() || pruned, false)
+                let removed = self.remove(&scope).is_some();
+                (removed || pruned, false, removed)
             }
-            RevocationCommand::List { now_secs } => (self.prune(now_secs), false),
+            RevocationCommand::List { now_secs } => (self.prune(now_secs), false, false),
         };
         RevocationReply {
             changed,
             full,
+            removed,
             entries: self.entries.clone(),
         }
     }
@@ -368,6 +384,12 @@ mod tests {
         list.add(entry(RevocationScope::Org, 20), 20).unwrap();
         assert_eq!(list.entries.len(), 1);
         assert_eq!(list.entries[0].revoked_at, 20);
+        // A later, shorter entry for the same scope keeps the longer life.
+        let mut short = entry(RevocationScope::Org, 30);
+        short.expires_at = 40;
+        list.add(short, 30).unwrap();
+        assert_eq!(list.entries[0].revoked_at, 30);
+        assert_eq!(list.entries[0].expires_at, 20 + 3606);
         assert!(list.remove(&RevocationScope::Org).is_some());
         assert!(list.remove(&RevocationScope::Org).is_none());
         for i in 0..MAX_ENTRIES {
@@ -404,20 +426,24 @@ mod tests {
             "leeway_seconds": 5, "max_lifetime_seconds": 3600
         }))
         .unwrap();
-        let e = req(None, None).entry(RevocationScope::Org, &issuer, 100, "x".into());
+        let e = req(None, None).entry(RevocationScope::Org, &issuer, 100, "x".into(), None);
         assert_eq!(e.expires_at, 100 + 3600 + 5 + 1);
+        // An organisation with a legacy key living until t = 50 000: the entry outlives it.
+        let keys =
+            req(None, None).entry(RevocationScope::Org, &issuer, 100, "x".into(), Some(50_000));
+        assert_eq!(keys.expires_at, 50_001);
         let mut short = req(None, None);
         short.ttl_seconds = Some(60);
         assert_eq!(
             short
-                .entry(RevocationScope::Org, &issuer, 100, "x".into())
+                .entry(RevocationScope::Org, &issuer, 100, "x".into(), None)
                 .expires_at,
             160
         );
         short.ttl_seconds = Some(100_000);
         assert_eq!(
             short
-                .entry(RevocationScope::Org, &issuer, 100, "x".into())
+                .entry(RevocationScope::Org, &issuer, 100, "x".into(), None)
                 .expires_at,
             3706
         );
@@ -458,6 +484,16 @@ mod tests {
         });
         assert!(reply.changed && !reply.full && reply.entries.len() == 1);
         let reply = list.apply(cmd);
-        assert!(!reply.changed);
+        assert!(!reply.changed && !reply.removed);
+        // Removing a missing entry while an expired one is pruned: changed, but not removed.
+        let mut list = RevocationList::default();
+        list.add(entry(RevocationScope::Org, 1), 1).unwrap();
+        let reply = list.apply(RevocationCommand::Remove {
+            scope: RevocationScope::Subject {
+                sub: "nobody".into(),
+            },
+            now_secs: 10_000,
+        });
+        assert!(reply.changed && !reply.removed && reply.entries.is_empty());
     }
 }

@@ -272,6 +272,28 @@ fn admin_api_refuses_other_issuers_and_missing_scopes(stack: &Stack) {
 
     // Malformed admin requests: precise 4xx.
     let ops = stack.machine_token("ops-admin", "gateway:admin");
+
+    // An admin token is revocable like any other: revoked by its jti, it no longer gets in.
+    let doomed = stack.machine_token("ops-admin", "gateway:admin");
+    let payload = doomed.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &<base64ct::Base64UrlUnpadded as base64ct::Encoding>::decode_vec(payload).unwrap(),
+    )
+    .unwrap();
+    let resp = admin(
+        stack,
+        "POST",
+        &ops,
+        serde_json::json!({"issuer": "machines", "org": "operator", "jti": claims["jti"]}),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let resp = admin(
+        stack,
+        "POST",
+        &doomed,
+        serde_json::json!({"issuer": "users", "org": org}),
+    );
+    assert_problem(&resp, 401, "token_revoked");
     for (body, needle) in [
         (
             serde_json::json!({"issuer": "nobody", "org": "x"}),
@@ -493,6 +515,8 @@ fn legacy_keys_work_with_deprecation_headers_until_their_cut_off(_: &Stack) {
         .as_secs();
     let live = format!("sk_live_{}", "a1b2c3d4e5f60718293a4b5c6d7e8f90");
     let retired = format!("sk_live_{}", "ffeeddccbbaa99887766554433221100");
+    let long_lived = format!("sk_live_{}", "0a1b2c3d4e5f60718293a4b5c6d7e8f9");
+    gateway_e2e::leaks::canary(&long_lived);
     let cutoff = now + 20;
     gateway_e2e::leaks::canary(&live);
     gateway_e2e::leaks::canary(&retired);
@@ -500,7 +524,9 @@ fn legacy_keys_work_with_deprecation_headers_until_their_cut_off(_: &Stack) {
         {"id": "acme-legacy", "sha256": sha256_hex(&live), "org": "legacy-acme", "tier": "pro",
          "scopes": ["transactions:read"], "sunset": rfc3339(cutoff)},
         {"id": "old-partner", "sha256": sha256_hex(&retired), "org": "legacy-old", "tier": "free",
-         "scopes": ["transactions:read"], "sunset": "2025-01-01T00:00:00Z"}
+         "scopes": ["transactions:read"], "sunset": "2025-01-01T00:00:00Z"},
+        {"id": "acme-long", "sha256": sha256_hex(&long_lived), "org": "legacy-acme", "tier": "pro",
+         "scopes": ["transactions:read"], "sunset": "2030-01-01T00:00:00Z"}
     ]});
     let stack = Stack::start_with_api_keys("api-keys", &keys.to_string()).expect("stack");
 
@@ -581,6 +607,19 @@ fn legacy_keys_work_with_deprecation_headers_until_their_cut_off(_: &Stack) {
     assert_eq!(resp.status, 201, "{}", resp.text());
     assert_revoked(&with_key(&stack, &live), "org");
     std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(with_key(&stack, &live).status, 200);
+    // A key's own revocation lives as long as the key could (its sunset, 2030-01-01), not just
+    // as long as the issuer's tokens; the organisation's other key is unaffected.
+    assert_eq!(with_key(&stack, &long_lived).status, 200);
+    let resp = admin(
+        &stack,
+        "POST",
+        &ops,
+        serde_json::json!({"issuer": "machines", "org": "legacy-acme", "sub": "api-key:acme-long"}),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert_eq!(resp.json()["revocation"]["expires_at"], 1_893_456_001u64);
+    assert_revoked(&with_key(&stack, &long_lived), "subject");
     assert_eq!(with_key(&stack, &live).status, 200);
 
     // At the cut-off the key stops working.

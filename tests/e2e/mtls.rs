@@ -146,6 +146,22 @@ fn bound_tokens_need_their_certificate_and_routes_can_require_one(stack: &Stack)
         Some(("1", "SUCCESS", &other_hex)),
     );
     assert_problem(&wrong, 401, "invalid_token");
+    // A certificate the edge verified but reports as revoked counts as none.
+    let revoked = http::request(
+        "POST",
+        &format!("{base}/api/payouts"),
+        &[
+            ("Authorization", &format!("Bearer {unbound}")),
+            ("Content-Type", "application/json"),
+            ("x-test-tls-presented", "1"),
+            ("x-test-tls-verified", "SUCCESS"),
+            ("x-test-tls-sha256", &hex),
+            ("x-test-tls-revoked", "1"),
+        ],
+        Some(b"{}"),
+    )
+    .unwrap();
+    assert_problem(&revoked, 403, "client_certificate_required");
 
     // A token bound by a method the gateway cannot check is refused, not accepted unbound.
     let dpop = stack.token(&TokenSpec {

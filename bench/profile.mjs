@@ -1,0 +1,56 @@
+// A CPU profile of a Worker under load, through wrangler dev's V8 inspector port (Chrome DevTools
+// protocol: Profiler.start / Profiler.stop), summarised as self time per function per request.
+// Used by `BENCH_PROFILE=1 make bench` (bench/compare/run.mjs).
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { root } from './lib.mjs';
+
+const WebSocket = createRequire(import.meta.url)(join(root, 'miniflare/node_modules/ws'));
+
+function connect(url) {
+  const ws = new WebSocket(url);
+  let id = 0;
+  const pending = new Map();
+  ws.on('message', (data) => {
+    const msg = JSON.parse(data.toString());
+    if (msg.id && pending.has(msg.id)) { pending.get(msg.id)(msg); pending.delete(msg.id); }
+  });
+  const send = (method, params = {}) => new Promise((resolve) => {
+    id += 1;
+    pending.set(id, resolve);
+    ws.send(JSON.stringify({ id, method, params }));
+  });
+  return new Promise((resolve, reject) => { ws.on('open', () => resolve({ send, close: () => ws.close() })); ws.on('error', reject); });
+}
+
+/** Profiles the Worker behind `inspectorPort` while `load()` runs; returns a markdown table. */
+export async function profile(inspectorPort, load) {
+  const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
+  const target = targets.find((t) => t.webSocketDebuggerUrl) ?? { webSocketDebuggerUrl: `ws://127.0.0.1:${inspectorPort}/` };
+  const cdp = await connect(target.webSocketDebuggerUrl);
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+  await cdp.send('Profiler.start');
+  const result = await load();
+  const { result: { profile: p } } = await cdp.send('Profiler.stop');
+  cdp.close();
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  let total = 0;
+  for (let i = 0; i < p.samples.length; i += 1) {
+    const node = byId.get(p.samples[i]);
+    const dt = p.timeDeltas[i] ?? 0;
+    const f = node.callFrame;
+    const where = f.url ? f.url.split('/').pop() : '';
+    const key = `${f.functionName || '(anonymous)'} ${where}`.trim();
+    self.set(key, (self.get(key) ?? 0) + dt);
+    total += dt;
+  }
+  const requests = result.requests.total;
+  const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 30);
+  const busy = total - (self.get('(idle)') ?? 0) - (self.get('(program)') ?? 0);
+  let table = `| function | µs per request | share of busy time |\n|---|---|---|\n`;
+  for (const [name, us] of rows) table += `| ${name.replace(/\|/g, '\\|')} | ${(us / requests).toFixed(1)} | ${name === '(idle)' || name === '(program)' ? '-' : `${((100 * us) / busy).toFixed(1)}%`} |\n`;
+  table += `| **busy (not idle, not program)** | **${(busy / requests).toFixed(1)}** | 100% |\n`;
+  return { table, requests };
+}
