@@ -20,7 +20,6 @@ use gateway_core::route::Method;
 use gateway_core::time::UnixMillis;
 use worker::{Env, Request, Response};
 
-use crate::runtime::within;
 use crate::{auth, limit, respond};
 
 /// Largest admin request body.
@@ -121,21 +120,10 @@ pub(crate) async fn handle(
         RevocationCommand::Add { entry, .. } => Some(entry.clone()),
         _ => None,
     };
-    let timeout_ms = policy.gateway.limiter_timeout_ms;
-    let reply: RevocationReply = match within(
-        timeout_ms,
-        limit::call(env, &object, limit::Endpoint::Revocations, &command),
-    )
-    .await
-    {
-        Some(Ok(reply)) => reply,
-        Some(Err(detail)) => return Err(GatewayError::LimiterUnavailable(detail)),
-        None => {
-            return Err(GatewayError::LimiterUnavailable(format!(
-                "counter did not answer within {timeout_ms} ms"
-            )));
-        }
-    };
+    let reply: RevocationReply =
+        limit::call(env, policy, &object, limit::Endpoint::Revocations, &command)
+            .await
+            .map_err(GatewayError::LimiterUnavailable)?;
 
     match (method, adding) {
         ("POST", Some(entry)) => {

@@ -19,7 +19,6 @@ use gateway_core::time::UnixMillis;
 use worker::Env;
 
 use crate::limit::{Endpoint, call};
-use crate::runtime::within;
 
 thread_local! {
     static BLOCKED: RefCell<BlockList> = RefCell::new(BlockList::default());
@@ -88,16 +87,8 @@ impl Counter {
             windows: self.windows.clone(),
             caller: None,
         };
-        let timeout_ms = policy.gateway.limiter_timeout_ms;
-        let reply: Result<Decision, String> = match within(
-            timeout_ms,
-            call(env, &self.object, Endpoint::Consume, &request),
-        )
-        .await
-        {
-            Some(reply) => reply,
-            None => Err(format!("counter did not answer within {timeout_ms} ms")),
-        };
+        let reply: Result<Decision, String> =
+            call(env, policy, &self.object, Endpoint::Consume, &request).await;
         match reply {
             Ok(decision) => {
                 if let Some(block) = Block::after(&decision, now) {

@@ -53,9 +53,23 @@ pub(crate) enum Endpoint {
     Revocations,
 }
 
-/// One call to the counter object named `object`, by Workers RPC. Never retried: an
-/// overloaded object must shed load, not get more of it.
+/// One call to the counter object named `object`, by Workers RPC, within
+/// `gateway.limiter_timeout_ms`. Never retried: an overloaded object must shed load, not get
+/// more of it.
 pub(crate) async fn call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+    env: &Env,
+    policy: &Policy,
+    object: &str,
+    endpoint: Endpoint,
+    body: &B,
+) -> Result<R, String> {
+    let timeout_ms = policy.gateway.limiter_timeout_ms;
+    within(timeout_ms, call_once(env, object, endpoint, body))
+        .await
+        .unwrap_or_else(|| Err(format!("counter did not answer within {timeout_ms} ms")))
+}
+
+async fn call_once<B: serde::Serialize, R: serde::de::DeserializeOwned>(
     env: &Env,
     object: &str,
     endpoint: Endpoint,
@@ -96,14 +110,8 @@ pub(crate) async fn check_revocations(
         windows: Vec::new(),
         caller: Some(claims.caller()),
     };
-    let timeout_ms = policy.gateway.limiter_timeout_ms;
     let object = claims.rate_limit_key().object_name();
-    let reply: Result<Decision, String> =
-        match within(timeout_ms, call(env, &object, Endpoint::Consume, &request)).await {
-            Some(reply) => reply,
-            None => Err(format!("counter did not answer within {timeout_ms} ms")),
-        };
-    match reply {
+    match call(env, policy, &object, Endpoint::Consume, &request).await {
         Ok(Decision::Revoked { scope }) => Err(GatewayError::TokenRevoked {
             scope: revocation_scope(&scope),
         }),
@@ -179,13 +187,8 @@ async fn enforce(
         },
         caller: Some(claims.caller()),
     };
-    let timeout_ms = policy.gateway.limiter_timeout_ms;
     let object = claims.rate_limit_key().object_name();
-    let reply = match within(timeout_ms, call(env, &object, Endpoint::Consume, &request)).await {
-        Some(reply) => reply,
-        None => Err(format!("counter did not answer within {timeout_ms} ms")),
-    };
-    match reply {
+    match call(env, policy, &object, Endpoint::Consume, &request).await {
         Ok(Decision::Revoked { scope }) => LimitOutcome {
             headers: Vec::new(),
             refusal: Some(GatewayError::TokenRevoked {
