@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
-targets=(token path policy limit_headers)
+targets=(token path policy limit_headers edge_inputs)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 mkdir -p target/fuzz-logs
 summary=()
