@@ -19,6 +19,9 @@ use crate::error::GatewayError;
 use crate::identity::{OrgId, VerifiedClaims};
 use crate::time::{UnixMillis, http_date, parse_rfc3339_utc};
 
+/// The subject a legacy key's requests carry: `api-key:<id>`.
+pub const SUBJECT_PREFIX: &str = "api-key:";
+
 /// Longest key accepted in the header.
 pub const MAX_KEY_LEN: usize = 256;
 
@@ -62,18 +65,6 @@ pub struct ApiKeySet {
     keys: Vec<ApiKey>,
 }
 
-fn hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        let pair = text.get(i.checked_mul(2)?..i.checked_mul(2)?.checked_add(2)?)?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl ApiKeySet {
     /// Parses and checks the secret; errors name the entry and never echo a hash.
     pub fn from_json(text: &str, policy: &Policy) -> Result<ApiKeySet, String> {
@@ -93,7 +84,7 @@ impl ApiKeySet {
             if keys.iter().any(|other| other.id == k.id) {
                 return Err(format!("{at}.id: '{}' is listed twice", k.id));
             }
-            let digest = hex32(&k.sha256.to_ascii_lowercase())
+            let digest = crate::signing::decode_hex32(&k.sha256)
                 .ok_or_else(|| format!("{at}.sha256: not 64 hex digits"))?;
             if keys.iter().any(|other| other.digest == digest) {
                 return Err(format!("{at}.sha256: the same key is listed twice"));
@@ -124,7 +115,9 @@ impl ApiKeySet {
         self.keys
             .iter()
             .filter(|k| k.org == org)
-            .filter(|k| subject.is_none_or(|s| s.strip_prefix("api-key:") == Some(k.id.as_str())))
+            .filter(|k| {
+                subject.is_none_or(|s| s.strip_prefix(SUBJECT_PREFIX) == Some(k.id.as_str()))
+            })
             .map(|k| k.sunset)
             .max()
     }
@@ -186,7 +179,7 @@ impl ApiKeySet {
         Ok((
             VerifiedClaims {
                 issuer: settings.issuer.clone(),
-                subject: format!("api-key:{}", key.id),
+                subject: format!("{SUBJECT_PREFIX}{}", key.id),
                 org: OrgId(key.org.clone()),
                 tier,
                 scopes: key.scopes.clone(),

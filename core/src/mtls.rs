@@ -25,16 +25,7 @@ impl ClientCertificate {
         if !(self.presented && self.verified) {
             return None;
         }
-        let hex = self.fingerprint_sha256.as_deref()?.trim();
-        if hex.len() != 64 {
-            return None;
-        }
-        let mut bytes = [0u8; 32];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            let from = i.checked_mul(2)?;
-            *byte = u8::from_str_radix(hex.get(from..from.checked_add(2)?)?, 16).ok()?;
-        }
-        Some(bytes)
+        crate::signing::decode_hex32(self.fingerprint_sha256.as_deref()?.trim())
     }
 }
 

@@ -258,7 +258,8 @@ pub fn verify(
         .map_err(|_| VerifyError::Mismatch)
 }
 
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
+/// Hex (either case) to bytes; `None` for an odd length or a non-hex pair.
+pub(crate) fn decode_hex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
@@ -269,6 +270,11 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
                 .and_then(|pair| u8::from_str_radix(pair, 16).ok())
         })
         .collect()
+}
+
+/// Exactly 64 hex digits (a SHA-256 digest) to its 32 bytes.
+pub(crate) fn decode_hex32(text: &str) -> Option<[u8; 32]> {
+    decode_hex(text)?.try_into().ok()
 }
 
 #[cfg(test)]
