@@ -112,19 +112,9 @@ pub(crate) async fn check_revocations(
     };
     let object = claims.rate_limit_key().object_name();
     match call(env, policy, &object, Endpoint::Consume, &request).await {
-        Ok(Decision::Revoked { scope }) => Err(GatewayError::TokenRevoked {
-            scope: revocation_scope(&scope),
-        }),
+        Ok(Decision::Revoked { scope }) => Err(GatewayError::TokenRevoked { scope }),
         Ok(_) => Ok(()),
         Err(detail) => Err(GatewayError::LimiterUnavailable(detail)),
-    }
-}
-
-fn revocation_scope(scope: &str) -> &'static str {
-    match scope {
-        "org" => "org",
-        "subject" => "subject",
-        _ => "token",
     }
 }
 
@@ -191,9 +181,7 @@ async fn enforce(
     match call(env, policy, &object, Endpoint::Consume, &request).await {
         Ok(Decision::Revoked { scope }) => LimitOutcome {
             headers: Vec::new(),
-            refusal: Some(GatewayError::TokenRevoked {
-                scope: revocation_scope(&scope),
-            }),
+            refusal: Some(GatewayError::TokenRevoked { scope }),
         },
         Ok(Decision::Admitted { windows, .. }) => LimitOutcome {
             headers: response_headers(tier_name, &windows, route.cost, now),

@@ -303,7 +303,7 @@ pub enum GatewayError {
     /// The token is covered by a revocation (`org`, `subject` or `token`).
     TokenRevoked {
         /// What the matching entry covers.
-        scope: &'static str,
+        scope: crate::revocation::RevocationKind,
     },
     /// A client over a limit before authentication (per client IP).
     ClientRateLimited {
@@ -462,7 +462,8 @@ impl GatewayError {
             }
             GatewayError::Internal(_) => "An internal error occurred.".to_owned(),
             GatewayError::TokenRevoked { scope } => format!(
-                "The access token has been revoked (by a {scope} revocation). Sign in again; if this persists, contact the API operator."
+                "The access token has been revoked (by a {} revocation). Sign in again; if this persists, contact the API operator.",
+                scope.as_str()
             ),
             GatewayError::ClientRateLimited { retry_after_secs, limit, failures } => {
                 if *failures {

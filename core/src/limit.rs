@@ -177,7 +177,7 @@ pub enum Decision {
     /// The caller is covered by a revocation; nothing consumed.
     Revoked {
         /// What the entry covers: `org`, `subject` or `token`.
-        scope: String,
+        scope: crate::revocation::RevocationKind,
     },
     /// The cost exceeds a window's whole limit: it can never be admitted.
     NeverFits {

@@ -42,13 +42,36 @@ pub enum RevocationScope {
     },
 }
 
-impl RevocationScope {
-    /// `org`, `subject` or `token` (logs, the 401's detail).
-    pub fn kind(&self) -> &'static str {
+/// Which kind of entry matched: what the counter object reports and the 401 names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationKind {
+    /// A whole organisation.
+    Org,
+    /// One subject.
+    Subject,
+    /// One token.
+    Token,
+}
+
+impl RevocationKind {
+    /// `org`, `subject` or `token`.
+    pub fn as_str(self) -> &'static str {
         match self {
-            RevocationScope::Org => "org",
-            RevocationScope::Subject { .. } => "subject",
-            RevocationScope::Token { .. } => "token",
+            RevocationKind::Org => "org",
+            RevocationKind::Subject => "subject",
+            RevocationKind::Token => "token",
+        }
+    }
+}
+
+impl RevocationScope {
+    /// Its kind (logs, the counter object's answer, the 401's detail).
+    pub fn kind(&self) -> RevocationKind {
+        match self {
+            RevocationScope::Org => RevocationKind::Org,
+            RevocationScope::Subject { .. } => RevocationKind::Subject,
+            RevocationScope::Token { .. } => RevocationKind::Token,
         }
     }
 }

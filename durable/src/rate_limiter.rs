@@ -118,7 +118,7 @@ impl RateLimiter {
             let list = self.take_revocations().await?;
             let hit = list
                 .check(caller, body.now.as_secs())
-                .map(|e| e.scope.kind().to_owned());
+                .map(|e| e.scope.kind());
             *self.revocations.borrow_mut() = Some(list);
             if let Some(scope) = hit {
                 return Ok(Decision::Revoked { scope });
