@@ -63,6 +63,13 @@ fn admin(stack: &Stack, method: &str, token: &str, body: serde_json::Value) -> h
     .expect("admin request")
 }
 
+/// `POST` a revocation as `ops`; it must be accepted (201).
+fn revoke(stack: &Stack, ops: &str, body: serde_json::Value) -> http::Response {
+    let resp = admin(stack, "POST", ops, body);
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    resp
+}
+
 fn list(stack: &Stack, token: &str) -> http::Response {
     stack.get_as("/api/transactions", token)
 }
@@ -92,13 +99,11 @@ fn revoking_a_jti_a_subject_and_an_org_cuts_them_off_at_once(stack: &Stack) {
     let stolen = token(stack, &org, r#"{"sub":"alice","jti":"stolen-jti-1"}"#);
     let other = token(stack, &org, r#"{"sub":"alice"}"#);
     assert_eq!(list(stack, &stolen).status, 200);
-    let resp = admin(
+    let resp = revoke(
         stack,
-        "POST",
         &ops,
         serde_json::json!({"issuer": "users", "org": org, "jti": "stolen-jti-1", "reason": "laptop stolen"}),
     );
-    assert_eq!(resp.status, 201, "{}", resp.text());
     let entry = resp.json()["revocation"].clone();
     assert_eq!(entry["scope"], "token");
     assert_eq!(entry["by"], "machines/ops-admin");
@@ -114,13 +119,11 @@ fn revoking_a_jti_a_subject_and_an_org_cuts_them_off_at_once(stack: &Stack) {
     // A subject: every token of alice issued until now, not bob's.
     let bob = token(stack, &org, r#"{"sub":"bob"}"#);
     assert_eq!(list(stack, &bob).status, 200);
-    let resp = admin(
+    revoke(
         stack,
-        "POST",
         &ops,
         serde_json::json!({"issuer": "users", "org": org, "sub": "alice"}),
     );
-    assert_eq!(resp.status, 201, "{}", resp.text());
     assert_revoked(&list(stack, &other), "subject");
     assert_eq!(list(stack, &bob).status, 200);
     revocation_logged(stack, &org, "subject");
@@ -130,13 +133,11 @@ fn revoking_a_jti_a_subject_and_an_org_cuts_them_off_at_once(stack: &Stack) {
     assert_eq!(list(stack, &fresh).status, 200);
 
     // The whole organisation, through the machines issuer's real provider too.
-    let resp = admin(
+    revoke(
         stack,
-        "POST",
         &ops,
         serde_json::json!({"issuer": "users", "org": org}),
     );
-    assert_eq!(resp.status, 201, "{}", resp.text());
     assert_revoked(&list(stack, &bob), "org");
     assert_revoked(&list(stack, &fresh), "org");
     let listed = http::with_bearer(
@@ -169,25 +170,21 @@ fn revocations_expire_and_can_be_lifted(stack: &Stack) {
     let t = token(stack, &org, r#"{"sub":"carol"}"#);
     assert_eq!(list(stack, &t).status, 200);
     // A two-second suspension of the organisation.
-    let resp = admin(
+    revoke(
         stack,
-        "POST",
         &ops,
         serde_json::json!({"issuer": "users", "org": org, "ttl_seconds": 2}),
     );
-    assert_eq!(resp.status, 201, "{}", resp.text());
     assert_revoked(&list(stack, &t), "org");
     std::thread::sleep(Duration::from_millis(3100));
     assert_eq!(list(stack, &t).status, 200, "the entry expired");
 
     // Lifted by hand.
-    let resp = admin(
+    revoke(
         stack,
-        "POST",
         &ops,
         serde_json::json!({"issuer": "users", "org": org, "sub": "carol"}),
     );
-    assert_eq!(resp.status, 201);
     assert_revoked(&list(stack, &t), "subject");
     let resp = admin(
         stack,
@@ -280,13 +277,11 @@ fn admin_api_refuses_other_issuers_and_missing_scopes(stack: &Stack) {
         &<base64ct::Base64UrlUnpadded as base64ct::Encoding>::decode_vec(payload).unwrap(),
     )
     .unwrap();
-    let resp = admin(
+    revoke(
         stack,
-        "POST",
         &ops,
         serde_json::json!({"issuer": "machines", "org": "operator", "jti": claims["jti"]}),
     );
-    assert_eq!(resp.status, 201, "{}", resp.text());
     let resp = admin(
         stack,
         "POST",
@@ -598,26 +593,22 @@ fn legacy_keys_work_with_deprecation_headers_until_their_cut_off(_: &Stack) {
 
     // Revoking the organisation covers its keys too.
     let ops = stack.machine_token("ops-admin", "gateway:admin");
-    let resp = admin(
+    revoke(
         &stack,
-        "POST",
         &ops,
         serde_json::json!({"issuer": "machines", "org": "legacy-acme", "ttl_seconds": 2}),
     );
-    assert_eq!(resp.status, 201, "{}", resp.text());
     assert_revoked(&with_key(&stack, &live), "org");
     std::thread::sleep(Duration::from_millis(2100));
     assert_eq!(with_key(&stack, &live).status, 200);
     // A key's own revocation lives as long as the key could (its sunset, 2030-01-01), not just
     // as long as the issuer's tokens; the organisation's other key is unaffected.
     assert_eq!(with_key(&stack, &long_lived).status, 200);
-    let resp = admin(
+    let resp = revoke(
         &stack,
-        "POST",
         &ops,
         serde_json::json!({"issuer": "machines", "org": "legacy-acme", "sub": "api-key:acme-long"}),
     );
-    assert_eq!(resp.status, 201, "{}", resp.text());
     assert_eq!(resp.json()["revocation"]["expires_at"], 1_893_456_001u64);
     assert_revoked(&with_key(&stack, &long_lived), "subject");
     assert_eq!(with_key(&stack, &live).status, 200);
