@@ -61,11 +61,7 @@ pub(crate) async fn handle(
     }
     // An admin token is a token like any other: bound to its certificate if it says so, and
     // subject to its own organisation's revocations.
-    gateway_core::mtls::check(
-        false,
-        claims.cert_thumbprint.as_deref(),
-        &crate::runtime::client_certificate(&req),
-    )?;
+    crate::runtime::check_client_certificate(&req, false, Some(&claims))?;
     limit::check_revocations(env, policy, &claims, now).await?;
     let by = format!("{}/{}", claims.issuer, claims.subject);
 
@@ -208,23 +204,12 @@ fn log_change(
 
 async fn read_body(req: &mut Request) -> Result<AdminRevocation, GatewayError> {
     let content_type = req.headers().get("content-type").ok().flatten();
-    if content_type
-        .as_deref()
-        .and_then(gateway_core::shape::media_type)
-        .as_deref()
-        != Some("application/json")
-    {
-        return Err(GatewayError::UnsupportedMediaType {
-            allowed: vec!["application/json".to_owned()],
-        });
-    }
-    let declared = req
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let Some(declared) = declared else {
+    gateway_core::shape::check_content_type(
+        content_type.as_deref(),
+        true,
+        &["application/json".to_owned()],
+    )?;
+    let Some(declared) = crate::pipeline::declared_length(req.headers())? else {
         return Err(GatewayError::InvalidRequest(
             "An admin request body needs a Content-Length header.",
         ));
@@ -232,13 +217,7 @@ async fn read_body(req: &mut Request) -> Result<AdminRevocation, GatewayError> {
     if declared > MAX_BODY {
         return Err(GatewayError::PayloadTooLarge { limit: MAX_BODY });
     }
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|_| GatewayError::InvalidRequest("The request body could not be read."))?;
-    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_BODY {
-        return Err(GatewayError::PayloadTooLarge { limit: MAX_BODY });
-    }
+    let bytes = crate::origin::read_body(req, MAX_BODY).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         GatewayError::InvalidAdminRequest(format!(
             "the body is not a revocation ({}, line {} column {})",

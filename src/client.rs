@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 
-use gateway_core::client::{Block, BlockList, ClientClass, ClientKey, is_exempt};
+use gateway_core::client::{Block, BlockList, ClientClass, client_key};
 use gateway_core::config::{Policy, Window};
 use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
@@ -29,8 +29,8 @@ thread_local! {
 pub(crate) struct Counter {
     /// The counter object's name.
     pub(crate) object: String,
-    /// The windows it counts against.
-    pub(crate) windows: Vec<Window>,
+    /// The windows it counts against (the policy's, which lives as long as the isolate).
+    pub(crate) windows: &'static [Window],
     /// Whether only failures count (an auth route).
     pub(crate) failures_only: bool,
     /// The name the rate-limit headers give its windows.
@@ -38,22 +38,33 @@ pub(crate) struct Counter {
 }
 
 impl Counter {
-    /// The counter for this client on this route (`None` route: the gateway's own endpoints).
-    pub(crate) fn new(client: &ClientKey, route: Option<&Route>, policy: &Policy) -> Counter {
-        match route.filter(|r| !r.failure_limit.is_empty()) {
+    /// The counter for the client at `connecting_ip` on this route (`None` route: the
+    /// gateway's own endpoints), or `None` when the environment exempts its address.
+    pub(crate) fn for_client(
+        connecting_ip: Option<&str>,
+        route: Option<&'static Route>,
+        environment: &Environment,
+        policy: &'static Policy,
+    ) -> Option<Counter> {
+        let client = client_key(
+            connecting_ip,
+            policy.client_limits.ipv6_prefix,
+            &environment.client_limit_exempt,
+        )?;
+        Some(match route.filter(|r| !r.failure_limit.is_empty()) {
             Some(route) => Counter {
                 object: client.object_name(ClientClass::AuthRoute(&route.id.0)),
-                windows: route.failure_limit.clone(),
+                windows: &route.failure_limit,
                 failures_only: true,
                 label: "failures",
             },
             None => Counter {
                 object: client.object_name(ClientClass::Gateway),
-                windows: policy.client_limits.windows.clone(),
+                windows: &policy.client_limits.windows,
                 failures_only: false,
                 label: "client",
             },
-        }
+        })
     }
 
     fn refusal(
@@ -84,7 +95,7 @@ impl Counter {
         let request = ConsumeRequest {
             cost: 1,
             now,
-            windows: self.windows.clone(),
+            windows: self.windows.to_vec(),
             caller: None,
         };
         let reply: Result<Decision, String> =
@@ -131,20 +142,4 @@ impl Counter {
     pub(crate) async fn record_failure(&self, env: &Env, policy: &Policy, now: UnixMillis) {
         self.consume(env, policy, now).await;
     }
-}
-
-/// The client as the limits before authentication see it, or `None` when the environment
-/// exempts its address.
-pub(crate) fn client_key(
-    connecting_ip: Option<&str>,
-    environment: &Environment,
-    policy: &Policy,
-) -> Option<ClientKey> {
-    if is_exempt(connecting_ip, &environment.client_limit_exempt) {
-        return None;
-    }
-    Some(ClientKey::from_ip(
-        connecting_ip,
-        policy.client_limits.ipv6_prefix,
-    ))
 }

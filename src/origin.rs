@@ -107,7 +107,7 @@ fn sign(headers: &Headers, f: &Forward<'_>, body: &[u8]) -> Result<(), GatewayEr
 
 /// Reads the body chunk by chunk, stopping as soon as it passes `limit`: a streamed (chunked)
 /// body without `Content-Length` is cut off there, never buffered whole.
-async fn read_body(req: &mut Request, limit: u64) -> Result<Vec<u8>, GatewayError> {
+pub(crate) async fn read_body(req: &mut Request, limit: u64) -> Result<Vec<u8>, GatewayError> {
     let unreadable = || GatewayError::InvalidRequest("The request body could not be read.");
     let mut stream = req.stream().map_err(|_| unreadable())?;
     let mut body = Vec::new();

@@ -21,7 +21,7 @@ use worker::{Env, Headers, Request, Response};
 
 use crate::client::Counter;
 use crate::origin::Forward;
-use crate::{admin, auth, client, limit, origin, respond, runtime, settings};
+use crate::{admin, auth, limit, origin, respond, runtime, settings};
 
 /// What the log line needs to know about how far the request got.
 #[derive(Default)]
@@ -195,8 +195,9 @@ async fn run(
         .starts_with(&format!("{RESERVED_PREFIX}/admin/"))
         && policy.admin.is_some()
     {
-        if let Some(key) = client::client_key(trace.client_ip.as_deref(), environment, policy) {
-            let counter = Counter::new(&key, None, policy);
+        if let Some(counter) =
+            Counter::for_client(trace.client_ip.as_deref(), None, environment, policy)
+        {
             if let Some((refusal, headers)) = counter.blocked(now) {
                 trace.response_headers = headers;
                 return Err(refusal);
@@ -277,8 +278,9 @@ async fn run(
     // here (on bearer routes only a token already verified and cached still gets through: it
     // costs no signature check); public routes count every request.
     let mut verified = None;
-    if let Some(key) = client::client_key(trace.client_ip.as_deref(), environment, policy) {
-        let counter = Counter::new(&key, Some(route), policy);
+    if let Some(counter) =
+        Counter::for_client(trace.client_ip.as_deref(), Some(route), environment, policy)
+    {
         if let Some((refusal, headers)) = counter.blocked(now) {
             verified = match route.auth {
                 AuthRequirement::Bearer if !counter.failures_only => {
@@ -331,15 +333,7 @@ async fn run(
         }
     };
     // Mutual TLS: the route's requirement and the token's certificate binding (RFC 8705).
-    if route.require_client_certificate
-        || claims.as_ref().is_some_and(|c| c.cert_thumbprint.is_some())
-    {
-        gateway_core::mtls::check(
-            route.require_client_certificate,
-            claims.as_ref().and_then(|c| c.cert_thumbprint.as_deref()),
-            &runtime::client_certificate(&req),
-        )?;
-    }
+    runtime::check_client_certificate(&req, route.require_client_certificate, claims.as_ref())?;
 
     // Rate limit, and the organisation's revocations, in one round trip (routes that are not
     // limited check the revocations only).
@@ -394,24 +388,7 @@ fn api_key<'p>(
 /// route's limit, and no body at all on methods that carry none. Returns whether the framing
 /// announces a body (a non-zero `Content-Length`, or `Transfer-Encoding`).
 fn check_body_framing(headers: &Headers, route: &Route) -> Result<bool, GatewayError> {
-    let declared = match headers.get("content-length") {
-        Ok(None) => None,
-        Ok(Some(value)) => Some(
-            value
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|_| value.trim().bytes().all(|b| b.is_ascii_digit()))
-                .ok_or(GatewayError::InvalidRequest(
-                    "The Content-Length header is not a number.",
-                ))?,
-        ),
-        Err(_) => {
-            return Err(GatewayError::InvalidRequest(
-                "The Content-Length header is unreadable.",
-            ));
-        }
-    };
+    let declared = declared_length(headers)?;
     let chunked = headers.has("transfer-encoding").unwrap_or(false);
     if chunked && declared.is_some() {
         // The classic request-smuggling shape: two framings for one body.
@@ -430,6 +407,26 @@ fn check_body_framing(headers: &Headers, route: &Route) -> Result<bool, GatewayE
         });
     }
     Ok(chunked || declared.is_some_and(|n| n > 0))
+}
+
+/// The `Content-Length` a request declares: `None` without one; 400 unless it is all digits.
+pub(crate) fn declared_length(headers: &Headers) -> Result<Option<u64>, GatewayError> {
+    match headers.get("content-length") {
+        Ok(None) => Ok(None),
+        Ok(Some(value)) => Ok(Some(
+            value
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|_| value.trim().bytes().all(|b| b.is_ascii_digit()))
+                .ok_or(GatewayError::InvalidRequest(
+                    "The Content-Length header is not a number.",
+                ))?,
+        )),
+        Err(_) => Err(GatewayError::InvalidRequest(
+            "The Content-Length header is unreadable.",
+        )),
+    }
 }
 
 /// The gateway's own endpoints under the reserved prefix. Never forwarded.

@@ -33,7 +33,11 @@ pub struct ClientKey(String);
 impl ClientKey {
     /// The key for the connecting address (`CF-Connecting-IP`), IPv6 cut to `v6_prefix` bits.
     pub fn from_ip(ip: Option<&str>, v6_prefix: u8) -> ClientKey {
-        match ip.and_then(|s| s.trim().parse::<IpAddr>().ok()) {
+        ClientKey::from_addr(parse_ip(ip), v6_prefix)
+    }
+
+    fn from_addr(addr: Option<IpAddr>, v6_prefix: u8) -> ClientKey {
+        match addr {
             Some(IpAddr::V4(v4)) => ClientKey(v4.to_string()),
             Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
                 Some(v4) => ClientKey(v4.to_string()),
@@ -126,8 +130,21 @@ impl IpBlock {
 
 /// Whether the connecting address is exempt from the limits before authentication.
 pub fn is_exempt(ip: Option<&str>, exempt: &[IpBlock]) -> bool {
+    parse_ip(ip).is_some_and(|ip| exempt.iter().any(|b| b.contains(ip)))
+}
+
+/// The client the limits before authentication count for this connecting address, or `None`
+/// when it is exempt (the address is parsed once for both questions).
+pub fn client_key(ip: Option<&str>, v6_prefix: u8, exempt: &[IpBlock]) -> Option<ClientKey> {
+    let addr = parse_ip(ip);
+    if addr.is_some_and(|a| exempt.iter().any(|b| b.contains(a))) {
+        return None;
+    }
+    Some(ClientKey::from_addr(addr, v6_prefix))
+}
+
+fn parse_ip(ip: Option<&str>) -> Option<IpAddr> {
     ip.and_then(|s| s.trim().parse::<IpAddr>().ok())
-        .is_some_and(|ip| exempt.iter().any(|b| b.contains(ip)))
 }
 
 /// Largest number of clients one isolate remembers as refused (oldest expiry dropped first).
@@ -292,6 +309,13 @@ mod tests {
                 .unwrap()
                 .contains("8.8.8.8".parse().unwrap())
         );
+        // One parse answers both: exempt addresses get no key, others the usual one.
+        assert_eq!(client_key(Some("10.1.2.3"), 64, &blocks), None);
+        assert_eq!(
+            client_key(Some(" 2001:db9::1 "), 64, &blocks),
+            Some(ClientKey::from_ip(Some("2001:db9::1"), 64))
+        );
+        assert_eq!(client_key(None, 64, &blocks).unwrap().as_str(), "unknown");
     }
 
     fn until(ms: u64) -> Block {
