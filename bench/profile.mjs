@@ -1,6 +1,7 @@
 // A CPU profile of a Worker under load, through wrangler dev's V8 inspector port (Chrome DevTools
 // protocol: Profiler.start / Profiler.stop), summarised as self time per function per request.
 // Used by `BENCH_PROFILE=1 make bench` (bench/compare/run.mjs).
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { root } from './lib.mjs';
@@ -33,6 +34,18 @@ export async function profile(inspectorPort, load) {
   await cdp.send('Profiler.start');
   const result = await load();
   const { result: { profile: p } } = await cdp.send('Profiler.stop');
+  // BENCH_PROFILE_OUT=<file prefix>: keep the raw profile and the bundled scripts it points into
+  // (line and column numbers refer to them).
+  const out = process.env.BENCH_PROFILE_OUT;
+  if (out) {
+    writeFileSync(`${out}-${inspectorPort}.cpuprofile`, JSON.stringify(p));
+    await cdp.send('Debugger.enable');
+    const ids = new Set(p.nodes.filter((n) => n.callFrame.url.endsWith('.js')).map((n) => n.callFrame.scriptId));
+    for (const scriptId of ids) {
+      const { result } = await cdp.send('Debugger.getScriptSource', { scriptId });
+      if (result?.scriptSource) writeFileSync(`${out}-${inspectorPort}-script-${scriptId}.js`, result.scriptSource);
+    }
+  }
   cdp.close();
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map();

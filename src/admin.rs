@@ -18,7 +18,9 @@ use gateway_core::names::ADMIN_REVOCATIONS_PATH;
 use gateway_core::revocation::{AdminRevocation, RevocationCommand, RevocationReply};
 use gateway_core::route::Method;
 use gateway_core::time::UnixMillis;
-use worker::{Env, Request, Response};
+use worker::Env;
+
+use crate::http::Incoming;
 
 use crate::{auth, limit, respond};
 
@@ -27,16 +29,15 @@ const MAX_BODY: u64 = 4096;
 
 /// Answers one admin request; `claims` receives the admin's identity for the log line.
 pub(crate) async fn handle(
-    mut req: Request,
+    req: &Incoming,
     env: &Env,
     path: &str,
     (policy, environment): (&Policy, &Environment),
     now: UnixMillis,
     request_id: &str,
     claims_out: &mut Option<VerifiedClaims>,
-) -> Result<Response, GatewayError> {
-    let method = req.inner().method();
-    let method = method.as_str();
+) -> Result<web_sys::Response, GatewayError> {
+    let method = req.method.as_str();
     let Some(admin) = policy.admin.as_ref() else {
         return Err(GatewayError::RouteNotFound);
     };
@@ -48,7 +49,14 @@ pub(crate) async fn handle(
             allowed: vec![Method::Get, Method::Post, Method::Delete],
         });
     }
-    let claims = auth::authenticate(req.headers(), policy, environment, env, now).await?;
+    let claims = auth::authenticate(
+        req.headers.get("authorization"),
+        policy,
+        environment,
+        env,
+        now,
+    )
+    .await?;
     *claims_out = Some(claims.clone());
     if !admin.issuers.contains(&claims.issuer) {
         return Err(GatewayError::AdminIssuerRefused);
@@ -61,13 +69,12 @@ pub(crate) async fn handle(
     }
     // An admin token is a token like any other: bound to its certificate if it says so, and
     // subject to its own organisation's revocations.
-    crate::runtime::check_client_certificate(&req, false, Some(&claims))?;
+    crate::runtime::check_client_certificate(req.raw(), false, Some(&claims))?;
     limit::check_revocations(env, policy, &claims, now).await?;
     let by = format!("{}/{}", claims.issuer, claims.subject);
 
     let target = if method == "GET" {
-        let url = req
-            .url()
+        let url = worker::Url::parse(&req.url)
             .map_err(|_| GatewayError::InvalidRequest("The request URL could not be parsed."))?;
         let find = |name: &str| {
             url.query_pairs()
@@ -83,7 +90,7 @@ pub(crate) async fn handle(
             ttl_seconds: None,
         }
     } else {
-        read_body(&mut req).await?
+        read_body(req).await?
     };
     let scope = target.scope().map_err(GatewayError::InvalidAdminRequest)?;
     let issuer = policy.issuer(&target.issuer).ok_or_else(|| {
@@ -202,14 +209,13 @@ fn log_change(
     );
 }
 
-async fn read_body(req: &mut Request) -> Result<AdminRevocation, GatewayError> {
-    let content_type = req.headers().get("content-type").ok().flatten();
+async fn read_body(req: &Incoming) -> Result<AdminRevocation, GatewayError> {
     gateway_core::shape::check_content_type(
-        content_type.as_deref(),
+        req.headers.get("content-type"),
         true,
         &["application/json".to_owned()],
     )?;
-    let Some(declared) = crate::pipeline::declared_length(req.headers())? else {
+    let Some(declared) = crate::pipeline::declared_length(&req.headers)? else {
         return Err(GatewayError::InvalidRequest(
             "An admin request body needs a Content-Length header.",
         ));
@@ -217,7 +223,7 @@ async fn read_body(req: &mut Request) -> Result<AdminRevocation, GatewayError> {
     if declared > MAX_BODY {
         return Err(GatewayError::PayloadTooLarge { limit: MAX_BODY });
     }
-    let bytes = crate::origin::read_body(req, MAX_BODY).await?;
+    let bytes = crate::origin::read_body(req.body(), MAX_BODY).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         GatewayError::InvalidAdminRequest(format!(
             "the body is not a revocation ({}, line {} column {})",

@@ -30,7 +30,7 @@ use gateway_core::time::UnixMillis;
 use gateway_core::token_cache::{CachedToken, VerifiedTokenCache, digest};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use worker::{Env, Fetch, Headers, Url};
+use worker::{Env, Fetch, Url};
 
 use crate::runtime::{FetchFailure, fetch_with_timeout, js_object, subtle};
 
@@ -81,19 +81,17 @@ fn remember(
 /// The caller, if the request's bearer token is in this isolate's verified-token cache (no
 /// signature check, no JWKS refresh: for clients refused everything else).
 pub(crate) fn cached_caller(
-    headers: &Headers,
+    authorization: Option<&str>,
     policy: &Policy,
     now: UnixMillis,
 ) -> Option<VerifiedClaims> {
-    let header = headers.get("authorization").ok().flatten();
-    let token = bearer_token(header.as_deref()).ok()?;
+    let token = bearer_token(authorization).ok()?;
     cached_claims(token, policy, now)
 }
 
 /// Forgets the request's token (its organisation's object answered that it is revoked).
-pub(crate) fn forget_token(headers: &Headers) {
-    let header = headers.get("authorization").ok().flatten();
-    if let Ok(token) = bearer_token(header.as_deref()) {
+pub(crate) fn forget_token(authorization: Option<&str>) {
+    if let Ok(token) = bearer_token(authorization) {
         let key = digest(token);
         TOKENS.with(|t| {
             if let Some(cache) = t.borrow_mut().as_mut() {
@@ -116,18 +114,15 @@ pub(crate) fn evict_revoked(
     })
 }
 
-/// Verifies the bearer token and returns the caller.
+/// Verifies the bearer token (the request's `Authorization` value) and returns the caller.
 pub(crate) async fn authenticate(
-    headers: &Headers,
+    authorization: Option<&str>,
     policy: &Policy,
     environment: &Environment,
     env: &Env,
     now: UnixMillis,
 ) -> Result<VerifiedClaims, GatewayError> {
-    let header = headers
-        .get("authorization")
-        .map_err(|_| GatewayError::InvalidRequest("The Authorization header is unreadable."))?;
-    let token = bearer_token(header.as_deref())?;
+    let token = bearer_token(authorization)?;
     authenticate_token(token, policy, environment, env, now, true).await
 }
 

@@ -22,7 +22,9 @@ use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{AlgorithmExt, UntrustedToken};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use worker::{Env, Request, Response};
+use worker::Env;
+
+use crate::http::Incoming;
 
 use crate::auth::{authenticate_token, static_key_set, verification_key, verify};
 use crate::{respond, runtime, settings};
@@ -109,11 +111,13 @@ struct LimitBench {
 /// `POST /_gateway/bench/limit` with `{"decisions": N}`: the cost of one limiter decision
 /// (`gateway_core::limit::LimiterState::decide`, the pure part of the counter object's work) on
 /// a state kept warm by one admission per millisecond.
-pub(crate) async fn limit(mut req: Request, request_id: &str) -> Result<Response, GatewayError> {
+pub(crate) async fn limit(
+    req: &Incoming,
+    request_id: &str,
+) -> Result<web_sys::Response, GatewayError> {
     use gateway_core::config::Window;
     use gateway_core::limit::LimiterState;
-    let body: LimitBench = req
-        .json()
+    let body: LimitBench = json_body(req)
         .await
         .map_err(|_| bad("body must be {\"decisions\": N}"))?;
     let windows = [
@@ -151,7 +155,7 @@ pub(crate) async fn limit(mut req: Request, request_id: &str) -> Result<Response
 }
 
 /// `GET /_gateway/bench/stats`: counter-object calls this isolate has made so far.
-pub(crate) fn stats(request_id: &str) -> Response {
+pub(crate) fn stats(request_id: &str) -> web_sys::Response {
     let calls = crate::limit::CALLS.load(std::sync::atomic::Ordering::Relaxed);
     respond::json(
         200,
@@ -160,14 +164,19 @@ pub(crate) fn stats(request_id: &str) -> Response {
     )
 }
 
+/// A benchmark request's JSON body (up to 16 MB: the token lists are long).
+async fn json_body<T: serde::de::DeserializeOwned>(req: &Incoming) -> Result<T, GatewayError> {
+    let bytes = crate::origin::read_body(req.body(), 16 << 20).await?;
+    serde_json::from_slice(&bytes).map_err(|_| bad("malformed JSON"))
+}
+
 /// `POST /_gateway/bench/auth`.
 pub(crate) async fn auth(
-    mut req: Request,
+    req: &Incoming,
     env: &Env,
     request_id: &str,
-) -> Result<Response, GatewayError> {
-    let body: BenchRequest = req
-        .json()
+) -> Result<web_sys::Response, GatewayError> {
+    let body: BenchRequest = json_body(req)
         .await
         .map_err(|_| bad("body must be {\"tokens\": [...], \"passes\": N}"))?;
     let first = body.tokens.first().ok_or(bad("no tokens"))?;

@@ -8,6 +8,7 @@ mod auth;
 #[cfg(feature = "bench")]
 mod bench;
 mod client;
+mod http;
 mod limit;
 mod origin;
 mod pipeline;
@@ -18,9 +19,12 @@ mod settings;
 /// The rate-limit counter object, exported for the runtime (class `RateLimiter`).
 pub use gateway_durable::RateLimiter;
 
-use worker::{Context, Env, Request, Response, Result, event};
+use worker::{Context, Env, Result, event};
 
+/// The runtime's own request and response types: workers-rs' wrappers would read `request.cf`,
+/// the URL and the method on the way in, and rebuild the response on the way out, whether the
+/// gateway needs them or not (see `http`).
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     Ok(pipeline::handle(req, &env).await)
 }

@@ -11,7 +11,9 @@ use gateway_core::route::{FailurePolicy, Route};
 use gateway_core::time::UnixMillis;
 use worker::Env;
 
-use crate::runtime::within;
+use wasm_bindgen::JsCast as _;
+
+use crate::runtime::{Raced, race_deadline};
 
 /// Header marking a response admitted while the limiter was unavailable (fail-open routes).
 const FAIL_OPEN_HEADER: &str = "x-ratelimit-status";
@@ -28,9 +30,20 @@ pub(crate) struct LimitOutcome {
 #[cfg(feature = "bench")]
 pub(crate) static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The counter object's RPC surface (`durable/entry.mjs`): JSON text in, JSON text out.
+/// The counter objects' namespace and RPC surface (`durable/entry.mjs`): JSON text in, JSON
+/// text out. Bound directly rather than through workers-rs' `ObjectNamespace`/`Stub`, whose
+/// binding lookup also checks the object's constructor name on every call.
 #[wasm_bindgen::prelude::wasm_bindgen]
 extern "C" {
+    #[wasm_bindgen(extends = js_sys::Object)]
+    type CounterNamespace;
+
+    #[wasm_bindgen(method, catch, js_name = getByName)]
+    fn get_by_name(
+        this: &CounterNamespace,
+        name: &str,
+    ) -> Result<CounterStub, wasm_bindgen::JsValue>;
+
     #[wasm_bindgen(extends = js_sys::Object)]
     type CounterStub;
 
@@ -63,36 +76,26 @@ pub(crate) async fn call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
     endpoint: Endpoint,
     body: &B,
 ) -> Result<R, String> {
-    let timeout_ms = policy.gateway.limiter_timeout_ms;
-    within(timeout_ms, call_once(env, object, endpoint, body))
-        .await
-        .unwrap_or_else(|| Err(format!("counter did not answer within {timeout_ms} ms")))
-}
-
-async fn call_once<B: serde::Serialize, R: serde::de::DeserializeOwned>(
-    env: &Env,
-    object: &str,
-    endpoint: Endpoint,
-    body: &B,
-) -> Result<R, String> {
     #[cfg(feature = "bench")]
     CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let stub: CounterStub = env
-        .durable_object(RATE_LIMITER)
-        .and_then(|ns| ns.get_by_name(object))
-        .map_err(|e| format!("counter binding: {e}"))?
-        .into_rpc();
+    let timeout_ms = policy.gateway.limiter_timeout_ms;
+    let namespace: CounterNamespace = crate::runtime::binding(env, RATE_LIMITER).unchecked_into();
+    let stub = namespace
+        .get_by_name(object)
+        .map_err(|e| format!("counter binding: {e:?}"))?;
     let json = serde_json::to_string(body).map_err(|e| e.to_string())?;
     let promise = match endpoint {
         Endpoint::Consume => stub.consume(&json),
         Endpoint::Revocations => stub.revocations(&json),
     }
     .map_err(|e| format!("counter call: {e:?}"))?;
-    let reply = wasm_bindgen_futures::JsFuture::from(promise)
-        .await
-        .map_err(|e| format!("counter call: {e:?}"))?
-        .as_string()
-        .ok_or("counter reply: not a string")?;
+    let reply = match race_deadline(promise, timeout_ms).await {
+        Raced::Settled(Ok(reply)) => reply.as_string().ok_or("counter reply: not a string")?,
+        Raced::Settled(Err(e)) => return Err(format!("counter call: {e:?}")),
+        Raced::DeadlinePassed => {
+            return Err(format!("counter did not answer within {timeout_ms} ms"));
+        }
+    };
     serde_json::from_str(&reply).map_err(|e| format!("counter reply: {e}"))
 }
 

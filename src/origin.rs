@@ -10,9 +10,9 @@ use gateway_core::names::{
 };
 use gateway_core::route::Route;
 use gateway_core::signing::{self, SignedParts, SigningKey, sha256_hex};
-use worker::{Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
-use crate::runtime::{FetchFailure, fetch_via_with_timeout};
+use crate::http::{HeaderList, Incoming, request_init, valid_header_value};
+use crate::runtime::{FetchFailure, fetch_with_deadline};
 
 /// What the forwarder needs besides the request.
 pub(crate) struct Forward<'a> {
@@ -46,23 +46,36 @@ pub(crate) struct Forward<'a> {
     pub via: Option<crate::runtime::Via>,
 }
 
-fn origin_headers(inbound: &Headers, f: &Forward<'_>) -> Result<Headers, GatewayError> {
-    let headers = Headers::new();
-    let set = |name: &str, value: &str| {
-        headers.append(name, value).map_err(|_| {
-            GatewayError::InvalidRequest("a request header has a value the gateway cannot forward")
-        })
+/// The headers the origin receives: the client's, filtered, plus the forwarding headers and the
+/// verified identity. Built in Rust and handed to the runtime whole (`crate::http`).
+fn origin_headers(
+    inbound: &HeaderList,
+    f: &Forward<'_>,
+) -> Result<Vec<(String, String)>, GatewayError> {
+    let mut headers = Vec::with_capacity(16);
+    let mut set = |name: &str, value: &str| {
+        // Inbound values are the runtime's own; a claim (a `sub`, an org id) may hold what no
+        // header can carry. The runtime trims a value's surrounding blanks; so does the
+        // signature, which must cover what the origin receives.
+        let value = value.trim_matches([' ', '\t']);
+        if !valid_header_value(value) {
+            return Err(GatewayError::InvalidRequest(
+                "a request header has a value the gateway cannot forward",
+            ));
+        }
+        headers.push((name.to_owned(), value.to_owned()));
+        Ok(())
     };
-    for (name, value) in inbound.entries() {
-        if forwards_inbound_header(&name, f.forward_authorization, f.strip_headers) {
-            set(&name, &value)?;
+    for (name, value) in inbound.iter() {
+        if forwards_inbound_header(name, f.forward_authorization, f.strip_headers) {
+            set(name, value)?;
         }
     }
-    if let Ok(Some(ip)) = inbound.get("cf-connecting-ip") {
-        set("x-forwarded-for", &ip)?;
+    if let Some(ip) = inbound.get("cf-connecting-ip") {
+        set("x-forwarded-for", ip)?;
     }
-    if let Ok(Some(host)) = inbound.get("host") {
-        set("x-forwarded-host", &host)?;
+    if let Some(host) = inbound.get("host") {
+        set("x-forwarded-host", host)?;
     }
     set("x-forwarded-proto", f.scheme)?;
     set(REQUEST_ID_HEADER, f.request_id)?;
@@ -79,17 +92,21 @@ fn origin_headers(inbound: &Headers, f: &Forward<'_>) -> Result<Headers, Gateway
     Ok(headers)
 }
 
-/// Signs the outbound request (see `gateway_core::signing` for the canonical string).
-fn sign(headers: &Headers, f: &Forward<'_>, body: &[u8]) -> Result<(), GatewayError> {
-    let values: Vec<String> = identity_headers::ALL
-        .iter()
-        .map(|name| headers.get(name).ok().flatten().unwrap_or_default())
-        .collect();
-    let [issuer, subject, org, tier, scopes, route] = values.as_slice() else {
-        return Err(GatewayError::Internal(
-            "identity header list changed".to_owned(),
-        ));
+/// Signs the outbound request (see `gateway_core::signing` for the canonical string): the
+/// identity values are the ones just put in `headers`.
+fn sign(
+    headers: &mut Vec<(String, String)>,
+    f: &Forward<'_>,
+    body: &[u8],
+) -> Result<(), GatewayError> {
+    let value_of = |name: &str| {
+        headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
     };
+    let [issuer, subject, org, tier, scopes, route] = identity_headers::ALL.map(value_of);
     let parts = SignedParts {
         method: f.route.method.as_str(),
         path_and_query: &f.target,
@@ -100,16 +117,18 @@ fn sign(headers: &Headers, f: &Forward<'_>, body: &[u8]) -> Result<(), GatewayEr
     };
     let value = signing::sign(f.signing_key, &parts)
         .ok_or_else(|| GatewayError::Internal("signing failed".to_owned()))?;
-    headers
-        .set(SIGNATURE_HEADER, &value)
-        .map_err(|e| GatewayError::Internal(format!("signature header: {e}")))
+    headers.push((SIGNATURE_HEADER.to_owned(), value));
+    Ok(())
 }
 
 /// Reads the body chunk by chunk, stopping as soon as it passes `limit`: a streamed (chunked)
 /// body without `Content-Length` is cut off there, never buffered whole.
-pub(crate) async fn read_body(req: &mut Request, limit: u64) -> Result<Vec<u8>, GatewayError> {
+pub(crate) async fn read_body(
+    stream: Option<web_sys::ReadableStream>,
+    limit: u64,
+) -> Result<Vec<u8>, GatewayError> {
     let unreadable = || GatewayError::InvalidRequest("The request body could not be read.");
-    let mut stream = req.stream().map_err(|_| unreadable())?;
+    let mut stream = worker::ByteStream::from(stream.ok_or_else(unreadable)?);
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| unreadable())?;
@@ -131,26 +150,25 @@ pub(crate) async fn read_body(req: &mut Request, limit: u64) -> Result<Vec<u8>, 
 }
 
 /// Sends the request to the origin and returns its response (undecorated).
-pub(crate) async fn forward(mut req: Request, f: Forward<'_>) -> Result<Response, GatewayError> {
-    let headers = origin_headers(req.headers(), &f)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::from(f.route.method.as_str().to_owned()))
-        .with_redirect(RequestRedirect::Manual);
-    let mut body = Vec::new();
-    if f.route.method.allows_body() && req.inner().body().is_some() {
-        body = read_body(&mut req, f.route.max_body_bytes).await?;
+pub(crate) async fn forward(
+    incoming: &Incoming,
+    f: Forward<'_>,
+) -> Result<web_sys::Response, GatewayError> {
+    let mut headers = origin_headers(&incoming.headers, &f)?;
+    let mut body = None;
+    if let Some(stream) = incoming.body().filter(|_| f.route.method.allows_body()) {
+        let bytes = read_body(Some(stream), f.route.max_body_bytes).await?;
         // An empty body is no body: nothing to parse.
-        if let Some(max_depth) = f.json_depth.filter(|_| !body.is_empty()) {
-            gateway_core::shape::check_json(&body, max_depth).map_err(GatewayError::InvalidBody)?;
+        if let Some(max_depth) = f.json_depth.filter(|_| !bytes.is_empty()) {
+            gateway_core::shape::check_json(&bytes, max_depth)
+                .map_err(GatewayError::InvalidBody)?;
         }
-        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+        body = Some(bytes);
     }
-    sign(&headers, &f, &body)?;
-    init.with_headers(headers);
-    let outbound = Request::new_with_init(&f.url, &init)
+    sign(&mut headers, &f, body.as_deref().unwrap_or_default())?;
+    let init = request_init(f.route.method.as_str(), &headers, body.as_deref())
         .map_err(|e| GatewayError::Internal(format!("building the origin request: {e}")))?;
-
-    match fetch_via_with_timeout(outbound, f.via.as_ref(), f.timeout_ms).await {
+    match fetch_with_deadline(&f.url, &init, f.via.as_ref(), f.timeout_ms).await {
         Ok(response) => Ok(response),
         Err(FetchFailure::Unreachable(detail)) => Err(GatewayError::OriginUnreachable(detail)),
         Err(FetchFailure::TimedOut) => Err(GatewayError::OriginTimeout {

@@ -17,9 +17,10 @@ use gateway_core::path::{NormalPath, normalise};
 use gateway_core::route::{AuthRequirement, Route, RouteMatch};
 use gateway_core::shape;
 use gateway_core::time::UnixMillis;
-use worker::{Env, Headers, Request, Response};
+use worker::Env;
 
 use crate::client::Counter;
+use crate::http::{HeaderList, Incoming};
 use crate::origin::Forward;
 use crate::{admin, auth, limit, origin, respond, runtime, settings};
 
@@ -44,41 +45,34 @@ struct Trace {
 }
 
 /// Runs the pipeline for one request. Never fails: every outcome is a response.
-pub(crate) async fn handle(req: Request, env: &Env) -> Response {
+pub(crate) async fn handle(req: web_sys::Request, env: &Env) -> web_sys::Response {
     let started = runtime::now();
     let request_id = runtime::request_id();
-    let method = req.inner().method();
-    let client_ip = req.headers().get("cf-connecting-ip").ok().flatten();
+    let req = Incoming::read(req);
+    let method = req.method.clone();
+    let client_ip = req.headers.get("cf-connecting-ip").map(str::to_owned);
     let user_agent: Option<String> = req
-        .headers()
+        .headers
         .get("user-agent")
-        .ok()
-        .flatten()
         .map(|ua| ua.chars().take(200).collect());
-    let browser_origin = req.headers().get("origin").ok().flatten();
-    let preflight = method == "OPTIONS"
-        && req
-            .headers()
-            .has("access-control-request-method")
-            .unwrap_or(false);
+    let browser_origin = req.headers.get("origin").map(str::to_owned);
+    let preflight = method == "OPTIONS" && req.headers.has("access-control-request-method");
     // A client's own id is a correlation id only: kept if safe, never used as ours.
     let client_request_id = req
-        .headers()
+        .headers
         .get(gateway_core::names::REQUEST_ID_HEADER)
-        .ok()
-        .flatten()
-        .and_then(|v| shape::client_request_id(&v).map(str::to_owned));
+        .and_then(|v| shape::client_request_id(v).map(str::to_owned));
     let mut trace = Trace {
         client_request_id,
         client_ip: client_ip.clone(),
         ..Trace::default()
     };
 
-    let outcome = run(req, env, &method, started, &request_id, &mut trace).await;
+    let outcome = run(&req, env, &method, started, &request_id, &mut trace).await;
     // A failed authentication (or, on an auth route, any 401/403) counts against the client.
     if let (Some(counter), Ok(policy)) = (trace.failures.as_ref(), settings::policy()) {
         let status = match &outcome {
-            Ok(response) => response.status_code(),
+            Ok(response) => response.status(),
             Err(e) => e.code().status(),
         };
         // Replays of a revoked token count too: each one costs a counter call.
@@ -114,7 +108,7 @@ pub(crate) async fn handle(req: Request, env: &Env) -> Response {
     let environment = settings::environment(env)
         .map(|e| e.name.as_str())
         .unwrap_or("unknown");
-    let status = response.status_code();
+    let status = response.status();
     let header = |name: &str| {
         trace
             .response_headers
@@ -167,28 +161,33 @@ fn loggable(raw: &str) -> String {
 }
 
 async fn run(
-    req: Request,
+    req: &Incoming,
     env: &Env,
     method: &str,
     now: UnixMillis,
     request_id: &str,
     trace: &mut Trace,
-) -> Result<Response, GatewayError> {
+) -> Result<web_sys::Response, GatewayError> {
     // Check the request's shape: header block, host, then the URL.
     let policy = settings::policy()?;
     let environment = settings::environment(env)?;
-    shape::check_header_size(req.headers().entries(), policy.gateway.max_header_bytes)?;
+    if !req.headers_read {
+        return Err(GatewayError::InvalidRequest(
+            "The request headers could not be read.",
+        ));
+    }
+    shape::check_header_size(req.headers.iter(), policy.gateway.max_header_bytes)?;
     if !environment.allowed_hosts.is_empty() {
-        let host = req.headers().get("host").ok().flatten().unwrap_or_default();
-        if !shape::host_allowed(&host, &environment.allowed_hosts) {
+        let host = req.headers.get("host").unwrap_or_default();
+        if !shape::host_allowed(host, &environment.allowed_hosts) {
             return Err(GatewayError::MisdirectedRequest);
         }
     }
-    let url = req
-        .url()
-        .map_err(|_| GatewayError::InvalidRequest("The request URL could not be parsed."))?;
-    trace.path = loggable(url.path());
-    let path = normalise(url.path()).map_err(GatewayError::InvalidPath)?;
+    let url = gateway_core::path::split_request_url(&req.url).ok_or(
+        GatewayError::InvalidRequest("The request URL could not be parsed."),
+    )?;
+    trace.path = loggable(url.path);
+    let path = normalise(url.path).map_err(GatewayError::InvalidPath)?;
     trace.path = path.as_str().to_owned();
     if path
         .as_str()
@@ -237,24 +236,20 @@ async fn run(
     }
 
     // CORS preflight: answered here, without a token and without the origin.
-    if let (true, Ok(Some(asked))) = (
+    if let (true, Some(asked)) = (
         method == "OPTIONS",
-        req.headers().get("access-control-request-method"),
+        req.headers.get("access-control-request-method"),
     ) {
         let routed = matches!(
-            policy.routes.match_request(&asked, &path),
+            policy.routes.match_request(asked, &path),
             RouteMatch::Found(_)
         );
-        let origin = req.headers().get("origin").ok().flatten();
+        let origin = req.headers.get("origin");
         let asked_headers = req
-            .headers()
+            .headers
             .get("access-control-request-headers")
-            .ok()
-            .flatten()
             .unwrap_or_default();
-        let headers = policy
-            .cors
-            .preflight(origin.as_deref(), &asked, &asked_headers, routed);
+        let headers = policy.cors.preflight(origin, asked, asked_headers, routed);
         return Ok(respond::no_content(&headers));
     }
 
@@ -268,11 +263,13 @@ async fn run(
     };
     trace.route = Some(route.id.0.clone());
     // A body is announced by its framing, or (HTTP/2, HTTP/3) simply present without a length.
-    let has_body = check_body_framing(req.headers(), route)?
-        || (req.inner().body().is_some() && !req.headers().has("content-length").unwrap_or(true));
-    let content_type = req.headers().get("content-type").ok().flatten();
-    let media_type =
-        shape::check_content_type(content_type.as_deref(), has_body, &route.content_types)?;
+    let has_body = check_body_framing(&req.headers, route)?
+        || (req.body().is_some() && !req.headers.has("content-length"));
+    let media_type = shape::check_content_type(
+        req.headers.get("content-type"),
+        has_body,
+        &route.content_types,
+    )?;
 
     // Limits before authentication: a client this isolate knows is over its budget is refused
     // here (on bearer routes only a token already verified and cached still gets through: it
@@ -284,7 +281,7 @@ async fn run(
         if let Some((refusal, headers)) = counter.blocked(now) {
             verified = match route.auth {
                 AuthRequirement::Bearer if !counter.failures_only => {
-                    auth::cached_caller(req.headers(), policy, now)
+                    auth::cached_caller(req.headers.get("authorization"), policy, now)
                 }
                 _ => None,
             };
@@ -308,10 +305,10 @@ async fn run(
     let claims = match route.auth {
         AuthRequirement::Public => None,
         AuthRequirement::Bearer => {
-            let claims = match (verified, api_key(&req, policy)) {
+            let claims = match (verified, api_key(req, policy)) {
                 (Some(claims), _) => claims,
                 (None, Some((settings, presented))) => {
-                    if req.headers().has("authorization").unwrap_or(false) {
+                    if req.headers.has("authorization") {
                         return Err(GatewayError::TwoCredentials);
                     }
                     let (claims, key) =
@@ -324,7 +321,14 @@ async fn run(
                     claims
                 }
                 (None, None) => {
-                    auth::authenticate(req.headers(), policy, environment, env, now).await?
+                    auth::authenticate(
+                        req.headers.get("authorization"),
+                        policy,
+                        environment,
+                        env,
+                        now,
+                    )
+                    .await?
                 }
             };
             trace.claims = Some(claims.clone());
@@ -333,7 +337,11 @@ async fn run(
         }
     };
     // Mutual TLS: the route's requirement and the token's certificate binding (RFC 8705).
-    runtime::check_client_certificate(&req, route.require_client_certificate, claims.as_ref())?;
+    runtime::check_client_certificate(
+        req.raw(),
+        route.require_client_certificate,
+        claims.as_ref(),
+    )?;
 
     // Rate limit, and the organisation's revocations, in one round trip (routes that are not
     // limited check the revocations only).
@@ -342,18 +350,18 @@ async fn run(
         trace.response_headers = outcome.headers;
         if let Some(refusal) = outcome.refusal {
             if matches!(refusal, GatewayError::TokenRevoked { .. }) {
-                auth::forget_token(req.headers());
+                auth::forget_token(req.headers.get("authorization"));
             }
             return Err(refusal);
         }
     }
 
     // Forward.
-    let scheme = url.scheme().to_owned();
+    let scheme = url.scheme.to_owned();
     let signing_key = settings::signing_keys(env)?.current().ok_or_else(|| {
         GatewayError::Misconfigured("the signing keyset has no current key".to_owned())
     })?;
-    let origin_url = environment.origin.join(&path, url.query());
+    let origin_url = environment.origin.join(&path, url.query);
     let forward = Forward {
         target: gateway_core::env::request_target_of(&origin_url),
         url: origin_url,
@@ -376,20 +384,20 @@ async fn run(
 
 /// The legacy API key the request carries, when the migration mode is on.
 fn api_key<'p>(
-    req: &Request,
+    req: &Incoming,
     policy: &'p gateway_core::config::Policy,
 ) -> Option<(&'p gateway_core::config::ApiKeyPolicy, String)> {
     let settings = policy.api_keys.as_ref()?;
-    let presented = req.headers().get(&settings.header).ok().flatten()?;
-    Some((settings, presented))
+    let presented = req.headers.get(&settings.header)?;
+    Some((settings, presented.to_owned()))
 }
 
 /// Body framing checked before anything is read: a parseable `Content-Length` within the
 /// route's limit, and no body at all on methods that carry none. Returns whether the framing
 /// announces a body (a non-zero `Content-Length`, or `Transfer-Encoding`).
-fn check_body_framing(headers: &Headers, route: &Route) -> Result<bool, GatewayError> {
+fn check_body_framing(headers: &HeaderList, route: &Route) -> Result<bool, GatewayError> {
     let declared = declared_length(headers)?;
-    let chunked = headers.has("transfer-encoding").unwrap_or(false);
+    let chunked = headers.has("transfer-encoding");
     if chunked && declared.is_some() {
         // The classic request-smuggling shape: two framings for one body.
         return Err(GatewayError::InvalidRequest(
@@ -410,10 +418,10 @@ fn check_body_framing(headers: &Headers, route: &Route) -> Result<bool, GatewayE
 }
 
 /// The `Content-Length` a request declares: `None` without one; 400 unless it is all digits.
-pub(crate) fn declared_length(headers: &Headers) -> Result<Option<u64>, GatewayError> {
+pub(crate) fn declared_length(headers: &HeaderList) -> Result<Option<u64>, GatewayError> {
     match headers.get("content-length") {
-        Ok(None) => Ok(None),
-        Ok(Some(value)) => Ok(Some(
+        None => Ok(None),
+        Some(value) => Ok(Some(
             value
                 .trim()
                 .parse::<u64>()
@@ -422,9 +430,6 @@ pub(crate) fn declared_length(headers: &Headers) -> Result<Option<u64>, GatewayE
                 .ok_or(GatewayError::InvalidRequest(
                     "The Content-Length header is not a number.",
                 ))?,
-        )),
-        Err(_) => Err(GatewayError::InvalidRequest(
-            "The Content-Length header is unreadable.",
         )),
     }
 }
@@ -435,7 +440,7 @@ fn gateway_endpoint(
     path: &NormalPath,
     env: &Env,
     request_id: &str,
-) -> Result<Response, GatewayError> {
+) -> Result<web_sys::Response, GatewayError> {
     if path.as_str() != HEALTH_PATH {
         return Err(GatewayError::RouteNotFound);
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures_util::future::{Either, select};
 use gateway_core::time::UnixMillis;
 use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 use worker::{AbortController, Delay, Fetch, Response};
 
 /// The runtime clock (in production it advances only across I/O).
@@ -21,11 +22,43 @@ pub(crate) fn request_id() -> String {
     })
 }
 
+thread_local! {
+    /// `crypto` and its `randomUUID` method, looked up once per isolate.
+    static RANDOM_UUID: Option<(JsValue, js_sys::Function)> = (|| {
+        let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
+        let f = js_sys::Reflect::get(&crypto, &JsValue::from_str("randomUUID")).ok()?;
+        Some((crypto, f.dyn_into().ok()?))
+    })();
+
+    /// Bindings already looked up on `env`, by name.
+    static BINDINGS: std::cell::RefCell<Vec<(&'static str, JsValue)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn random_uuid() -> Option<String> {
-    let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
-    let f = js_sys::Reflect::get(&crypto, &JsValue::from_str("randomUUID")).ok()?;
-    let f: js_sys::Function = f.dyn_into().ok()?;
-    f.call0(&crypto).ok()?.as_string()
+    RANDOM_UUID.with(|f| {
+        let (crypto, f) = f.as_ref()?;
+        f.call0(crypto).ok()?.as_string()
+    })
+}
+
+/// `env[name]` (`undefined` if there is no such binding), looked up once per isolate: `env` and
+/// its bindings are the isolate's (its values are read once per isolate too,
+/// `settings::environment`), and a lookup on it costs tens of microseconds under load.
+pub(crate) fn binding(env: &worker::Env, name: &'static str) -> JsValue {
+    let known = BINDINGS.with(|known| {
+        known
+            .borrow()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| value.clone())
+    });
+    known.unwrap_or_else(|| {
+        let value = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str(name))
+            .unwrap_or(JsValue::UNDEFINED);
+        BINDINGS.with(|known| known.borrow_mut().push((name, value.clone())));
+        value
+    })
 }
 
 /// `crypto.subtle`.
@@ -66,6 +99,51 @@ pub(crate) async fn within<T>(
     }
 }
 
+/// How a promise raced against a deadline ended.
+pub(crate) enum Raced {
+    /// It settled first: its value or its rejection.
+    Settled(Result<JsValue, JsValue>),
+    /// The deadline passed first.
+    DeadlinePassed,
+}
+
+thread_local! {
+    /// `scheduler` and its `wait` method, looked up once per isolate.
+    static WAIT: Option<(JsValue, js_sys::Function)> = (|| {
+        let scheduler = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("scheduler")).ok()?;
+        let wait = js_sys::Reflect::get(&scheduler, &JsValue::from_str("wait")).ok()?;
+        Some((scheduler, wait.dyn_into().ok()?))
+    })();
+}
+
+/// Awaits `promise` for at most `timeout_ms`, as `Promise.race([promise,
+/// scheduler.wait(timeout_ms)])`: one JavaScript future, where a Rust `select` over the promise
+/// and a timer costs a closure, a `setTimeout`, a `clearTimeout` and a second wake-up.
+/// `scheduler.wait` resolves to `undefined`, which neither `fetch` nor the counter object's RPC
+/// methods ever do. (Where the runtime has no `scheduler.wait`, the `select` is used.)
+pub(crate) async fn race_deadline(promise: js_sys::Promise, timeout_ms: u64) -> Raced {
+    let timer = WAIT.with(|wait| {
+        let (scheduler, wait) = wait.as_ref()?;
+        // Timeouts are small configured integers: exact as f64.
+        #[allow(clippy::cast_precision_loss)]
+        let ms = JsValue::from_f64(timeout_ms as f64);
+        wait.call1(scheduler, &ms)
+            .ok()?
+            .dyn_into::<js_sys::Promise>()
+            .ok()
+    });
+    let Some(timer) = timer else {
+        return match within(timeout_ms, JsFuture::from(promise)).await {
+            Some(settled) => Raced::Settled(settled),
+            None => Raced::DeadlinePassed,
+        };
+    };
+    match JsFuture::from(js_sys::Promise::race(&js_sys::Array::of2(&promise, &timer))).await {
+        Ok(value) if value.is_undefined() => Raced::DeadlinePassed,
+        settled => Raced::Settled(settled),
+    }
+}
+
 /// A binding with a `fetch` method that subrequests go through instead of the global `fetch`:
 /// the origin's mTLS certificate binding (`mtls_certificates` in `wrangler.toml`), which
 /// presents the gateway's client certificate to the origin.
@@ -73,48 +151,55 @@ pub(crate) struct Via(js_sys::Object);
 
 impl Via {
     /// The binding `name`, if this deployment has one with a `fetch` method.
-    pub(crate) fn binding(env: &worker::Env, name: &str) -> Option<Via> {
-        let value =
-            js_sys::Reflect::get(env.as_ref(), &wasm_bindgen::JsValue::from_str(name)).ok()?;
+    pub(crate) fn binding(env: &worker::Env, name: &'static str) -> Option<Via> {
+        let value = binding(env, name);
+        if value.is_undefined() {
+            return None;
+        }
         let object = value.dyn_into::<js_sys::Object>().ok()?;
         let fetch =
             js_sys::Reflect::get(&object, &wasm_bindgen::JsValue::from_str("fetch")).ok()?;
         fetch.is_function().then_some(Via(object))
     }
 
-    async fn send(
-        &self,
-        request: &worker::Request,
-        signal: &worker::AbortSignal,
-    ) -> worker::Result<Response> {
+    fn fetch(&self, url: &str, init: &web_sys::RequestInit) -> Result<js_sys::Promise, JsValue> {
         let fetch: js_sys::Function =
             js_sys::Reflect::get(&self.0, &wasm_bindgen::JsValue::from_str("fetch"))?.dyn_into()?;
-        let init = js_sys::Object::new();
-        js_sys::Reflect::set(&init, &"signal".into(), std::ops::Deref::deref(signal))?;
-        let promise: js_sys::Promise = fetch.call2(&self.0, request.inner(), &init)?.dyn_into()?;
-        let response: web_sys::Response = wasm_bindgen_futures::JsFuture::from(promise)
-            .await?
-            .dyn_into()?;
-        Ok(Response::from(response))
+        fetch
+            .call2(&self.0, &JsValue::from_str(url), init)?
+            .dyn_into()
     }
 }
 
-/// Sends a subrequest (through `via` when given), giving up (and aborting it) after
-/// `timeout_ms`.
-pub(crate) async fn fetch_via_with_timeout(
-    request: worker::Request,
+/// A rejection as text (`TypeError: ...` for an `Error`).
+fn describe(error: JsValue) -> String {
+    worker::Error::from(error).to_string()
+}
+
+/// `fetch(url, init)` (through `via` when given), giving up and aborting it when no response
+/// headers arrived within `timeout_ms`; the body then streams without a deadline, as before.
+pub(crate) async fn fetch_with_deadline(
+    url: &str,
+    init: &web_sys::RequestInit,
     via: Option<&Via>,
     timeout_ms: u64,
-) -> Result<Response, FetchFailure> {
-    let Some(via) = via else {
-        return fetch_with_timeout(Fetch::Request(request), timeout_ms).await;
-    };
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    match within(timeout_ms, via.send(&request, &signal)).await {
-        Some(Ok(response)) => Ok(response),
-        Some(Err(e)) => Err(FetchFailure::Unreachable(e.to_string())),
-        None => {
+) -> Result<web_sys::Response, FetchFailure> {
+    let controller =
+        web_sys::AbortController::new().map_err(|e| FetchFailure::Unreachable(describe(e)))?;
+    init.set_signal(Some(&controller.signal()));
+    let promise = match via {
+        Some(via) => via.fetch(url, init),
+        None => Ok(js_sys::global()
+            .unchecked_into::<web_sys::WorkerGlobalScope>()
+            .fetch_with_str_and_init(url, init)),
+    }
+    .map_err(|e| FetchFailure::Unreachable(describe(e)))?;
+    match race_deadline(promise, timeout_ms).await {
+        Raced::Settled(Ok(value)) => value
+            .dyn_into::<web_sys::Response>()
+            .map_err(|_| FetchFailure::Unreachable("fetch gave no Response".to_owned())),
+        Raced::Settled(Err(e)) => Err(FetchFailure::Unreachable(describe(e))),
+        Raced::DeadlinePassed => {
             controller.abort();
             Err(FetchFailure::TimedOut)
         }
@@ -142,7 +227,7 @@ pub(crate) async fn fetch_with_timeout(
 /// certificate and the caller's certificate binding. The edge's report is read only when one of
 /// them applies.
 pub(crate) fn check_client_certificate(
-    req: &worker::Request,
+    req: &web_sys::Request,
     route_requires: bool,
     claims: Option<&gateway_core::identity::VerifiedClaims>,
 ) -> Result<(), gateway_core::error::GatewayError> {
@@ -155,11 +240,11 @@ pub(crate) fn check_client_certificate(
 
 /// What the edge reported about the client's TLS certificate (`request.cf.tlsClientAuth`),
 /// read field by field so a missing or odd `cf` object is simply "no certificate".
-fn client_certificate(req: &worker::Request) -> gateway_core::mtls::ClientCertificate {
+fn client_certificate(req: &web_sys::Request) -> gateway_core::mtls::ClientCertificate {
     let get = |target: &wasm_bindgen::JsValue, key: &str| {
         js_sys::Reflect::get(target, &wasm_bindgen::JsValue::from_str(key)).ok()
     };
-    let auth = get(req.inner(), "cf")
+    let auth = get(req, "cf")
         .filter(|cf| cf.is_object())
         .and_then(|cf| get(&cf, "tlsClientAuth"))
         .filter(|a| a.is_object());

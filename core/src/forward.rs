@@ -66,6 +66,57 @@ pub const SECURITY_HEADERS: [(&str, &str); 8] = [
 /// Origin response headers that reveal the origin's software; removed before the client sees them.
 pub const ORIGIN_HEADERS_REMOVED: [&str; 2] = ["server", "x-powered-by"];
 
+/// The headers of the response the client gets, from those of the response being decorated (the
+/// origin's, or one the gateway made): the origin's software headers removed; the security
+/// headers and the request id set; the gateway's own `extra` headers (rate limit, CORS, API-key
+/// deprecation) set, a `Link` joining the origin's links, the rate-limit ones merged so the
+/// origin's can only tighten them (`limit::merge_origin_headers`); and, on authenticated answers
+/// that chose no caching policy, `Cache-Control: no-store`. Names compare in any case; a
+/// repeated name (`Set-Cookie`) keeps all its entries unless the gateway sets it.
+pub fn response_headers(
+    base: impl IntoIterator<Item = (String, String)>,
+    request_id: &str,
+    extra: &[(&'static str, String)],
+    authenticated: bool,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = base
+        .into_iter()
+        .filter(|(n, _)| {
+            !ORIGIN_HEADERS_REMOVED
+                .iter()
+                .any(|r| n.eq_ignore_ascii_case(r))
+        })
+        .collect();
+    let merged = crate::limit::merge_origin_headers(extra, |name| {
+        out.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    });
+    let set = |out: &mut Vec<(String, String)>, name: &str, value: &str| {
+        out.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        out.push((name.to_owned(), value.to_owned()));
+    };
+    for (name, value) in SECURITY_HEADERS {
+        set(&mut out, name, value);
+    }
+    set(&mut out, REQUEST_ID_HEADER, request_id);
+    for (name, value) in merged {
+        if name == "link" {
+            out.push((name.to_owned(), value));
+        } else {
+            set(&mut out, name, &value);
+        }
+    }
+    if authenticated
+        && !out
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("cache-control"))
+    {
+        out.push(("cache-control".to_owned(), "no-store".to_owned()));
+    }
+    out
+}
+
 /// A header name folded the way frameworks fold it into variables: lower case, `_` as `-`
 /// (`X_User_ID` reaches a CGI/WSGI app as the same variable as `X-User-ID`).
 fn folded(name: &str) -> String {
@@ -134,6 +185,83 @@ pub fn identity_header_values(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn values<'a>(list: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+        list.iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn response_headers_replace_what_the_gateway_owns_and_keep_the_rest() {
+        let origin = pairs(&[
+            ("content-type", "application/json"),
+            ("Server", "nginx/1.25"),
+            ("x-powered-by", "Express"),
+            ("x-frame-options", "SAMEORIGIN"),
+            ("x-request-id", "origin-chose-this"),
+            ("set-cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("link", "</next>; rel=\"next\""),
+        ]);
+        let extra = [(
+            "link",
+            "<https://docs/keys>; rel=\"deprecation\"".to_owned(),
+        )];
+        let out = response_headers(origin, "req-1", &extra, false);
+        assert!(values(&out, "server").is_empty() && values(&out, "Server").is_empty());
+        assert!(values(&out, "x-powered-by").is_empty());
+        assert_eq!(values(&out, "x-frame-options"), ["DENY"]);
+        assert_eq!(values(&out, "x-request-id"), ["req-1"]);
+        assert_eq!(values(&out, "content-type"), ["application/json"]);
+        assert_eq!(values(&out, "set-cookie"), ["a=1", "b=2"]);
+        assert_eq!(values(&out, "link").len(), 2, "ours joins the origin's");
+        for (name, value) in SECURITY_HEADERS {
+            assert_eq!(values(&out, name), [value], "{name}");
+        }
+        assert!(
+            values(&out, "cache-control").is_empty(),
+            "not authenticated"
+        );
+    }
+
+    #[test]
+    fn authenticated_answers_are_not_cached_unless_the_origin_says_so() {
+        let out = response_headers(pairs(&[]), "r", &[], true);
+        assert_eq!(values(&out, "cache-control"), ["no-store"]);
+        let out = response_headers(
+            pairs(&[("Cache-Control", "private, max-age=60")]),
+            "r",
+            &[],
+            true,
+        );
+        assert_eq!(values(&out, "Cache-Control"), ["private, max-age=60"]);
+        assert!(values(&out, "cache-control").is_empty());
+    }
+
+    #[test]
+    fn the_origin_can_only_tighten_the_rate_limit_headers() {
+        use crate::names::rate_limit_headers as h;
+        let ours = [
+            (h::LIMIT, "100".to_owned()),
+            (h::REMAINING, "50".to_owned()),
+            (h::RESET, "30".to_owned()),
+        ];
+        let tighter = pairs(&[(h::LIMIT, "10"), (h::REMAINING, "3"), (h::RESET, "5")]);
+        let out = response_headers(tighter, "r", &ours, true);
+        assert_eq!(values(&out, h::REMAINING), ["3"]);
+        assert_eq!(values(&out, h::LIMIT), ["10"]);
+        let looser = pairs(&[(h::REMAINING, "99")]);
+        let out = response_headers(looser, "r", &ours, true);
+        assert_eq!(values(&out, h::REMAINING), ["50"]);
+    }
 
     fn check(name: &str, forward_authorization: bool, expected: bool) {
         assert_eq!(

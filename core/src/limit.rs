@@ -34,8 +34,10 @@ pub const CONSUME_PATH: &str = "/consume";
 /// the reference trace's requests, 120 none (`tests/limiter.rs`).
 pub const BUCKETS: u64 = 120;
 
-/// One bucket of a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One bucket of a window. Stored as `[index, cost, first, last]` (a counter object writes its
+/// whole state on every admission; the array form is 40% shorter than the object form, which is
+/// still read, as serde reads a struct from either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct Bucket {
     /// `time / bucket width`.
     pub index: u64,
@@ -45,6 +47,12 @@ pub struct Bucket {
     pub first: u64,
     /// Last admission in it, ms.
     pub last: u64,
+}
+
+impl Serialize for Bucket {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        [self.index, self.cost, self.first, self.last].serialize(serializer)
+    }
 }
 
 /// The state of one window.
@@ -365,6 +373,27 @@ pub type ConsumeReply = Decision;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_are_stored_as_arrays_and_read_in_either_form() {
+        let bucket = Bucket {
+            index: 3_527_800_123,
+            cost: 5,
+            first: 1_763_900_061_500,
+            last: 1_763_900_061_999,
+        };
+        let text = serde_json::to_string(&bucket).unwrap();
+        assert_eq!(text, "[3527800123,5,1763900061500,1763900061999]");
+        assert_eq!(serde_json::from_str::<Bucket>(&text).unwrap(), bucket);
+        let earlier = r#"{"index":3527800123,"cost":5,"first":1763900061500,"last":1763900061999}"#;
+        assert_eq!(serde_json::from_str::<Bucket>(earlier).unwrap(), bucket);
+        let mut state = LimiterState::default();
+        for t in 0..50 {
+            state.decide(&[w(1_000, 60)], 1, at(1_000_000 + t * 700));
+        }
+        let text = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<LimiterState>(&text).unwrap(), state);
+    }
 
     fn w(limit: u32, seconds: u32) -> Window {
         Window { limit, seconds }

@@ -62,6 +62,44 @@ impl fmt::Display for PathRejection {
     }
 }
 
+/// The parts of a request URL as the runtime serialises it (`request.url`: a WHATWG URL of an
+/// `http`/`https` request, already percent-encoded and without a fragment the server could see).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestUrl<'a> {
+    /// `http` or `https`.
+    pub scheme: &'a str,
+    /// The raw path, from its first `/`.
+    pub path: &'a str,
+    /// The raw query, without its `?` (`Some("")` for a bare `?`).
+    pub query: Option<&'a str>,
+}
+
+/// Splits a serialised request URL into scheme, path and query without a URL parser: in the
+/// serialisation of a special-scheme URL the authority holds no `/`, `?` or `#` (userinfo
+/// percent-encodes them), the path starts at the first `/` after `://` and holds no `?` or `#`,
+/// and the query runs to the `#`, if any. `None` for anything else (the pipeline answers 400).
+pub fn split_request_url(url: &str) -> Option<RequestUrl<'_>> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_lowercase()) {
+        return None;
+    }
+    let after_authority = rest.find(['/', '?', '#'])?;
+    let target = rest.get(after_authority..)?;
+    if !target.starts_with('/') {
+        return None;
+    }
+    let target = target.split_once('#').map_or(target, |(before, _)| before);
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    Some(RequestUrl {
+        scheme,
+        path,
+        query,
+    })
+}
+
 /// A path in canonical form. The only way to build one is [`normalise`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NormalPath(String);
@@ -173,6 +211,56 @@ pub fn normalise(raw: &str) -> Result<NormalPath, PathRejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_urls_split_like_a_url_parser() {
+        let cases = [
+            (
+                "https://api.example.com/v1/x?a=1&b=2",
+                "https",
+                "/v1/x",
+                Some("a=1&b=2"),
+            ),
+            ("http://127.0.0.1:8787/", "http", "/", None),
+            (
+                "http://[::1]:8787/a%2Fb/%2e%2e?",
+                "http",
+                "/a%2Fb/%2e%2e",
+                Some(""),
+            ),
+            (
+                "https://u:p%2F%3F@h.example/p?q=a?b#frag",
+                "https",
+                "/p",
+                Some("q=a?b"),
+            ),
+            ("https://h.example/p#f?x", "https", "/p", None),
+            ("https://h.example/a/../b//c", "https", "/a/../b//c", None),
+        ];
+        for (url, scheme, path, query) in cases {
+            let parts = split_request_url(url).unwrap();
+            assert_eq!(
+                (parts.scheme, parts.path, parts.query),
+                (scheme, path, query),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_is_not_a_serialised_request_url_is_refused() {
+        for url in [
+            "",
+            "/relative",
+            "https://host-only",
+            "https://h?q",
+            "HTTPS://h/",
+            "://h/",
+            "mailto:x@y",
+        ] {
+            assert_eq!(split_request_url(url), None, "{url}");
+        }
+    }
 
     fn check(raw: &str, expected: Result<&str, PathRejection>) {
         let got = normalise(raw);

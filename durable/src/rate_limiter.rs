@@ -24,7 +24,7 @@
 //!
 //! # Storage layout
 //! - key `limiter`: `gateway_core::limit::LimiterState` as a JSON string — the object's clock and, per configured
-//!   window, at most `BUCKETS + 1` buckets `{index, cost, first, last}`; buckets that left their
+//!   window, at most `BUCKETS + 1` buckets `[index, cost, first, last]`; buckets that left their
 //!   window are pruned on every call, so the state per key is bounded whatever the traffic.
 //! - key `revocations`: `gateway_core::revocation::RevocationList` as a JSON string — at most
 //!   `MAX_ENTRIES` entries, each expiring with the tokens it covers; pruned on every change.
@@ -113,36 +113,56 @@ impl RateLimiter {
         }
     }
 
+    /// Reads from storage what `body` needs and is not in memory yet, then decides.
     async fn consume(&self, body: ConsumeRequest) -> Result<Decision> {
+        let storage = self.state.storage();
+        if body.caller.is_some() && self.revocations.borrow().is_none() {
+            let list: RevocationList = load(&storage, REVOCATIONS_KEY).await?;
+            *self.revocations.borrow_mut() = Some(list);
+        }
+        if !body.windows.is_empty() && self.cached.borrow().is_none() {
+            let state: LimiterState = load(&storage, STATE_KEY).await?;
+            *self.cached.borrow_mut() = Some(state);
+        }
+        self.consume_loaded(&body)
+            .unwrap_or_else(|| Err(worker::Error::RustError("state not loaded".to_owned())))
+    }
+
+    /// Decides on the state in memory: the revocations first (nothing is counted for a revoked
+    /// caller), then the windows, writing the new state through when it changed. `None` if
+    /// what `body` needs is not in memory (the caller reads storage first).
+    fn consume_loaded(&self, body: &ConsumeRequest) -> Option<Result<Decision>> {
         if let Some(caller) = &body.caller {
-            let list = self.take_revocations().await?;
-            let hit = list
+            let revocations = self.revocations.borrow();
+            let hit = revocations
+                .as_ref()?
                 .check(caller, body.now.as_secs())
                 .map(|e| e.scope.kind());
-            *self.revocations.borrow_mut() = Some(list);
             if let Some(scope) = hit {
-                return Ok(Decision::Revoked { scope });
+                return Some(Ok(Decision::Revoked { scope }));
             }
         }
         if body.windows.is_empty() {
-            return Ok(Decision::Admitted {
+            return Some(Ok(Decision::Admitted {
                 windows: Vec::new(),
                 full_for_ms: 0,
-            });
+            }));
         }
-        let storage = self.state.storage();
-        let cached = self.cached.borrow_mut().take();
-        let before: LimiterState = match cached {
-            Some(state) => state,
-            None => load(&storage, STATE_KEY).await?,
+        let mut cached = self.cached.borrow_mut();
+        let state = cached.as_mut()?;
+        let before = state.clone();
+        let decision = state.decide(&body.windows, body.cost, body.now);
+        let written = if *state == before {
+            Ok(())
+        } else {
+            store_behind_output_gate(&self.state.storage(), STATE_KEY, state)
         };
-        let mut after = before.clone();
-        let decision = after.decide(&body.windows, body.cost, body.now);
-        if after != before {
-            store_behind_output_gate(&storage, STATE_KEY, &after)?;
+        if let Err(e) = written {
+            // Not written: forget it, so the next call reads storage again.
+            *cached = None;
+            return Some(Err(e));
         }
-        *self.cached.borrow_mut() = Some(after);
-        Ok(decision)
+        Some(Ok(decision))
     }
 }
 
@@ -165,6 +185,23 @@ fn rpc_error(e: impl std::fmt::Display) -> wasm_bindgen::JsValue {
 /// The Workers RPC methods (called through `durable/entry.mjs`).
 #[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures, js_sys = worker::js_sys)]
 impl RateLimiter {
+    /// `consume` answered synchronously when the object's state is in memory (every call but
+    /// an instance's first): no promise, no task on the Rust side. `undefined` when storage
+    /// must be read first; the caller then uses `consumeJson`.
+    #[wasm_bindgen(js_name = consumeJsonInMemory)]
+    pub fn consume_json_in_memory(
+        &self,
+        body: &str,
+    ) -> std::result::Result<Option<String>, wasm_bindgen::JsValue> {
+        let body: ConsumeRequest = serde_json::from_str(body).map_err(rpc_error)?;
+        match self.consume_loaded(&body) {
+            None => Ok(None),
+            Some(decision) => serde_json::to_string(&decision.map_err(rpc_error)?)
+                .map(Some)
+                .map_err(rpc_error),
+        }
+    }
+
     /// `consume(ConsumeRequest as JSON) -> Decision as JSON`.
     #[wasm_bindgen(js_name = consumeJson)]
     pub async fn consume_json(

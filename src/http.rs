@@ -1,0 +1,217 @@
+//! The request and the response at the runtime boundary, read and written in as few calls as
+//! possible.
+//!
+//! Every call between wasm and JavaScript costs more than most of the gateway's own decisions (a
+//! string crossing each way, an externref slot, often an allocation on both sides: see
+//! BENCHMARKS.md, "Where the time goes"). So a header block is read whole, in one call
+//! (`JSON.stringify(Array.from(headers))`), and looked up in Rust; the headers the gateway sends
+//! (to the origin, to the client) are built in Rust and handed over whole, as the `init` of one
+//! `fetch` or `new Response` (one `JSON.parse`). The raw `web_sys` types are used instead of
+//! workers-rs' `Request`/`Response` wrappers on this path: converting into those reads
+//! `request.cf` (an object the runtime builds on every read), the URL and the method, whether
+//! they are needed or not.
+
+use wasm_bindgen::{JsCast, JsValue};
+
+/// A header block as the runtime iterates it: lower-case names, the values of a repeated name
+/// combined (`Set-Cookie` apart), in order.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct HeaderList(Vec<(String, String)>);
+
+impl HeaderList {
+    /// Every header of `headers`, in one call.
+    pub(crate) fn read(headers: &web_sys::Headers) -> Option<HeaderList> {
+        let pairs = js_sys::Array::from(headers.as_ref());
+        let text = js_sys::JSON::stringify(&pairs).ok()?.as_string()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The value of `name` (any case), as `Headers.get` gives it.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `name` (any case) is present.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// The pairs themselves.
+    pub(crate) fn into_pairs(self) -> Vec<(String, String)> {
+        self.0
+    }
+
+    /// Every `(name, value)`, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+/// Whether the runtime accepts `value` as a header value (`Headers.append` throws a `TypeError`
+/// for NUL, CR or LF, and for characters outside Latin-1, which a `ByteString` cannot hold).
+pub(crate) fn valid_header_value(value: &str) -> bool {
+    value
+        .chars()
+        .all(|c| !matches!(c, '\0' | '\r' | '\n') && u32::from(c) <= 0xFF)
+}
+
+/// Whether `name` is an HTTP token (RFC 9110 section 5.6.2), as the runtime requires of a header
+/// name.
+pub(crate) fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// The JSON text of a `fetch`/`Response` init: `{<fields>, "headers": [[name, value], ...]}`.
+#[derive(serde::Serialize)]
+struct InitText<'a, F: serde::Serialize> {
+    #[serde(flatten)]
+    fields: F,
+    headers: Vec<[&'a str; 2]>,
+}
+
+/// The init (`{"status": ..}` or `{"method": .., "redirect": ..}`, plus `headers` as `[name,
+/// value]` pairs) as a JS object, in one call (`JSON.parse`). Pairs the runtime would refuse
+/// are left out (the callers check the ones that must not be dropped).
+fn init_object<F: serde::Serialize, N: AsRef<str>, V: AsRef<str>>(
+    fields: F,
+    headers: &[(N, V)],
+) -> Result<js_sys::Object, String> {
+    let headers = headers
+        .iter()
+        .map(|(n, v)| [n.as_ref(), v.as_ref()])
+        .filter(|[n, v]| valid_header_name(n) && valid_header_value(v))
+        .collect();
+    let text = serde_json::to_string(&InitText { fields, headers }).map_err(|e| e.to_string())?;
+    js_sys::JSON::parse(&text)
+        .map_err(|e| format!("JSON.parse: {e:?}"))?
+        .dyn_into::<js_sys::Object>()
+        .map_err(|_| "not an object".to_owned())
+}
+
+#[derive(serde::Serialize)]
+struct ResponseFields {
+    status: u16,
+}
+
+#[derive(serde::Serialize)]
+struct RequestFields<'a> {
+    method: &'a str,
+    redirect: &'static str,
+}
+
+/// What a response's body is.
+pub(crate) enum Body<'a> {
+    /// None (204, 304, HEAD answers...).
+    Empty,
+    /// Bytes the gateway wrote.
+    Bytes(&'a [u8]),
+    /// A stream passed through untouched (the origin's body).
+    Stream(Option<web_sys::ReadableStream>),
+}
+
+/// A response with these status, headers and body, built in one `new Response`. Never fails:
+/// if the runtime refuses it (it cannot, for the statuses and checked headers the gateway
+/// uses), a bare 500; if even that is refused, `undefined`, which the runtime answers with its
+/// own 500.
+pub(crate) fn response<N: AsRef<str>, V: AsRef<str>>(
+    status: u16,
+    headers: &[(N, V)],
+    body: Body<'_>,
+) -> web_sys::Response {
+    build_response(status, headers, body)
+        .or_else(|_| {
+            let init = web_sys::ResponseInit::new();
+            init.set_status(500);
+            web_sys::Response::new_with_opt_str_and_init(None, &init).map_err(|e| format!("{e:?}"))
+        })
+        .unwrap_or_else(|_| JsValue::UNDEFINED.unchecked_into())
+}
+
+fn build_response<N: AsRef<str>, V: AsRef<str>>(
+    status: u16,
+    headers: &[(N, V)],
+    body: Body<'_>,
+) -> Result<web_sys::Response, String> {
+    let init: web_sys::ResponseInit =
+        init_object(ResponseFields { status }, headers)?.unchecked_into();
+    match body {
+        Body::Empty => web_sys::Response::new_with_opt_str_and_init(None, &init),
+        Body::Bytes(bytes) => web_sys::Response::new_with_opt_buffer_source_and_init(
+            Some(&js_sys::Uint8Array::from(bytes)),
+            &init,
+        ),
+        Body::Stream(stream) => {
+            web_sys::Response::new_with_opt_readable_stream_and_init(stream.as_ref(), &init)
+        }
+    }
+    .map_err(|e| format!("{e:?}"))
+}
+
+/// The `init` of an outbound `fetch`: method, headers (all checked by the caller), manual
+/// redirects, and the body if any.
+pub(crate) fn request_init<N: AsRef<str>, V: AsRef<str>>(
+    method: &str,
+    headers: &[(N, V)],
+    body: Option<&[u8]>,
+) -> Result<web_sys::RequestInit, String> {
+    let init = init_object(
+        RequestFields {
+            method,
+            redirect: "manual",
+        },
+        headers,
+    )?;
+    if let Some(bytes) = body {
+        js_sys::Reflect::set(
+            &init,
+            &JsValue::from_str("body"),
+            &js_sys::Uint8Array::from(bytes),
+        )
+        .map_err(|e| format!("{e:?}"))?;
+    }
+    Ok(init.unchecked_into())
+}
+
+/// The request as the pipeline reads it: method, URL and header block read once.
+pub(crate) struct Incoming {
+    raw: web_sys::Request,
+    /// `request.method`.
+    pub(crate) method: String,
+    /// `request.url`.
+    pub(crate) url: String,
+    /// `request.headers`, whole.
+    pub(crate) headers: HeaderList,
+    /// Whether `headers` could be read (the pipeline answers 400 if not).
+    pub(crate) headers_read: bool,
+}
+
+impl Incoming {
+    /// Reads the request's method, URL and headers (three calls).
+    pub(crate) fn read(raw: web_sys::Request) -> Incoming {
+        let headers = HeaderList::read(&raw.headers());
+        Incoming {
+            method: raw.method(),
+            url: raw.url(),
+            headers_read: headers.is_some(),
+            headers: headers.unwrap_or_default(),
+            raw,
+        }
+    }
+
+    /// The runtime's request (for `request.cf`).
+    pub(crate) fn raw(&self) -> &web_sys::Request {
+        &self.raw
+    }
+
+    /// The body, if the request has one.
+    pub(crate) fn body(&self) -> Option<web_sys::ReadableStream> {
+        self.raw.body()
+    }
+}
