@@ -30,14 +30,20 @@ function noteCrash(error) {
   throw error;
 }
 
+/** Runs a call into the wasm module, noting a crash whether it throws or its promise rejects. */
+function guarded(call) {
+  try {
+    const result = call();
+    return result instanceof Promise ? result.catch(noteCrash) : result;
+  } catch (error) {
+    return noteCrash(error);
+  }
+}
+
 export default {
   fetch(request, env, ctx) {
     if (shared?.criticalError) return new gateway(ctx, env).fetch(request);
-    try {
-      return rustFetch.call({ env, ctx }, request).catch(noteCrash);
-    } catch (error) {
-      return noteCrash(error);
-    }
+    return guarded(() => rustFetch.call({ env, ctx }, request));
   },
 };
 
@@ -62,7 +68,7 @@ export class RateLimiter extends DurableObject {
   }
 
   fetch(request) {
-    return this.inner.fetch(request).catch(noteCrash);
+    return guarded(() => this.inner.fetch(request));
   }
 
   /**
@@ -70,21 +76,15 @@ export class RateLimiter extends DurableObject {
    * memory (every call but an instance's first), else after reading storage.
    */
   consume(body) {
-    const inner = this.inner;
-    try {
+    return guarded(() => {
+      const inner = this.inner;
       const answer = inner.consumeJsonInMemory(body);
-      return answer === undefined ? inner.consumeJson(body).catch(noteCrash) : answer;
-    } catch (error) {
-      return noteCrash(error);
-    }
+      return answer === undefined ? inner.consumeJson(body) : answer;
+    });
   }
 
   /** RevocationCommand (JSON text) -> RevocationReply (JSON text). */
   revocations(command) {
-    try {
-      return this.inner.revocationsJson(command).catch(noteCrash);
-    } catch (error) {
-      return noteCrash(error);
-    }
+    return guarded(() => this.inner.revocationsJson(command));
   }
 }

@@ -30,9 +30,9 @@ use gateway_core::time::UnixMillis;
 use gateway_core::token_cache::{CachedToken, VerifiedTokenCache, digest};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use worker::{Env, Fetch, Url};
+use worker::{Env, Url};
 
-use crate::runtime::{FetchFailure, fetch_with_timeout, js_object, subtle};
+use crate::runtime::{FetchFailure, fetch_with_deadline, js_object, subtle};
 
 /// Timeout of a JWKS fetch.
 const JWKS_TIMEOUT_MS: u64 = 5_000;
@@ -377,10 +377,18 @@ async fn fetch_from(
     fetched
 }
 
+/// A `GET` of an issuer's document (discovery, JWKS), redirects followed, within
+/// `JWKS_TIMEOUT_MS`.
+async fn fetch_document(url: &str) -> Result<worker::Response, FetchFailure> {
+    fetch_with_deadline(url, &web_sys::RequestInit::new(), None, JWKS_TIMEOUT_MS)
+        .await
+        .map(worker::Response::from)
+}
+
 /// Resolves the `jwks_uri` from an OIDC discovery document.
 async fn discover(url: &str, expected_iss: &str) -> Result<String, String> {
     let parsed = Url::parse(url).map_err(|e| format!("discovery URL: {e}"))?;
-    let mut response = match fetch_with_timeout(Fetch::Url(parsed), JWKS_TIMEOUT_MS).await {
+    let mut response = match fetch_document(parsed.as_str()).await {
         Ok(response) => response,
         Err(FetchFailure::Unreachable(detail)) => {
             return Err(format!("discovery fetch failed: {detail}"));
@@ -407,7 +415,7 @@ async fn discover(url: &str, expected_iss: &str) -> Result<String, String> {
 /// Fetches a JWKS; returns it with the response's `Cache-Control`.
 async fn fetch_key_set(uri: &str) -> Result<(JwkSet, Option<String>), String> {
     let url = Url::parse(uri).map_err(|e| format!("jwks_uri: {e}"))?;
-    let mut response = match fetch_with_timeout(Fetch::Url(url), JWKS_TIMEOUT_MS).await {
+    let mut response = match fetch_document(url.as_str()).await {
         Ok(response) => response,
         Err(FetchFailure::Unreachable(detail)) => {
             return Err(format!("JWKS fetch failed: {detail}"));

@@ -15,7 +15,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 /// A header block as the runtime iterates it: lower-case names, the values of a repeated name
 /// combined (`Set-Cookie` apart), in order.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
 #[serde(transparent)]
 pub(crate) struct HeaderList(Vec<(String, String)>);
 
@@ -61,7 +61,7 @@ pub(crate) fn valid_header_value(value: &str) -> bool {
 
 /// Whether `name` is an HTTP token (RFC 9110 section 5.6.2), as the runtime requires of a header
 /// name.
-pub(crate) fn valid_header_name(name: &str) -> bool {
+fn valid_header_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

@@ -49,7 +49,7 @@ pub(crate) async fn handle(req: web_sys::Request, env: &Env) -> web_sys::Respons
     let started = runtime::now();
     let request_id = runtime::request_id();
     let req = Incoming::read(req);
-    let method = req.method.clone();
+    let method = req.method.as_str();
     let client_ip = req.headers.get("cf-connecting-ip").map(str::to_owned);
     let user_agent: Option<String> = req
         .headers
@@ -68,7 +68,7 @@ pub(crate) async fn handle(req: web_sys::Request, env: &Env) -> web_sys::Respons
         ..Trace::default()
     };
 
-    let outcome = run(&req, env, &method, started, &request_id, &mut trace).await;
+    let outcome = run(&req, env, started, &request_id, &mut trace).await;
     // A failed authentication (or, on an auth route, any 401/403) counts against the client.
     if let (Some(counter), Ok(policy)) = (trace.failures.as_ref(), settings::policy()) {
         let status = match &outcome {
@@ -125,7 +125,7 @@ pub(crate) async fn handle(req: web_sys::Request, env: &Env) -> web_sys::Respons
         request_id: &request_id,
         client_request_id: trace.client_request_id.as_deref(),
         env: environment,
-        method: &method,
+        method,
         path: &trace.path,
         route: trace.route.as_deref(),
         status,
@@ -163,11 +163,11 @@ fn loggable(raw: &str) -> String {
 async fn run(
     req: &Incoming,
     env: &Env,
-    method: &str,
     now: UnixMillis,
     request_id: &str,
     trace: &mut Trace,
 ) -> Result<web_sys::Response, GatewayError> {
+    let method = req.method.as_str();
     // Check the request's shape: header block, host, then the URL.
     let policy = settings::policy()?;
     let environment = settings::environment(env)?;

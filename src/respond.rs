@@ -4,7 +4,7 @@
 //! in one `new Response` (`crate::http`).
 
 use gateway_core::error::{GatewayError, PROBLEM_CONTENT_TYPE};
-use gateway_core::forward::response_headers;
+use gateway_core::forward::{response_headers, set_header};
 
 use crate::http::{Body, HeaderList, response};
 
@@ -20,8 +20,7 @@ pub(crate) fn error(
         ("cache-control".to_owned(), "no-store".to_owned()),
     ];
     for (name, value) in err.headers() {
-        own.retain(|(n, _)| n != name);
-        own.push((name.to_owned(), value));
+        set_header(&mut own, name, value);
     }
     let headers = response_headers(own, request_id, extra, false);
     response(err.code().status(), &headers, Body::Bytes(&body))

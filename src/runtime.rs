@@ -7,7 +7,7 @@ use futures_util::future::{Either, select};
 use gateway_core::time::UnixMillis;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use worker::{AbortController, Delay, Fetch, Response};
+use worker::Delay;
 
 /// The runtime clock (in production it advances only across I/O).
 pub(crate) fn now() -> UnixMillis {
@@ -22,13 +22,20 @@ pub(crate) fn request_id() -> String {
     })
 }
 
+/// `globalThis[object]` and its method `method`, if the runtime has them (looked up once per
+/// isolate by the thread-locals below).
+fn global_method(object: &str, method: &str) -> Option<(JsValue, js_sys::Function)> {
+    let target = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str(object)).ok()?;
+    let f = js_sys::Reflect::get(&target, &JsValue::from_str(method)).ok()?;
+    Some((target, f.dyn_into().ok()?))
+}
+
 thread_local! {
-    /// `crypto` and its `randomUUID` method, looked up once per isolate.
-    static RANDOM_UUID: Option<(JsValue, js_sys::Function)> = (|| {
-        let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
-        let f = js_sys::Reflect::get(&crypto, &JsValue::from_str("randomUUID")).ok()?;
-        Some((crypto, f.dyn_into().ok()?))
-    })();
+    /// `crypto.randomUUID`.
+    static RANDOM_UUID: Option<(JsValue, js_sys::Function)> = global_method("crypto", "randomUUID");
+
+    /// `scheduler.wait`.
+    static WAIT: Option<(JsValue, js_sys::Function)> = global_method("scheduler", "wait");
 
     /// Bindings already looked up on `env`, by name.
     static BINDINGS: std::cell::RefCell<Vec<(&'static str, JsValue)>> =
@@ -105,15 +112,6 @@ pub(crate) enum Raced {
     Settled(Result<JsValue, JsValue>),
     /// The deadline passed first.
     DeadlinePassed,
-}
-
-thread_local! {
-    /// `scheduler` and its `wait` method, looked up once per isolate.
-    static WAIT: Option<(JsValue, js_sys::Function)> = (|| {
-        let scheduler = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("scheduler")).ok()?;
-        let wait = js_sys::Reflect::get(&scheduler, &JsValue::from_str("wait")).ok()?;
-        Some((scheduler, wait.dyn_into().ok()?))
-    })();
 }
 
 /// Awaits `promise` for at most `timeout_ms`, as `Promise.race([promise,
@@ -200,23 +198,6 @@ pub(crate) async fn fetch_with_deadline(
             .map_err(|_| FetchFailure::Unreachable("fetch gave no Response".to_owned())),
         Raced::Settled(Err(e)) => Err(FetchFailure::Unreachable(describe(e))),
         Raced::DeadlinePassed => {
-            controller.abort();
-            Err(FetchFailure::TimedOut)
-        }
-    }
-}
-
-/// Sends a subrequest, giving up (and aborting it) after `timeout_ms`.
-pub(crate) async fn fetch_with_timeout(
-    request: Fetch,
-    timeout_ms: u64,
-) -> Result<Response, FetchFailure> {
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    match within(timeout_ms, request.send_with_signal(&signal)).await {
-        Some(Ok(response)) => Ok(response),
-        Some(Err(e)) => Err(FetchFailure::Unreachable(e.to_string())),
-        None => {
             controller.abort();
             Err(FetchFailure::TimedOut)
         }

@@ -66,6 +66,12 @@ pub const SECURITY_HEADERS: [(&str, &str); 8] = [
 /// Origin response headers that reveal the origin's software; removed before the client sees them.
 pub const ORIGIN_HEADERS_REMOVED: [&str; 2] = ["server", "x-powered-by"];
 
+/// `Headers.set` on a list of pairs: every entry named `name` (any case) replaced by one.
+pub fn set_header(list: &mut Vec<(String, String)>, name: &str, value: String) {
+    list.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    list.push((name.to_owned(), value));
+}
+
 /// The headers of the response the client gets, from those of the response being decorated (the
 /// origin's, or one the gateway made): the origin's software headers removed; the security
 /// headers and the request id set; the gateway's own `extra` headers (rate limit, CORS, API-key
@@ -92,19 +98,15 @@ pub fn response_headers(
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     });
-    let set = |out: &mut Vec<(String, String)>, name: &str, value: &str| {
-        out.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        out.push((name.to_owned(), value.to_owned()));
-    };
     for (name, value) in SECURITY_HEADERS {
-        set(&mut out, name, value);
+        set_header(&mut out, name, value.to_owned());
     }
-    set(&mut out, REQUEST_ID_HEADER, request_id);
+    set_header(&mut out, REQUEST_ID_HEADER, request_id.to_owned());
     for (name, value) in merged {
         if name == "link" {
             out.push((name.to_owned(), value));
         } else {
-            set(&mut out, name, &value);
+            set_header(&mut out, name, value);
         }
     }
     if authenticated
