@@ -26,10 +26,14 @@ export function stopAll() {
 }
 process.on('exit', stopAll);
 
+/** The demo origin's process id, once started (for CPU accounting). */
+export let originPid = null;
+
 /** The demo origin (release build, 4 threads, no signature enforcement); resolves to its URL. */
 export async function startOrigin() {
   const origin = spawn(join(root, 'target/release/gateway-demo'), ['origin', '--listen', '127.0.0.1:0', '--threads', '4'], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(origin);
+  originPid = origin.pid;
   return new Promise((resolve, reject) => {
     createInterface({ input: origin.stdout }).once('line', (line) => resolve(line.replace('listening on ', '').trim()));
     origin.once('exit', () => reject(new Error('origin exited')));
@@ -69,5 +73,5 @@ export async function startWorker(name, config, vars = {}, { health = '/_gateway
     if (i > attempts) { console.error(log); throw new Error(`${name} did not start`); }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { base, inspector, log: () => log };
+  return { base, inspector, pid: child.pid, log: () => log };
 }

@@ -17,7 +17,7 @@ import { gzipSync } from 'node:zlib';
 import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { freePort, median, root, startOrigin, startWorker, stopAll } from '../lib.mjs';
+import { freePort, median, originPid, root, startOrigin, startWorker, stopAll } from '../lib.mjs';
 
 const benchDir = join(root, 'bench');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -55,11 +55,11 @@ const jwksUrl = `http://127.0.0.1:${jwksPort}/jwks`;
 // --- the origin, the gateway, the peer -------------------------------------------------------
 const originUrl = await startOrigin();
 writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_SIGNING_KEYS='${JSON.stringify(keyset)}'\n`, { mode: 0o600 });
-const { base: gateway, inspector: gatewayInspector } = await startWorker('gateway', join(benchDir, 'wrangler.toml'), {
+const { base: gateway, inspector: gatewayInspector, pid: gatewayPid } = await startWorker('gateway', join(benchDir, 'wrangler.toml'), {
   ORIGIN_URL: originUrl,
   GATEWAY_ISSUERS: JSON.stringify({ 'bench-es256': { issuer: ISSUER, jwks_uri: jwksUrl }, 'bench-rs256': null, 'bench-eddsa': null, 'bench-hs256': null }),
 }, { okStatus: 200, attempts: 900 });
-const { base: peer, inspector: peerInspector } = await startWorker('peer', join(benchDir, 'peer/wrangler.toml'), {
+const { base: peer, inspector: peerInspector, pid: peerPid } = await startWorker('peer', join(benchDir, 'peer/wrangler.toml'), {
   ORIGIN_URL: originUrl, ISSUER, JWKS_URL: jwksUrl, AUDIENCE: AUD, SIGNING_KEYS: JSON.stringify(keyset),
 }, { health: '/api/health', attempts: 900 });
 
@@ -150,6 +150,34 @@ if (process.env.BENCH_PROFILE) {
     const { table, requests } = await profile(port, () => run(url));
     console.log(`\n${name}: ${requests} requests; self time per request by function (top 30)\n`);
     console.log(table);
+  }
+  stopAll();
+  process.exit(0);
+}
+
+// BENCH_CPU=1: instead of the rounds, CPU milliseconds per request by process (workerd, wrangler's
+// Node.js, the origin, the load generator) for each scenario, ROUNDS times, medians: where the
+// machine's cores go (req/s on a small machine follows the total). BENCH_ONLY=<regex> keeps the
+// scenarios whose names match.
+if (process.env.BENCH_CPU) {
+  const only = new RegExp(process.env.BENCH_ONLY ?? '.');
+  const { cpuPerRequest } = await import('../cpu.mjs');
+  const groups = new Map([[gatewayPid, 'gateway'], [peerPid, 'peer'], [originPid, 'origin']]);
+  const seen = {};
+  for (let round = 0; round < ROUNDS; round += 1) {
+    for (const [name, s] of Object.entries(scenarios).filter(([n]) => only.test(n))) {
+      const { rows, total, rps } = await cpuPerRequest(groups, () => run(s));
+      const entry = (seen[name] ??= { total: [], rps: [], rows: {} });
+      entry.total.push(total);
+      entry.rps.push(rps);
+      for (const [k, v] of rows) (entry.rows[k] ??= []).push(v);
+    }
+    console.log(`round ${round + 1}/${ROUNDS} done`);
+  }
+  for (const [name, e] of Object.entries(seen)) {
+    console.log(`\n${name}: ${median(e.rps).toFixed(0)} req/s, ${(median(e.total) * 1000).toFixed(0)} us CPU per request in all`);
+    const rows = Object.entries(e.rows).map(([k, v]) => [k, median(v)]).filter(([, v]) => v * 1000 >= 5).sort((a, b) => b[1] - a[1]);
+    for (const [k, v] of rows) console.log(`  ${(v * 1000).toFixed(0).padStart(6)} us  ${k}`);
   }
   stopAll();
   process.exit(0);

@@ -278,6 +278,115 @@ impl LimiterState {
     }
 }
 
+/// Prefix of a counter object's bucket keys in storage: one key per bucket,
+/// `b:<window seconds>:<bucket index>`, value `[cost, first, last]` (JSON text). A decision
+/// changes at most one bucket per window and drops the ones that left it, so the object writes
+/// those few keys instead of its whole state (up to [`BUCKETS`] + 1 buckets per window).
+pub const BUCKET_KEY_PREFIX: &str = "b:";
+
+/// The storage key of one bucket.
+pub fn bucket_key(seconds: u32, index: u64) -> String {
+    format!("{BUCKET_KEY_PREFIX}{seconds}:{index}")
+}
+
+/// What a counter object writes after a decision: the buckets that are new or changed (key,
+/// `[cost, first, last]`) and the keys of the buckets that are gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateWrites {
+    /// Keys to write, with their values.
+    pub put: Vec<(String, String)>,
+    /// Keys to delete.
+    pub delete: Vec<String>,
+}
+
+impl StateWrites {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.put.is_empty() && self.delete.is_empty()
+    }
+}
+
+impl LimiterState {
+    /// The writes that turn the stored form of `before` into this state's.
+    pub fn writes_since(&self, before: &LimiterState) -> StateWrites {
+        // Buckets are kept in index order, so each lookup is a binary search.
+        fn buckets_of(state: &LimiterState, seconds: u32) -> &[Bucket] {
+            state
+                .windows
+                .iter()
+                .find(|w| w.seconds == seconds)
+                .map_or(&[], |w| w.buckets.as_slice())
+        }
+        fn find(buckets: &[Bucket], index: u64) -> Option<&Bucket> {
+            buckets
+                .binary_search_by_key(&index, |b| b.index)
+                .ok()
+                .and_then(|i| buckets.get(i))
+        }
+        let mut writes = StateWrites::default();
+        for window in &self.windows {
+            let old = buckets_of(before, window.seconds);
+            for bucket in &window.buckets {
+                if find(old, bucket.index) != Some(bucket) {
+                    writes.put.push((
+                        bucket_key(window.seconds, bucket.index),
+                        format!("[{},{},{}]", bucket.cost, bucket.first, bucket.last),
+                    ));
+                }
+            }
+        }
+        for window in &before.windows {
+            let new = buckets_of(self, window.seconds);
+            for bucket in &window.buckets {
+                if find(new, bucket.index).is_none() {
+                    writes.delete.push(bucket_key(window.seconds, bucket.index));
+                }
+            }
+        }
+        writes
+    }
+
+    /// The state stored as bucket keys (`entries`: key and value, as listed under
+    /// [`BUCKET_KEY_PREFIX`]). The clock restarts at the latest admission stored (the clock only
+    /// ever moves the counted interval later, so this is the conservative choice). A key or value
+    /// that does not parse is an error naming it: the object then refuses rather than forget
+    /// what it counted.
+    pub fn from_stored_buckets<'a>(
+        entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<LimiterState, String> {
+        let mut state = LimiterState::default();
+        for (key, value) in entries {
+            let parsed = key
+                .strip_prefix(BUCKET_KEY_PREFIX)
+                .and_then(|rest| rest.split_once(':'))
+                .and_then(|(seconds, index)| Some((seconds.parse().ok()?, index.parse().ok()?)));
+            let Some((seconds, index)) = parsed else {
+                return Err(format!("bucket key '{key}' does not parse"));
+            };
+            let [cost, first, last]: [u64; 3] = serde_json::from_str(value)
+                .map_err(|e| format!("bucket '{key}' does not parse: {e}"))?;
+            let bucket = Bucket {
+                index,
+                cost,
+                first,
+                last,
+            };
+            match state.windows.iter_mut().find(|w| w.seconds == seconds) {
+                Some(window) => window.buckets.push(bucket),
+                None => state.windows.push(WindowState {
+                    seconds,
+                    buckets: vec![bucket],
+                }),
+            }
+            state.clock = state.clock.max(last);
+        }
+        for window in &mut state.windows {
+            window.buckets.sort_unstable_by_key(|b| b.index);
+        }
+        Ok(state)
+    }
+}
+
 /// The rate-limit headers for a limited route's response (also on 429s): the founding story's
 /// `X-RateLimit-*` for the most restrictive window (least remaining; `Reset` in Unix epoch
 /// seconds), and the IETF structured fields (draft-ietf-httpapi-ratelimit-headers) listing every

@@ -12,7 +12,9 @@
 )]
 
 use gateway_core::config::Window;
-use gateway_core::limit::{Decision, LimiterState};
+use std::collections::BTreeMap;
+
+use gateway_core::limit::{BUCKET_KEY_PREFIX, Decision, LimiterState};
 use gateway_core::time::UnixMillis;
 use proptest::prelude::*;
 
@@ -114,6 +116,47 @@ proptest! {
         }
     }
 
+    /// A counter object writes only the buckets a decision changed: replaying those writes
+    /// into a key-value store, at any point, rebuilds a state holding the same buckets and
+    /// deciding every later request exactly as the live one does.
+    #[test]
+    fn stored_bucket_keys_rebuild_a_state_that_decides_the_same(
+        windows in windows_strategy(),
+        trace in trace_strategy(),
+        reload_every in 1usize..40,
+    ) {
+        let mut live = LimiterState::default();
+        let mut store: BTreeMap<String, String> = BTreeMap::new();
+        let mut reloaded = LimiterState::default();
+        let mut t = 1_700_000_000_000u64;
+        for (i, (gap, cost)) in trace.into_iter().enumerate() {
+            t += gap;
+            let before = live.clone();
+            let decision = live.decide(&windows, cost, UnixMillis(t));
+            let writes = live.writes_since(&before);
+            for key in &writes.delete {
+                prop_assert!(store.remove(key).is_some(), "deleted a key never written: {key}");
+            }
+            for (key, value) in writes.put {
+                prop_assert!(key.starts_with(BUCKET_KEY_PREFIX));
+                store.insert(key, value);
+            }
+            // The rebuilt copy (as a restarted object would read it) decides the same.
+            prop_assert_eq!(reloaded.decide(&windows, cost, UnixMillis(t)), decision);
+            if i % reload_every == 0 {
+                reloaded = LimiterState::from_stored_buckets(store.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+                for window in &live.windows {
+                    let stored = reloaded.windows.iter().find(|w| w.seconds == window.seconds);
+                    prop_assert_eq!(stored.map_or(&[][..], |w| &w.buckets[..]), &window.buckets[..]);
+                }
+                prop_assert!(reloaded.clock <= live.clock);
+            }
+        }
+        // What is stored is bounded by the state, not by the traffic.
+        let held: usize = live.windows.iter().map(|w| w.buckets.len()).sum();
+        prop_assert_eq!(store.len(), held);
+    }
+
     /// With no other traffic, the same request retried after Retry-After seconds is admitted,
     /// and one second earlier it is not.
     #[test]
@@ -203,4 +246,89 @@ fn false_denials_on_the_reference_trace_are_rare() {
         assert!(denied > 0, "the trace must exercise the limit");
         assert!(rate < 0.005, "false-denial rate {rate:.4}");
     }
+}
+
+/// Under steady traffic one admission writes one key per window (the bucket it counted in) and
+/// deletes at most one per window, whatever the state holds.
+#[test]
+fn one_admission_writes_one_bucket_per_window() {
+    let windows = [
+        Window {
+            limit: 1_000_000,
+            seconds: 60,
+        },
+        Window {
+            limit: 10_000_000,
+            seconds: 3600,
+        },
+    ];
+    let mut state = LimiterState::default();
+    let mut t = 1_700_000_000_000u64;
+    for _ in 0..20_000 {
+        t += 7;
+        state.decide(&windows, 1, UnixMillis(t));
+    }
+    assert!(
+        state.windows[0].buckets.len() > 100,
+        "the 60 s window holds its 120 buckets"
+    );
+    for _ in 0..500 {
+        t += 7;
+        let before = state.clone();
+        state.decide(&windows, 1, UnixMillis(t));
+        let writes = state.writes_since(&before);
+        assert_eq!(writes.put.len(), 2, "{writes:?}");
+        assert!(writes.delete.len() <= 2, "{writes:?}");
+        assert!(writes.put.iter().all(|(_, v)| v.len() < 40), "{writes:?}");
+    }
+}
+
+/// A stored key or value that does not parse is an error naming it, not a silently empty state.
+#[test]
+fn stored_buckets_that_do_not_parse_are_errors() {
+    for (key, value) in [
+        ("b:60", "[1,2,3]"),
+        ("b:x:5", "[1,2,3]"),
+        ("limiter", "[1,2,3]"),
+        ("b:60:5", "[1,2]"),
+        ("b:60:5", "{\"cost\":1}"),
+        ("b:60:5", "not json"),
+    ] {
+        let err = LimiterState::from_stored_buckets([(key, value)]).unwrap_err();
+        assert!(err.contains(key), "{err}");
+    }
+    let state =
+        LimiterState::from_stored_buckets([("b:60:2", "[3,120,130]"), ("b:60:1", "[2,60,70]")])
+            .unwrap();
+    assert_eq!(state.clock, 130);
+    assert_eq!(
+        state.windows[0]
+            .buckets
+            .iter()
+            .map(|b| b.index)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+}
+
+/// Migrating an object that earlier versions stored as one key: the writes from an empty state
+/// put every bucket, and reading them back gives the same buckets.
+#[test]
+fn writes_from_an_empty_state_store_every_bucket() {
+    let windows = [Window {
+        limit: 1_000,
+        seconds: 60,
+    }];
+    let mut state = LimiterState::default();
+    for i in 0..300u64 {
+        state.decide(&windows, 1, UnixMillis(1_700_000_000_000 + i * 170));
+    }
+    let writes = state.writes_since(&LimiterState::default());
+    assert!(writes.delete.is_empty());
+    assert_eq!(writes.put.len(), state.windows[0].buckets.len());
+    let back =
+        LimiterState::from_stored_buckets(writes.put.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .unwrap();
+    assert_eq!(back.windows, state.windows);
+    assert_eq!(back.clock, state.clock);
 }

@@ -23,9 +23,13 @@
 //!   -> 200 `gateway_core::revocation::RevocationReply`.
 //!
 //! # Storage layout
-//! - key `limiter`: `gateway_core::limit::LimiterState` as a JSON string — the object's clock and, per configured
-//!   window, at most `BUCKETS + 1` buckets `[index, cost, first, last]`; buckets that left their
-//!   window are pruned on every call, so the state per key is bounded whatever the traffic.
+//! - keys `b:<window seconds>:<bucket index>`: one per bucket of `gateway_core::limit::LimiterState`,
+//!   value `[cost, first, last]` (JSON text); at most `BUCKETS + 1` per configured window. A
+//!   decision writes the one bucket per window it counted in and deletes the ones that left their
+//!   window (`LimiterState::writes_since`), so a write stays a few dozen bytes however much the
+//!   state holds, and the state per key is bounded whatever the traffic.
+//! - key `limiter` (earlier versions): the whole state as one JSON string. Read when no bucket key
+//!   exists; the first decision after writes every bucket as its own key and deletes it.
 //! - key `revocations`: `gateway_core::revocation::RevocationList` as a JSON string — at most
 //!   `MAX_ENTRIES` entries, each expiring with the tokens it covers; pruned on every change.
 //!
@@ -39,7 +43,9 @@
 
 use std::cell::RefCell;
 
-use gateway_core::limit::{CONSUME_PATH, ConsumeRequest, Decision, LimiterState};
+use gateway_core::limit::{
+    BUCKET_KEY_PREFIX, CONSUME_PATH, ConsumeRequest, Decision, LimiterState, StateWrites,
+};
 use gateway_core::revocation::{
     REVOCATIONS_PATH, RevocationCommand, RevocationList, RevocationReply,
 };
@@ -48,7 +54,10 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
-const STATE_KEY: &str = "limiter";
+/// Where earlier versions kept the whole limiter state (read once, then migrated to bucket keys).
+const LEGACY_STATE_KEY: &str = "limiter";
+/// The most keys one `put` or `delete` takes.
+const MAX_KEYS_PER_CALL: usize = 128;
 const REVOCATIONS_KEY: &str = "revocations";
 
 /// Reads a value stored as a JSON string (one value to convert, not one JS object per bucket),
@@ -68,22 +77,72 @@ async fn store<T: Serialize>(storage: &worker::Storage, key: &str, value: &T) ->
     storage.put(key, text).await
 }
 
-/// Writes a value without waiting for the write: the runtime's output gate holds this call's
-/// answer until the write is durable, and a failed write resets the object (so the next call
-/// reads storage again). The hot path (`consume`) uses this, as JavaScript objects do with an
-/// un-awaited `storage.put`.
-fn store_behind_output_gate<T: Serialize>(
+/// The limiter state: from its bucket keys, else from the single key earlier versions wrote
+/// (`true`: no bucket keys, so the next write writes every bucket and deletes that key, if any).
+async fn load_limiter(storage: &worker::Storage) -> Result<(LimiterState, bool)> {
+    let listed = storage
+        .list_with_options(worker::ListOptions::new().prefix(BUCKET_KEY_PREFIX))
+        .await?;
+    if listed.size() == 0 {
+        return Ok((load(storage, LEGACY_STATE_KEY).await?, true));
+    }
+    let mut entries = Vec::with_capacity(usize::try_from(listed.size()).unwrap_or(0));
+    for entry in listed.entries() {
+        let pair: worker::js_sys::Array = entry?.into();
+        let (Some(key), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else {
+            return Err(worker::Error::RustError(
+                "a bucket key or value is not a string".to_owned(),
+            ));
+        };
+        entries.push((key, value));
+    }
+    LimiterState::from_stored_buckets(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map(|state| (state, false))
+        .map_err(worker::Error::RustError)
+}
+
+/// Writes a decision's changes without waiting for them: the runtime's output gate holds this
+/// call's answer until the writes are durable, and a failed write resets the object (so the next
+/// call reads storage again). The hot path (`consume`) uses this, as JavaScript objects do with
+/// an un-awaited `storage.put`. `legacy`: also delete the single key earlier versions wrote.
+fn write_behind_output_gate(
     storage: &worker::Storage,
-    key: &str,
-    value: &T,
+    writes: &StateWrites,
+    legacy: bool,
 ) -> Result<()> {
-    let text = serde_json::to_string(value)
-        .map_err(|e| worker::Error::RustError(format!("encoding '{key}': {e}")))?;
-    storage
-        .as_raw()
-        .put(key, wasm_bindgen::JsValue::from_str(&text))
-        .map(drop)
-        .map_err(worker::Error::from)
+    use wasm_bindgen::JsValue;
+    let raw = storage.as_raw();
+    match writes.put.as_slice() {
+        [] => {}
+        [(key, value)] => drop(raw.put(key, JsValue::from_str(value))?),
+        many => {
+            for chunk in many.chunks(MAX_KEYS_PER_CALL) {
+                let entries = worker::js_sys::Object::new();
+                for (key, value) in chunk {
+                    worker::js_sys::Reflect::set(
+                        &entries,
+                        &JsValue::from_str(key),
+                        &JsValue::from_str(value),
+                    )?;
+                }
+                drop(raw.put_multiple(entries.into())?);
+            }
+        }
+    }
+    let mut deleted: Vec<&str> = writes.delete.iter().map(String::as_str).collect();
+    if legacy {
+        deleted.push(LEGACY_STATE_KEY);
+    }
+    match deleted.as_slice() {
+        [] => {}
+        [key] => drop(raw.delete(key)?),
+        many => {
+            for chunk in many.chunks(MAX_KEYS_PER_CALL) {
+                drop(raw.delete_multiple(chunk.iter().map(|k| JsValue::from_str(k)).collect())?);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The counter object.
@@ -92,6 +151,9 @@ pub struct RateLimiter {
     state: State,
     /// The stored limiter state, once read.
     cached: RefCell<Option<LimiterState>>,
+    /// The state in memory was read from the single key earlier versions wrote: the next write
+    /// writes every bucket and deletes that key.
+    legacy: std::cell::Cell<bool>,
     /// The stored deny list, once read.
     revocations: RefCell<Option<RevocationList>>,
 }
@@ -121,7 +183,8 @@ impl RateLimiter {
             *self.revocations.borrow_mut() = Some(list);
         }
         if !body.windows.is_empty() && self.cached.borrow().is_none() {
-            let state: LimiterState = load(&storage, STATE_KEY).await?;
+            let (state, legacy) = load_limiter(&storage).await?;
+            self.legacy.set(legacy);
             *self.cached.borrow_mut() = Some(state);
         }
         self.consume_loaded(&body)
@@ -150,18 +213,24 @@ impl RateLimiter {
         }
         let mut cached = self.cached.borrow_mut();
         let state = cached.as_mut()?;
-        let before = state.clone();
-        let decision = state.decide(&body.windows, body.cost, body.now);
-        let written = if *state == before {
-            Ok(())
+        let legacy = self.legacy.get();
+        // After a legacy read, every bucket is new to the bucket keys.
+        let before = if legacy {
+            LimiterState::default()
         } else {
-            store_behind_output_gate(&self.state.storage(), STATE_KEY, state)
+            state.clone()
         };
-        if let Err(e) = written {
+        let decision = state.decide(&body.windows, body.cost, body.now);
+        let writes = state.writes_since(&before);
+        if writes.is_empty() && !legacy {
+            return Some(Ok(decision));
+        }
+        if let Err(e) = write_behind_output_gate(&self.state.storage(), &writes, legacy) {
             // Not written: forget it, so the next call reads storage again.
             *cached = None;
             return Some(Err(e));
         }
+        self.legacy.set(false);
         Some(Ok(decision))
     }
 }
@@ -230,6 +299,7 @@ impl DurableObject for RateLimiter {
         RateLimiter {
             state,
             cached: RefCell::new(None),
+            legacy: std::cell::Cell::new(false),
             revocations: RefCell::new(None),
         }
     }

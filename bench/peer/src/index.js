@@ -32,7 +32,7 @@ let jwksUrl;
 let hmacKey;
 let hmacKid;
 
-function problem(status, error, message, extra = {}, headers = {}) {
+function problemResponse(status, error, message, extra = {}, headers = {}) {
   return new Response(JSON.stringify({ type: `urn:edge-gateway:error:${error}`, status, error, message, detail: message, ...extra }), {
     status, headers: { 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...SECURITY_HEADERS, ...headers },
   });
@@ -52,22 +52,42 @@ async function signingKey(env) {
 }
 
 export default {
-  // One structured log line per request, as the gateway writes (the audit needs both to).
+  // One structured log line per request with the same fields as the gateway's (docs/logging.md):
+  // who (issuer, sub, org, tier), what (route, cost, remaining), the decision and the error code;
+  // the audit needs the same facts from either.
   async fetch(request, env) {
     const started = Date.now();
-    const response = await handle(request, env);
+    const trace = {};
+    const response = await handle(request, env, trace);
+    const failed = response.status >= 400;
+    const remaining = response.headers.get('x-ratelimit-remaining');
+    const cost = response.headers.get('x-ratelimit-cost');
+    const c = trace.claims;
     console.log(JSON.stringify({
-      event: 'request', ts: started, request_id: response.headers.get('x-request-id'), method: request.method,
-      path: new URL(request.url).pathname, status: response.status, security_event: [401, 403, 429].includes(response.status),
-      client_ip: request.headers.get('cf-connecting-ip'), duration_ms: Date.now() - started,
+      event: 'request', ts: started, request_id: response.headers.get('x-request-id'), env: env.ENVIRONMENT ?? 'test', method: request.method,
+      path: trace.path ?? null, route: trace.route ?? null, status: response.status,
+      error: failed ? trace.error ?? null : undefined, detail: failed ? trace.detail ?? null : undefined,
+      issuer: c ? 'bench-es256' : undefined, sub: c?.sub, org: trace.org, tier: trace.tier, client_id: c?.sub,
+      cost: cost === null ? undefined : Number(cost), remaining: remaining === null ? undefined : Number(remaining),
+      decision: failed ? trace.error ?? 'error' : trace.route ? 'forwarded' : 'answered',
+      security_event: [401, 403, 429].includes(response.status),
+      client_ip: request.headers.get('cf-connecting-ip'), user_agent: request.headers.get('user-agent')?.slice(0, 200) ?? undefined,
+      duration_ms: Date.now() - started,
     }));
     return response;
   },
 };
 
-async function handle(request, env) {
+async function handle(request, env, trace) {
+  // Every refusal notes its code for the log line.
+  const problem = (status, error, message, extra, headers) => {
+    trace.error = error;
+    trace.detail = `${error}: ${message}`;
+    return problemResponse(status, error, message, extra, headers);
+  };
   {
     const url = new URL(request.url);
+    trace.path = url.pathname;
     const candidates = ROUTES.filter((r) => r.path === url.pathname);
     if (candidates.length === 0) return problem(404, 'route_not_found', 'No route matches this path.');
     const route = candidates.find((r) => r.method === request.method);
@@ -75,6 +95,7 @@ async function handle(request, env) {
       const allow = candidates.map((r) => r.method).join(', ');
       return problem(405, 'method_not_allowed', `This path accepts only: ${allow}.`, {}, { allow });
     }
+    trace.route = route.id;
 
     const auth = request.headers.get('authorization') ?? '';
     const [scheme, token] = auth.split(' ');
@@ -105,6 +126,7 @@ async function handle(request, env) {
     }
     const org = typeof claims.org_id === 'string' ? claims.org_id : claims.sub;
     const tierName = Object.hasOwn(TIERS, claims.tier) ? claims.tier : 'free';
+    Object.assign(trace, { claims, org, tier: tierName });
     const tier = TIERS[tierName];
 
     const limitHeaders = {};
