@@ -151,7 +151,7 @@ pub(crate) async fn handle(req: web_sys::Request, env: &Env) -> web_sys::Respons
         duration_ms: runtime::now().saturating_since(started),
     }
     .to_line();
-    worker::console_log!("{line}");
+    runtime::log_line(&line);
     response
 }
 

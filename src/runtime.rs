@@ -37,9 +37,41 @@ thread_local! {
     /// `scheduler.wait`.
     static WAIT: Option<(JsValue, js_sys::Function)> = global_method("scheduler", "wait");
 
+    /// `console.log`.
+    static CONSOLE_LOG: Option<js_sys::Function> = global_method("console", "log").map(|(_, f)| f);
+
     /// Bindings already looked up on `env`, by name.
     static BINDINGS: std::cell::RefCell<Vec<(&'static str, JsValue)>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A promise, seen only for `then` with a JavaScript function (js-sys' takes Rust closures).
+    type Thenable;
+
+    #[wasm_bindgen(method, js_name = then)]
+    fn then_call(this: &Thenable, f: &js_sys::Function);
+}
+
+/// Writes a request's log line to the Workers log from a microtask of its own, once the current
+/// call into the wasm module has returned. With an inspector attached (as `wrangler dev` always
+/// attaches one), the runtime captures the calling stack with every console call and sends it
+/// along; called from inside the module, that stack is the request's whole chain of wasm frames,
+/// each named from the module, and writing the line cost more than anything the gateway itself
+/// does per request (BENCHMARKS.md). Lines keep their order (microtasks run in order), and are
+/// written before the runtime moves on to the request's next I/O.
+pub(crate) fn log_line(line: &str) {
+    let queued = CONSOLE_LOG.with(|log| {
+        log.as_ref().map(|log| {
+            js_sys::Promise::resolve(&JsValue::from_str(line))
+                .unchecked_ref::<Thenable>()
+                .then_call(log);
+        })
+    });
+    if queued.is_none() {
+        worker::console_log!("{line}");
+    }
 }
 
 fn random_uuid() -> Option<String> {

@@ -60,15 +60,18 @@ const LEGACY_STATE_KEY: &str = "limiter";
 const MAX_KEYS_PER_CALL: usize = 128;
 const REVOCATIONS_KEY: &str = "revocations";
 
-/// Reads a value stored as a JSON string (one value to convert, not one JS object per bucket),
-/// or in the structured form earlier versions wrote.
-async fn load<T: DeserializeOwned + Default>(storage: &worker::Storage, key: &str) -> Result<T> {
-    match storage.get::<String>(key).await {
-        Ok(Some(text)) => serde_json::from_str(&text)
-            .map_err(|e| worker::Error::RustError(format!("decoding '{key}': {e}"))),
-        Ok(None) => Ok(T::default()),
-        Err(_) => Ok(storage.get(key).await?.unwrap_or_default()),
-    }
+/// A stored value: JSON text, or the structured form earlier versions wrote (read back as the
+/// same JSON).
+fn decode<T: DeserializeOwned>(key: &str, value: &wasm_bindgen::JsValue) -> Result<T> {
+    let text = match value.as_string() {
+        Some(text) => text,
+        None => worker::js_sys::JSON::stringify(value)
+            .ok()
+            .and_then(|s| s.as_string())
+            .ok_or_else(|| worker::Error::RustError(format!("decoding '{key}': not JSON")))?,
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| worker::Error::RustError(format!("decoding '{key}': {e}")))
 }
 
 async fn store<T: Serialize>(storage: &worker::Storage, key: &str, value: &T) -> Result<()> {
@@ -77,28 +80,53 @@ async fn store<T: Serialize>(storage: &worker::Storage, key: &str, value: &T) ->
     storage.put(key, text).await
 }
 
-/// The limiter state: from its bucket keys, else from the single key earlier versions wrote
-/// (`true`: no bucket keys, so the next write writes every bucket and deletes that key, if any).
-async fn load_limiter(storage: &worker::Storage) -> Result<(LimiterState, bool)> {
-    let listed = storage
-        .list_with_options(worker::ListOptions::new().prefix(BUCKET_KEY_PREFIX))
-        .await?;
-    if listed.size() == 0 {
-        return Ok((load(storage, LEGACY_STATE_KEY).await?, true));
-    }
-    let mut entries = Vec::with_capacity(usize::try_from(listed.size()).unwrap_or(0));
+/// Everything an object stores, as read by [`read_all`].
+struct Stored {
+    revocations: RevocationList,
+    limiter: LimiterState,
+    /// No bucket keys: the limiter state came from the single key earlier versions wrote (or
+    /// there is none), so the next write writes every bucket and deletes that key.
+    legacy: bool,
+}
+
+/// Everything the object stores, in one `list`: a cold object (the runtime evicts idle ones)
+/// makes one storage round trip before it decides, whatever the call needs. An object holds at
+/// most its deny list and `BUCKETS + 1` buckets per window, so the listing is small.
+async fn read_all(storage: &worker::Storage) -> Result<Stored> {
+    let listed = storage.list().await?;
+    let mut revocations = RevocationList::default();
+    let mut legacy_state = None;
+    let mut buckets = Vec::with_capacity(usize::try_from(listed.size()).unwrap_or(0));
     for entry in listed.entries() {
         let pair: worker::js_sys::Array = entry?.into();
-        let (Some(key), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else {
-            return Err(worker::Error::RustError(
-                "a bucket key or value is not a string".to_owned(),
-            ));
+        let Some(key) = pair.get(0).as_string() else {
+            continue;
         };
-        entries.push((key, value));
+        let value = pair.get(1);
+        if key == REVOCATIONS_KEY {
+            revocations = decode(&key, &value)?;
+        } else if key == LEGACY_STATE_KEY {
+            legacy_state = Some(decode::<LimiterState>(&key, &value)?);
+        } else if key.starts_with(BUCKET_KEY_PREFIX) {
+            let text = value.as_string().ok_or_else(|| {
+                worker::Error::RustError(format!("bucket '{key}' is not JSON text"))
+            })?;
+            buckets.push((key, text));
+        }
     }
-    LimiterState::from_stored_buckets(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .map(|state| (state, false))
-        .map_err(worker::Error::RustError)
+    let legacy = buckets.is_empty();
+    let limiter = match legacy_state {
+        Some(state) if legacy => state,
+        _ => {
+            LimiterState::from_stored_buckets(buckets.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .map_err(worker::Error::RustError)?
+        }
+    };
+    Ok(Stored {
+        revocations,
+        limiter,
+        legacy,
+    })
 }
 
 /// Writes a decision's changes without waiting for them: the runtime's output gate holds this
@@ -165,28 +193,38 @@ impl std::fmt::Debug for RateLimiter {
 }
 
 impl RateLimiter {
+    /// Reads storage (one `list`) if the deny list or the limiter state is not in memory yet.
+    async fn ensure_loaded(&self) -> Result<()> {
+        if self.revocations.borrow().is_some() && self.cached.borrow().is_some() {
+            return Ok(());
+        }
+        let stored = read_all(&self.state.storage()).await?;
+        // Another call may have loaded one of them meanwhile (what is in memory is what is
+        // stored, so either copy is right; the one in memory is kept).
+        self.revocations
+            .borrow_mut()
+            .get_or_insert(stored.revocations);
+        let mut cached = self.cached.borrow_mut();
+        if cached.is_none() {
+            *cached = Some(stored.limiter);
+            self.legacy.set(stored.legacy);
+        }
+        Ok(())
+    }
+
     /// The deny list, from memory or storage. Taken out of the cell: the caller puts it back
     /// once any write succeeded (a failed write leaves it out, so the next call reads storage).
     async fn take_revocations(&self) -> Result<RevocationList> {
-        let cached = self.revocations.borrow_mut().take();
-        match cached {
-            Some(list) => Ok(list),
-            None => load(&self.state.storage(), REVOCATIONS_KEY).await,
-        }
+        self.ensure_loaded().await?;
+        self.revocations
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| worker::Error::RustError("deny list not loaded".to_owned()))
     }
 
-    /// Reads from storage what `body` needs and is not in memory yet, then decides.
+    /// Reads from storage what is not in memory yet, then decides.
     async fn consume(&self, body: ConsumeRequest) -> Result<Decision> {
-        let storage = self.state.storage();
-        if body.caller.is_some() && self.revocations.borrow().is_none() {
-            let list: RevocationList = load(&storage, REVOCATIONS_KEY).await?;
-            *self.revocations.borrow_mut() = Some(list);
-        }
-        if !body.windows.is_empty() && self.cached.borrow().is_none() {
-            let (state, legacy) = load_limiter(&storage).await?;
-            self.legacy.set(legacy);
-            *self.cached.borrow_mut() = Some(state);
-        }
+        self.ensure_loaded().await?;
         self.consume_loaded(&body)
             .unwrap_or_else(|| Err(worker::Error::RustError("state not loaded".to_owned())))
     }
