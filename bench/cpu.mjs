@@ -1,8 +1,8 @@
 // CPU accounting for `BENCH_CPU=1 make bench`: the CPU time each process spends per request under
 // load, read from /proc (utime + stime of every process in a process group). On a machine with
 // few cores the load generator, the origin, wrangler's own Node.js process and workerd share
-// them, so req/s follows the total CPU per request; this shows which process spends it, and is
-// steadier run to run than req/s on a shared machine.
+// them, so req/s follows the total CPU per request; this shows which process spends it. It is as
+// noisy as req/s on a shared machine (one build against itself: 7.5% apart, BENCHMARKS.md).
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100; // Linux USER_HZ

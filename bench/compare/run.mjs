@@ -155,7 +155,7 @@ if (process.env.BENCH_PROFILE) {
   process.exit(0);
 }
 
-// BENCH_CPU=1: instead of the rounds, CPU milliseconds per request by process (workerd, wrangler's
+// BENCH_CPU=1: instead of the rounds, CPU time per request by process (workerd, wrangler's
 // Node.js, the origin, the load generator) for each scenario, ROUNDS times, medians: where the
 // machine's cores go (req/s on a small machine follows the total). BENCH_ONLY=<regex> keeps the
 // scenarios whose names match.

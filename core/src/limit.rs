@@ -34,9 +34,10 @@ pub const CONSUME_PATH: &str = "/consume";
 /// the reference trace's requests, 120 none (`tests/limiter.rs`).
 pub const BUCKETS: u64 = 120;
 
-/// One bucket of a window. Stored as `[index, cost, first, last]` (a counter object writes its
-/// whole state on every admission; the array form is 40% shorter than the object form, which is
-/// still read, as serde reads a struct from either).
+/// One bucket of a window. Counter objects store each bucket under its own key
+/// ([`BUCKET_KEY_PREFIX`], [`LimiterState::writes_since`]); the whole state as one JSON value is
+/// the form earlier versions wrote, still read once to migrate: buckets as `[index, cost, first,
+/// last]` arrays, or as objects before that (serde reads a struct from either).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct Bucket {
     /// `time / bucket width`.
