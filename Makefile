@@ -28,7 +28,7 @@ SYNC_ENV ?= dev
 SYNC_TARGET ?= dev-vars
 SYNC_ARGS ?=
 
-.PHONY: help setup build dev token test fuzz bench-build bench-auth bench-limit bench clean secrets-sync vault-dev scan
+.PHONY: help setup build dev token test fuzz bench-build bench-auth bench-limit bench-boundary bench clean secrets-sync vault-dev scan
 
 help:
 	@echo "make dev     run the gateway on http://127.0.0.1:8787 with the demo origin and local issuer"
@@ -85,6 +85,11 @@ bench-build: setup
 
 bench-auth: bench-build
 	node bench/auth/run.mjs
+
+# The header-block micro-benchmark (the origin request's and the client response's headers,
+# rebuilt whole or copied and edited). BENCH_PASSES, BENCH_ROUNDS.
+bench-boundary: bench-build
+	node bench/boundary/run.mjs
 
 # The rate-limiting benchmark: autocannon (bench/package.json) against the demo origin and the
 # benchmark build. BENCH_ROUNDS, BENCH_SECONDS, BENCH_CONNECTIONS.

@@ -282,3 +282,128 @@ pub(crate) async fn auth(
     let value = serde_json::json!({"algorithm": alg.as_str(), "tokens": body.tokens.len(), "passes": body.passes, "results": results});
     Ok(respond::json(200, &value, request_id))
 }
+
+#[derive(Deserialize)]
+struct BoundaryBench {
+    passes: u32,
+}
+
+/// A response like the demo origin's.
+fn origin_like() -> web_sys::Response {
+    crate::http::response(
+        200,
+        &[
+            ("content-type", "application/json"),
+            ("content-length", "412"),
+            ("date", "Mon, 23 Nov 2026 20:00:00 GMT"),
+            ("server", "tiny-http (Rust)"),
+        ],
+        crate::http::Body::Bytes(b"{\"ok\":true}"),
+    )
+}
+
+/// `POST /_gateway/bench/boundary` with `{"passes": N}`: the two header blocks the gateway
+/// builds on every forwarded request (the origin request's, from the client's; the client
+/// response's, from the origin's), built each way, in this isolate:
+/// - `response_rebuilt`: every header read, decided, and handed to `new Response` as a JSON init
+///   (`respond::decorate` before header edits);
+/// - `response_edited`: every header read and decided, the origin's block copied by the runtime
+///   (`new Response(body, upstream)`) and only the changes sent (`http::decorated`);
+/// - `request_rebuilt` / `request_edited`: the same for the origin `fetch` init, measured as
+///   `new Request(url, init)` (what `fetch` does with it first);
+/// - `make_origin_response`: building the stand-in origin response alone (in both response modes;
+///   subtract it).
+pub(crate) async fn boundary(
+    req: &Incoming,
+    request_id: &str,
+) -> Result<web_sys::Response, GatewayError> {
+    use crate::http::{HeaderList, decorated, forwarding_init, request_init};
+    use gateway_core::forward::response_headers;
+    let body: BoundaryBench = json_body(req)
+        .await
+        .map_err(|_| bad("body must be {\"passes\": N}"))?;
+    let passes = u64::from(body.passes);
+    let failed = |what: &str, e: String| GatewayError::Internal(format!("{what}: {e}"));
+    let extra: Vec<(&'static str, String)> = vec![
+        ("x-ratelimit-limit", "100".to_owned()),
+        ("x-ratelimit-remaining", "87".to_owned()),
+        ("x-ratelimit-reset", "1795464060".to_owned()),
+        ("x-ratelimit-cost", "1".to_owned()),
+        ("ratelimit-policy", "\"free-60s\";q=100;w=60".to_owned()),
+        ("ratelimit", "\"free-60s\";r=87;t=60".to_owned()),
+    ];
+    let mut results = Vec::new();
+
+    let started = runtime::now().0;
+    for _ in 0..passes {
+        drop(origin_like());
+    }
+    results.push(result("make_origin_response", passes, started));
+
+    let started = runtime::now().0;
+    for _ in 0..passes {
+        drop(respond::decorate(origin_like(), request_id, &extra, true));
+    }
+    results.push(result("response_rebuilt", passes, started));
+
+    let started = runtime::now().0;
+    for _ in 0..passes {
+        let upstream = origin_like();
+        let base = HeaderList::read(&upstream.headers()).unwrap_or_default();
+        let wanted = response_headers(base.pairs().to_vec(), request_id, &extra, true);
+        decorated(&upstream, base.pairs(), &wanted).map_err(|e| failed("decorated", e))?;
+    }
+    results.push(result("response_edited", passes, started));
+
+    // The client's request as this one arrived, and what the origin gets: its headers minus the
+    // authorization, plus the forwarding, identity and signature headers.
+    let inbound = req.raw().headers();
+    let base = HeaderList::read(&inbound).unwrap_or_default();
+    let mut wanted: Vec<(String, String)> = base
+        .iter()
+        .filter(|(n, _)| gateway_core::forward::forwards_inbound_header(n, false, &[]))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    for (name, value) in [
+        ("x-forwarded-for", "203.0.113.7"),
+        ("x-forwarded-host", "api.example.com"),
+        ("x-forwarded-proto", "https"),
+        ("x-request-id", request_id),
+        ("x-gateway-issuer", "bench-es256"),
+        ("x-gateway-subject", "client-org-17"),
+        ("x-gateway-org", "org-17"),
+        ("x-gateway-tier", "free"),
+        ("x-gateway-scopes", "transactions:read"),
+        ("x-gateway-route", "list-transactions"),
+        (
+            "x-gateway-signature",
+            "t=1795464000,kid=bench,v1=0f3c9a3e4b0c1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c",
+        ),
+    ] {
+        wanted.push((name.to_owned(), value.to_owned()));
+    }
+    let url = "http://127.0.0.1:1/api/transactions?limit=10";
+
+    let started = runtime::now().0;
+    for _ in 0..passes {
+        let base = HeaderList::read(&inbound).unwrap_or_default();
+        let init = request_init("GET", &wanted, None).map_err(|e| failed("request_init", e))?;
+        web_sys::Request::new_with_str_and_init(url, &init)
+            .map_err(|e| failed("new Request", format!("{e:?}")))?;
+        drop(base);
+    }
+    results.push(result("request_rebuilt", passes, started));
+
+    let started = runtime::now().0;
+    for _ in 0..passes {
+        let base = HeaderList::read(&inbound).unwrap_or_default();
+        let init = forwarding_init("GET", &inbound, base.pairs(), &wanted, None)
+            .map_err(|e| failed("forwarding_init", e))?;
+        web_sys::Request::new_with_str_and_init(url, &init)
+            .map_err(|e| failed("new Request", format!("{e:?}")))?;
+    }
+    results.push(result("request_edited", passes, started));
+
+    let value = serde_json::json!({"passes": passes, "inbound_headers": base.pairs().len(), "results": results});
+    Ok(respond::json(200, &value, request_id))
+}

@@ -40,9 +40,9 @@ impl HeaderList {
         self.get(name).is_some()
     }
 
-    /// The pairs themselves.
-    pub(crate) fn into_pairs(self) -> Vec<(String, String)> {
-        self.0
+    /// The pairs, borrowed.
+    pub(crate) fn pairs(&self) -> &[(String, String)] {
+        &self.0
     }
 
     /// Every `(name, value)`, in order.
@@ -100,6 +100,7 @@ struct ResponseFields {
     status: u16,
 }
 
+#[cfg(feature = "bench")]
 #[derive(serde::Serialize)]
 struct RequestFields<'a> {
     method: &'a str,
@@ -154,8 +155,10 @@ fn build_response<N: AsRef<str>, V: AsRef<str>>(
     .map_err(|e| format!("{e:?}"))
 }
 
-/// The `init` of an outbound `fetch`: method, headers (all checked by the caller), manual
-/// redirects, and the body if any.
+/// The `init` of an outbound `fetch` built whole: method, headers (all checked by the caller),
+/// manual redirects, and the body if any. The way the origin request was built before
+/// `forwarding_init`; kept for the header-block benchmark's comparison (`make bench-boundary`).
+#[cfg(feature = "bench")]
 pub(crate) fn request_init<N: AsRef<str>, V: AsRef<str>>(
     method: &str,
     headers: &[(N, V)],
@@ -179,6 +182,81 @@ pub(crate) fn request_init<N: AsRef<str>, V: AsRef<str>>(
     Ok(init.unchecked_into())
 }
 
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/headers.js")]
+extern "C" {
+    /// `new Response(upstream.body, upstream)` with the edits applied to its headers.
+    #[wasm_bindgen(catch, js_name = decorated)]
+    fn decorated_js(
+        upstream: &web_sys::Response,
+        edits: &str,
+    ) -> Result<web_sys::Response, JsValue>;
+
+    /// `{method, headers: new Headers(inbound) + edits, redirect: "manual", body}`.
+    #[wasm_bindgen(catch, js_name = outboundInit)]
+    fn outbound_init_js(
+        method: &str,
+        inbound: &web_sys::Headers,
+        edits: &str,
+        body: Option<js_sys::Uint8Array>,
+    ) -> Result<web_sys::RequestInit, JsValue>;
+}
+
+/// The edits that turn `base` into `wanted` (pairs the runtime would refuse left out of
+/// `wanted`, as `init_object` leaves them out), encoded for `src/headers.js`.
+fn encoded_edits(base: &[(String, String)], wanted: &[(String, String)]) -> String {
+    use gateway_core::header_edit::{HeaderEdit, header_edits};
+    let wanted: Vec<(String, String)> = wanted
+        .iter()
+        .filter(|(n, v)| valid_header_name(n) && valid_header_value(v))
+        .cloned()
+        .collect();
+    let mut out = String::new();
+    for edit in header_edits(base, &wanted) {
+        let (op, name, value) = match edit {
+            HeaderEdit::Delete(name) => ('d', name, ""),
+            HeaderEdit::Set(name, value) => ('s', name, value),
+            HeaderEdit::Append(name, value) => ('a', name, value),
+        };
+        if !out.is_empty() {
+            out.push('\0');
+        }
+        out.push(op);
+        out.push('\0');
+        out.push_str(name);
+        out.push('\0');
+        out.push_str(value);
+    }
+    out
+}
+
+/// The client's response from the origin's: its status, status text and body (streamed
+/// untouched), and its headers (`base`, as read) copied by the runtime and changed into `wanted`.
+pub(crate) fn decorated(
+    upstream: &web_sys::Response,
+    base: &[(String, String)],
+    wanted: &[(String, String)],
+) -> Result<web_sys::Response, String> {
+    decorated_js(upstream, &encoded_edits(base, wanted)).map_err(|e| format!("{e:?}"))
+}
+
+/// The `init` of the origin `fetch`: the client's header block (`inbound`, read as `base`)
+/// copied by the runtime and changed into `wanted`, manual redirects, the body if any.
+pub(crate) fn forwarding_init(
+    method: &str,
+    inbound: &web_sys::Headers,
+    base: &[(String, String)],
+    wanted: &[(String, String)],
+    body: Option<&[u8]>,
+) -> Result<web_sys::RequestInit, String> {
+    outbound_init_js(
+        method,
+        inbound,
+        &encoded_edits(base, wanted),
+        body.map(js_sys::Uint8Array::from),
+    )
+    .map_err(|e| format!("{e:?}"))
+}
+
 /// The request as the pipeline reads it: method, URL and header block read once.
 pub(crate) struct Incoming {
     raw: web_sys::Request,
@@ -188,6 +266,8 @@ pub(crate) struct Incoming {
     pub(crate) url: String,
     /// `request.headers`, whole.
     pub(crate) headers: HeaderList,
+    /// The runtime's `request.headers` (copied for the origin request).
+    headers_object: web_sys::Headers,
     /// Whether `headers` could be read (the pipeline answers 400 if not).
     pub(crate) headers_read: bool,
 }
@@ -195,8 +275,10 @@ pub(crate) struct Incoming {
 impl Incoming {
     /// Reads the request's method, URL and headers (three calls).
     pub(crate) fn read(raw: web_sys::Request) -> Incoming {
-        let headers = HeaderList::read(&raw.headers());
+        let headers_object = raw.headers();
+        let headers = HeaderList::read(&headers_object);
         Incoming {
+            headers_object,
             method: raw.method(),
             url: raw.url(),
             headers_read: headers.is_some(),
@@ -208,6 +290,11 @@ impl Incoming {
     /// The runtime's request (for `request.cf`).
     pub(crate) fn raw(&self) -> &web_sys::Request {
         &self.raw
+    }
+
+    /// The runtime's header block, as the client sent it.
+    pub(crate) fn headers_object(&self) -> &web_sys::Headers {
+        &self.headers_object
     }
 
     /// The body, if the request has one.

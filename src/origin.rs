@@ -11,7 +11,7 @@ use gateway_core::names::{
 use gateway_core::route::Route;
 use gateway_core::signing::{self, SignedParts, SigningKey, sha256_hex};
 
-use crate::http::{HeaderList, Incoming, request_init, valid_header_value};
+use crate::http::{HeaderList, Incoming, forwarding_init, valid_header_value};
 use crate::runtime::{FetchFailure, fetch_with_deadline};
 
 /// What the forwarder needs besides the request.
@@ -47,7 +47,8 @@ pub(crate) struct Forward<'a> {
 }
 
 /// The headers the origin receives: the client's, filtered, plus the forwarding headers and the
-/// verified identity. Built in Rust and handed to the runtime whole (`crate::http`).
+/// verified identity. Decided whole in Rust; the runtime gets only the edits that turn the
+/// client's block into it (`crate::http::forwarding_init`).
 fn origin_headers(
     inbound: &HeaderList,
     f: &Forward<'_>,
@@ -166,8 +167,14 @@ pub(crate) async fn forward(
         body = Some(bytes);
     }
     sign(&mut headers, &f, body.as_deref().unwrap_or_default())?;
-    let init = request_init(f.route.method.as_str(), &headers, body.as_deref())
-        .map_err(|e| GatewayError::Internal(format!("building the origin request: {e}")))?;
+    let init = forwarding_init(
+        f.route.method.as_str(),
+        incoming.headers_object(),
+        incoming.headers.pairs(),
+        &headers,
+        body.as_deref(),
+    )
+    .map_err(|e| GatewayError::Internal(format!("building the origin request: {e}")))?;
     match fetch_with_deadline(&f.url, &init, f.via.as_ref(), f.timeout_ms).await {
         Ok(response) => Ok(response),
         Err(FetchFailure::Unreachable(detail)) => Err(GatewayError::OriginUnreachable(detail)),

@@ -225,6 +225,10 @@ async fn run(
             return crate::bench::limit(req, request_id).await;
         }
         #[cfg(feature = "bench")]
+        if path.as_str() == "/_gateway/bench/boundary" && method == "POST" {
+            return crate::bench::boundary(req, request_id).await;
+        }
+        #[cfg(feature = "bench")]
         if path.as_str() == "/_gateway/bench/stats" && method == "GET" {
             return Ok(crate::bench::stats(request_id));
         }

@@ -6,7 +6,7 @@
 use gateway_core::error::{GatewayError, PROBLEM_CONTENT_TYPE};
 use gateway_core::forward::{response_headers, set_header};
 
-use crate::http::{Body, HeaderList, response};
+use crate::http::{Body, HeaderList, decorated, response};
 
 /// The response for an error. Never fails: if the runtime refuses to build it, a bare 500.
 pub(crate) fn error(
@@ -42,18 +42,33 @@ pub(crate) fn json(status: u16, value: &serde_json::Value, request_id: &str) -> 
 }
 
 /// The response the client gets for `response` (the origin's, or one the gateway made): its
-/// status and body (streamed through untouched), and its headers read in one call and decorated.
+/// status and body (streamed through untouched), and its headers read in one call, decided
+/// (`gateway_core::forward::response_headers`), and applied as edits to the runtime's own copy
+/// of them (`http::decorated`): the headers that pass through unchanged never cross into wasm
+/// and back.
 pub(crate) fn decorate(
     response_in: web_sys::Response,
     request_id: &str,
     extra: &[(&'static str, String)],
     authenticated: bool,
 ) -> web_sys::Response {
-    let base = HeaderList::read(&response_in.headers()).unwrap_or_default();
-    let headers = response_headers(base.into_pairs(), request_id, extra, authenticated);
-    response(
-        response_in.status(),
-        &headers,
-        Body::Stream(response_in.body()),
-    )
+    let Some(base) = HeaderList::read(&response_in.headers()) else {
+        // Unreadable (it never is): none of them is kept.
+        let headers = response_headers(Vec::new(), request_id, extra, authenticated);
+        return response(
+            response_in.status(),
+            &headers,
+            Body::Stream(response_in.body()),
+        );
+    };
+    let headers = response_headers(base.pairs().to_vec(), request_id, extra, authenticated);
+    decorated(&response_in, base.pairs(), &headers).unwrap_or_else(|_| {
+        // The runtime refused an edit (it cannot: the values are checked): the response built
+        // whole instead, or a bare 500 if its body went with the failed copy.
+        response(
+            response_in.status(),
+            &headers,
+            Body::Stream(response_in.body()),
+        )
+    })
 }

@@ -9,9 +9,14 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::Delay;
 
-/// The runtime clock (in production it advances only across I/O).
+/// The runtime clock (in production it advances only across I/O): `Date.now()`, one call (no
+/// `Date` object made and read).
 pub(crate) fn now() -> UnixMillis {
-    UnixMillis(worker::Date::now().as_millis())
+    // Milliseconds since 1970 as an integral f64, far inside u64; a clock before 1970 (never)
+    // saturates to 0.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let millis = js_sys::Date::now().max(0.0) as u64;
+    UnixMillis(millis)
 }
 
 /// A random request id (`crypto.randomUUID()`), or a clock-based one if the runtime lacks it.
