@@ -1,13 +1,9 @@
 //! Small bridges to the Workers runtime: the clock, the random request id, WebCrypto, and
 //! subrequests with a timeout.
 
-use std::time::Duration;
-
-use futures_util::future::{Either, select};
 use gateway_core::time::UnixMillis;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use worker::Delay;
 
 /// The runtime clock (in production it advances only across I/O): `Date.now()`, one call (no
 /// `Date` object made and read).
@@ -38,9 +34,6 @@ fn global_method(object: &str, method: &str) -> Option<(JsValue, js_sys::Functio
 thread_local! {
     /// `crypto.randomUUID`.
     static RANDOM_UUID: Option<(JsValue, js_sys::Function)> = global_method("crypto", "randomUUID");
-
-    /// `scheduler.wait`.
-    static WAIT: Option<(JsValue, js_sys::Function)> = global_method("scheduler", "wait");
 
     /// `console.log`.
     static CONSOLE_LOG: Option<js_sys::Function> = global_method("console", "log").map(|(_, f)| f);
@@ -130,17 +123,27 @@ pub(crate) enum FetchFailure {
     TimedOut,
 }
 
-/// Runs `work`, giving up after `timeout_ms` (`None`).
-pub(crate) async fn within<T>(
-    timeout_ms: u64,
-    work: impl std::future::Future<Output = T>,
-) -> Option<T> {
-    let work = Box::pin(work);
-    let timeout = Box::pin(Delay::from(Duration::from_millis(timeout_ms)));
-    match select(work, timeout).await {
-        Either::Left((value, _)) => Some(value),
-        Either::Right(((), _)) => None,
-    }
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/deadline.js")]
+extern "C" {
+    /// `Promise.race([promise, scheduler.wait(ms)])`.
+    #[wasm_bindgen(js_name = within)]
+    fn within_js(promise: &js_sys::Promise, ms: f64) -> js_sys::Promise;
+
+    /// `fetch(url, init)` through `via` if given, aborted after `ms` without response headers
+    /// (then resolving to `undefined`).
+    #[wasm_bindgen(catch, js_name = fetchWithin)]
+    fn fetch_within_js(
+        via: Option<&js_sys::Object>,
+        url: &str,
+        init: &web_sys::RequestInit,
+        ms: f64,
+    ) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// A configured timeout as the milliseconds JavaScript takes (small integers: exact as f64).
+#[allow(clippy::cast_precision_loss)]
+fn millis(timeout_ms: u64) -> f64 {
+    timeout_ms as f64
 }
 
 /// How a promise raced against a deadline ended.
@@ -152,28 +155,12 @@ pub(crate) enum Raced {
 }
 
 /// Awaits `promise` for at most `timeout_ms`, as `Promise.race([promise,
-/// scheduler.wait(timeout_ms)])`: one JavaScript future, where a Rust `select` over the promise
-/// and a timer costs a closure, a `setTimeout`, a `clearTimeout` and a second wake-up.
-/// `scheduler.wait` resolves to `undefined`, which neither `fetch` nor the counter object's RPC
-/// methods ever do. (Where the runtime has no `scheduler.wait`, the `select` is used.)
+/// scheduler.wait(timeout_ms)])` set up in one call (`src/deadline.js`): one JavaScript future,
+/// where a Rust `select` over the promise and a timer costs a closure, a `setTimeout`, a
+/// `clearTimeout` and a second wake-up. The timer resolves to `undefined`, which neither `fetch`
+/// nor the counter object's RPC methods ever do.
 pub(crate) async fn race_deadline(promise: js_sys::Promise, timeout_ms: u64) -> Raced {
-    let timer = WAIT.with(|wait| {
-        let (scheduler, wait) = wait.as_ref()?;
-        // Timeouts are small configured integers: exact as f64.
-        #[allow(clippy::cast_precision_loss)]
-        let ms = JsValue::from_f64(timeout_ms as f64);
-        wait.call1(scheduler, &ms)
-            .ok()?
-            .dyn_into::<js_sys::Promise>()
-            .ok()
-    });
-    let Some(timer) = timer else {
-        return match within(timeout_ms, JsFuture::from(promise)).await {
-            Some(settled) => Raced::Settled(settled),
-            None => Raced::DeadlinePassed,
-        };
-    };
-    match JsFuture::from(js_sys::Promise::race(&js_sys::Array::of2(&promise, &timer))).await {
+    match JsFuture::from(within_js(&promise, millis(timeout_ms))).await {
         Ok(value) if value.is_undefined() => Raced::DeadlinePassed,
         settled => Raced::Settled(settled),
     }
@@ -196,14 +183,6 @@ impl Via {
             js_sys::Reflect::get(&object, &wasm_bindgen::JsValue::from_str("fetch")).ok()?;
         fetch.is_function().then_some(Via(object))
     }
-
-    fn fetch(&self, url: &str, init: &web_sys::RequestInit) -> Result<js_sys::Promise, JsValue> {
-        let fetch: js_sys::Function =
-            js_sys::Reflect::get(&self.0, &wasm_bindgen::JsValue::from_str("fetch"))?.dyn_into()?;
-        fetch
-            .call2(&self.0, &JsValue::from_str(url), init)?
-            .dyn_into()
-    }
 }
 
 /// A rejection as text (`TypeError: ...` for an `Error`).
@@ -219,25 +198,14 @@ pub(crate) async fn fetch_with_deadline(
     via: Option<&Via>,
     timeout_ms: u64,
 ) -> Result<web_sys::Response, FetchFailure> {
-    let controller =
-        web_sys::AbortController::new().map_err(|e| FetchFailure::Unreachable(describe(e)))?;
-    init.set_signal(Some(&controller.signal()));
-    let promise = match via {
-        Some(via) => via.fetch(url, init),
-        None => Ok(js_sys::global()
-            .unchecked_into::<web_sys::WorkerGlobalScope>()
-            .fetch_with_str_and_init(url, init)),
-    }
-    .map_err(|e| FetchFailure::Unreachable(describe(e)))?;
-    match race_deadline(promise, timeout_ms).await {
-        Raced::Settled(Ok(value)) => value
+    let promise = fetch_within_js(via.map(|v| &v.0), url, init, millis(timeout_ms))
+        .map_err(|e| FetchFailure::Unreachable(describe(e)))?;
+    match JsFuture::from(promise).await {
+        Ok(value) if value.is_undefined() => Err(FetchFailure::TimedOut),
+        Ok(value) => value
             .dyn_into::<web_sys::Response>()
             .map_err(|_| FetchFailure::Unreachable("fetch gave no Response".to_owned())),
-        Raced::Settled(Err(e)) => Err(FetchFailure::Unreachable(describe(e))),
-        Raced::DeadlinePassed => {
-            controller.abort();
-            Err(FetchFailure::TimedOut)
-        }
+        Err(e) => Err(FetchFailure::Unreachable(describe(e))),
     }
 }
 
