@@ -306,9 +306,10 @@ fn origin_like() -> web_sys::Response {
 /// builds on every forwarded request (the origin request's, from the client's; the client
 /// response's, from the origin's), built each way, in this isolate:
 /// - `response_rebuilt`: every header read, decided, and handed to `new Response` as a JSON init
-///   (`respond::decorate` before header edits);
+///   (what `respond::decorate` did before header edits);
 /// - `response_edited`: every header read and decided, the origin's block copied by the runtime
-///   (`new Response(body, upstream)`) and only the changes sent (`http::decorated`);
+///   (`new Response(body, upstream)`) and only the changes sent (`http::decorated`, what
+///   `respond::decorate` does);
 /// - `request_rebuilt` / `request_edited`: the same for the origin `fetch` init, measured as
 ///   `new Request(url, init)` (what `fetch` does with it first);
 /// - `make_origin_response`: building the stand-in origin response alone (in both response modes;
@@ -317,7 +318,7 @@ pub(crate) async fn boundary(
     req: &Incoming,
     request_id: &str,
 ) -> Result<web_sys::Response, GatewayError> {
-    use crate::http::{HeaderList, decorated, forwarding_init, request_init};
+    use crate::http::{Body, HeaderList, decorated, forwarding_init, request_init, response};
     use gateway_core::forward::response_headers;
     let body: BoundaryBench = json_body(req)
         .await
@@ -342,7 +343,15 @@ pub(crate) async fn boundary(
 
     let started = runtime::now().0;
     for _ in 0..passes {
-        drop(respond::decorate(origin_like(), request_id, &extra, true));
+        // What `respond::decorate` did before header edits.
+        let upstream = origin_like();
+        let base = HeaderList::read(&upstream.headers()).unwrap_or_default();
+        let wanted = response_headers(base.pairs().to_vec(), request_id, &extra, true);
+        drop(response(
+            upstream.status(),
+            &wanted,
+            Body::Stream(upstream.body()),
+        ));
     }
     results.push(result("response_rebuilt", passes, started));
 
