@@ -10,7 +10,7 @@ export WASM_OPT_BIN := $(CURDIR)/miniflare/node_modules/.bin/wasm-opt
 export ESBUILD_BIN := $(CURDIR)/miniflare/node_modules/.bin/esbuild
 export PATH := $(CARGO_BIN):$(PATH)
 
-WORKER_SOURCES := $(shell find src core/src durable/src -name '*.rs') Cargo.toml Cargo.lock \
+WORKER_SOURCES := $(shell find src core/src durable/src \( -name '*.rs' -o -name '*.js' \)) Cargo.toml Cargo.lock \
 	core/Cargo.toml durable/Cargo.toml build.rs gateway.toml durable/entry.mjs
 
 # Token defaults for `make token`.
@@ -41,6 +41,7 @@ help:
 	@echo "make bench   the gateway vs a JavaScript peer (jose + Durable Object limiter), same runtime, same run"
 	@echo "make bench-limit req/s and p99 through the gateway with rate limiting on and off (autocannon)"
 	@echo "make bench-auth  time token verification in workerd: gateway (cache off/on) vs crypto.subtle vs pure Rust"
+	@echo "make bench-boundary  the two header blocks of a forwarded request: rebuilt whole vs copied and edited, in workerd"
 	@echo "make scan    local DAST against the gateway: schemathesis (openapi.json, with and without a token) and wapiti; reports in target/scan/"
 	@echo "make fuzz    fuzz the token, path and policy parsers (nightly + cargo-fuzz; FUZZ_SECONDS=60 each)"
 
