@@ -208,11 +208,18 @@ extern "C" {
 /// `wanted`, as `init_object` leaves them out), encoded for `src/headers.js`.
 fn encoded_edits(base: &[(String, String)], wanted: &[(String, String)]) -> String {
     use gateway_core::header_edit::{HeaderEdit, header_edits};
-    let wanted: Vec<(String, String)> = wanted
-        .iter()
-        .filter(|(n, v)| valid_header_name(n) && valid_header_value(v))
-        .cloned()
-        .collect();
+    let valid = |(n, v): &&(String, String)| valid_header_name(n) && valid_header_value(v);
+    // Copied only if a pair must go (the callers check theirs, so on the request path none does).
+    let wanted: std::borrow::Cow<'_, [(String, String)]> = if wanted.iter().all(|p| valid(&p)) {
+        wanted.into()
+    } else {
+        wanted
+            .iter()
+            .filter(valid)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into()
+    };
     let mut out = String::new();
     for edit in header_edits(base, &wanted) {
         let (op, name, value) = match edit {

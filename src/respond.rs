@@ -52,23 +52,20 @@ pub(crate) fn decorate(
     extra: &[(&'static str, String)],
     authenticated: bool,
 ) -> web_sys::Response {
-    let Some(base) = HeaderList::read(&response_in.headers()) else {
-        // Unreadable (it never is): none of them is kept.
-        let headers = response_headers(Vec::new(), request_id, extra, authenticated);
-        return response(
-            response_in.status(),
-            &headers,
-            Body::Stream(response_in.body()),
-        );
-    };
-    let headers = response_headers(base.pairs().to_vec(), request_id, extra, authenticated);
-    decorated(&response_in, base.pairs(), &headers).unwrap_or_else(|_| {
-        // The runtime refused an edit (it cannot: the values are checked): the response built
-        // whole instead, or a bare 500 if its body went with the failed copy.
-        response(
-            response_in.status(),
-            &headers,
-            Body::Stream(response_in.body()),
-        )
-    })
+    // Unreadable (it never is): none of the block is kept, and there is nothing to edit.
+    let read = HeaderList::read(&response_in.headers());
+    let base = read.as_ref().map_or(&[][..], HeaderList::pairs);
+    let headers = response_headers(base.to_vec(), request_id, extra, authenticated);
+    if read.is_some()
+        && let Ok(edited) = decorated(&response_in, base, &headers)
+    {
+        return edited;
+    }
+    // Unreadable, or the runtime refused an edit (it cannot: the values are checked): the
+    // response built whole instead, or a bare 500 if its body went with the failed copy.
+    response(
+        response_in.status(),
+        &headers,
+        Body::Stream(response_in.body()),
+    )
 }
