@@ -1,7 +1,7 @@
 // What the benchmark drivers share: free ports, the processes they start (each in its own
 // process group, stopped on exit), the demo origin, a Worker in `wrangler dev`, medians.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -58,6 +58,11 @@ export async function startWorker(name, config, vars = {}, { health = '/_gateway
     cwd: dirname(config), detached: true, stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', XDG_CONFIG_HOME: state },
   });
+  return started(name, child, port, inspector, { health, okStatus, attempts });
+}
+
+/** Keeps `child`'s output tail and waits until its `health` answers (see `startWorker`). */
+async function started(name, child, port, inspector, { health, okStatus, attempts }) {
   children.push(child);
   let log = '';
   // The tail of its output, for the error if it does not start (bounded: it logs every request).
@@ -74,4 +79,30 @@ export async function startWorker(name, config, vars = {}, { health = '/_gateway
     await new Promise((r) => setTimeout(r, 100));
   }
   return { base, inspector, pid: child.pid, log: () => log };
+}
+
+/**
+ * The same Worker in the same workerd, without `wrangler dev` around it: `wrangler deploy
+ * --dry-run` bundles it exactly as for a deployment, and bench/serve-workerd.mjs runs the bundle
+ * with Miniflare (the library `wrangler dev` itself drives) — no inspector attached, no Node.js
+ * process printing a line per request. `vars` are every binding (wrangler.toml's [vars] are not
+ * read); `durable` is `[binding, class]`. Resolves like `startWorker`.
+ */
+export async function startWorkerd(name, config, vars, durable, { health = '/_gateway/health', okStatus, attempts = 600 } = {}) {
+  const port = await freePort();
+  const state = mkdtempSync(join(tmpdir(), `bench-${name}-`));
+  scratch.push(state);
+  const out = join(state, 'bundle');
+  const wrangler = join(root, 'miniflare/node_modules/.bin/wrangler');
+  const bundled = spawnSync(wrangler, ['deploy', '--dry-run', '--outdir', out, '--config', config], {
+    cwd: dirname(config), encoding: 'utf8',
+    env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', XDG_CONFIG_HOME: state },
+  });
+  if (bundled.status !== 0) throw new Error(`bundling ${name} failed:\n${bundled.stdout}\n${bundled.stderr}`);
+  const entry = readdirSync(out).find((f) => f.endsWith('.js'));
+  const inspector = await freePort();
+  const child = spawn(process.execPath, [join(root, 'bench/serve-workerd.mjs'), out, entry, String(port), JSON.stringify(vars), ...durable, String(inspector)], {
+    detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return started(name, child, port, inspector, { health, okStatus, attempts });
 }

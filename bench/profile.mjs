@@ -27,7 +27,10 @@ function connect(url) {
 /** Profiles the Worker behind `inspectorPort` while `load()` runs; returns a markdown table. */
 export async function profile(inspectorPort, load) {
   const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
-  const target = targets.find((t) => t.webSocketDebuggerUrl) ?? { webSocketDebuggerUrl: `ws://127.0.0.1:${inspectorPort}/` };
+  // wrangler dev's inspector proxy lists the Worker; workerd's own inspector lists every service
+  // (Miniflare's entry and proxy workers too): the Worker is `core:user:<name>`.
+  const target = targets.find((t) => t.webSocketDebuggerUrl && /core:user:/.test(t.title ?? t.id ?? ''))
+    ?? targets.find((t) => t.webSocketDebuggerUrl) ?? { webSocketDebuggerUrl: `ws://127.0.0.1:${inspectorPort}/` };
   const cdp = await connect(target.webSocketDebuggerUrl);
   await cdp.send('Profiler.enable');
   await cdp.send('Profiler.setSamplingInterval', { interval: 200 });

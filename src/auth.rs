@@ -29,7 +29,6 @@ use gateway_core::names::secrets::STATIC_JWKS;
 use gateway_core::time::UnixMillis;
 use gateway_core::token_cache::{CachedToken, VerifiedTokenCache, digest};
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use worker::{Env, Url};
 
 use crate::runtime::{FetchFailure, fetch_with_deadline, js_object, subtle};
@@ -485,7 +484,7 @@ async fn import(
             &usages,
         )
         .map_err(|e| bad_key(format!("{e:?}")))?;
-    let key: web_sys::CryptoKey = JsFuture::from(promise)
+    let key: web_sys::CryptoKey = crate::settle::settled(&promise)
         .await
         .map_err(|e| bad_key(format!("{e:?}")))?
         .dyn_into()
@@ -511,7 +510,7 @@ pub(crate) async fn verify(
         return false;
     };
     matches!(
-        JsFuture::from(promise).await.map(|v| v.as_bool()),
+        crate::settle::settled(&promise).await.map(|v| v.as_bool()),
         Ok(Some(true))
     )
 }

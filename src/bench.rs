@@ -318,7 +318,7 @@ pub(crate) async fn boundary(
     req: &Incoming,
     request_id: &str,
 ) -> Result<web_sys::Response, GatewayError> {
-    use crate::http::{Body, HeaderList, decorated, forwarding_init, request_init, response};
+    use crate::http::{Body, decorated, forwarding_init, read_headers, request_init, response};
     use gateway_core::forward::response_headers;
     let body: BoundaryBench = json_body(req)
         .await
@@ -334,6 +334,12 @@ pub(crate) async fn boundary(
         ("ratelimit", "\"free-60s\";r=87;t=60".to_owned()),
     ];
     let mut results = Vec::new();
+    let owned = |block: &crate::http::HeaderList| {
+        block
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect::<Vec<_>>()
+    };
 
     let started = runtime::now().0;
     for _ in 0..passes {
@@ -345,8 +351,8 @@ pub(crate) async fn boundary(
     for _ in 0..passes {
         // What `respond::decorate` did before header edits.
         let upstream = origin_like();
-        let base = HeaderList::read(&upstream.headers()).unwrap_or_default();
-        let wanted = response_headers(base.pairs().to_vec(), request_id, &extra, true);
+        let base = read_headers(&upstream.headers()).unwrap_or_default();
+        let wanted = response_headers(owned(&base), request_id, &extra, true);
         drop(response(
             upstream.status(),
             &wanted,
@@ -358,16 +364,16 @@ pub(crate) async fn boundary(
     let started = runtime::now().0;
     for _ in 0..passes {
         let upstream = origin_like();
-        let base = HeaderList::read(&upstream.headers()).unwrap_or_default();
-        let wanted = response_headers(base.pairs().to_vec(), request_id, &extra, true);
-        decorated(&upstream, base.pairs(), &wanted).map_err(|e| failed("decorated", e))?;
+        let base = read_headers(&upstream.headers()).unwrap_or_default();
+        let wanted = response_headers(owned(&base), request_id, &extra, true);
+        decorated(&upstream, &base.pairs(), &wanted).map_err(|e| failed("decorated", e))?;
     }
     results.push(result("response_edited", passes, started));
 
     // The client's request as this one arrived, and what the origin gets: its headers minus the
     // authorization, plus the forwarding, identity and signature headers.
     let inbound = req.raw().headers();
-    let base = HeaderList::read(&inbound).unwrap_or_default();
+    let base = read_headers(&inbound).unwrap_or_default();
     let mut wanted: Vec<(String, String)> = base
         .iter()
         .filter(|(n, _)| gateway_core::forward::forwards_inbound_header(n, false, &[]))
@@ -395,7 +401,7 @@ pub(crate) async fn boundary(
 
     let started = runtime::now().0;
     for _ in 0..passes {
-        let base = HeaderList::read(&inbound).unwrap_or_default();
+        let base = read_headers(&inbound).unwrap_or_default();
         let init = request_init("GET", &wanted, None).map_err(|e| failed("request_init", e))?;
         web_sys::Request::new_with_str_and_init(url, &init)
             .map_err(|e| failed("new Request", format!("{e:?}")))?;
@@ -405,14 +411,15 @@ pub(crate) async fn boundary(
 
     let started = runtime::now().0;
     for _ in 0..passes {
-        let base = HeaderList::read(&inbound).unwrap_or_default();
-        let init = forwarding_init("GET", &inbound, base.pairs(), &wanted, None)
+        let base = read_headers(&inbound).unwrap_or_default();
+        let init = forwarding_init("GET", &inbound, &base.pairs(), &wanted, None)
             .map_err(|e| failed("forwarding_init", e))?;
         web_sys::Request::new_with_str_and_init(url, &init)
             .map_err(|e| failed("new Request", format!("{e:?}")))?;
     }
     results.push(result("request_edited", passes, started));
 
-    let value = serde_json::json!({"passes": passes, "inbound_headers": base.pairs().len(), "results": results});
+    let value =
+        serde_json::json!({"passes": passes, "inbound_headers": base.len(), "results": results});
     Ok(respond::json(200, &value, request_id))
 }

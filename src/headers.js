@@ -36,3 +36,12 @@ export function outboundInit(method, inbound, edits, body) {
     ? { method, headers, redirect: 'manual' }
     : { method, headers, redirect: 'manual', body };
 }
+
+// A header block as one string for `gateway_core::header_block`: "name\0value\0" per entry, in
+// the order `Headers` iterates them (lower-case names, repeated names combined, `Set-Cookie`
+// entries apart).
+export function block(headers) {
+  let text = '';
+  for (const [name, value] of headers) text += `${name}\0${value}\0`;
+  return text;
+}

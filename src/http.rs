@@ -3,8 +3,9 @@
 //!
 //! Every call between wasm and JavaScript costs more than most of the gateway's own decisions (a
 //! string crossing each way, an externref slot, often an allocation on both sides: see
-//! BENCHMARKS.md, "Where the time goes"). So a header block is read whole, in one call
-//! (`JSON.stringify(Array.from(headers))`), and looked up in Rust. The headers the gateway sends
+//! BENCHMARKS.md, "Where the time goes"). So a header block is read whole, in one call and one
+//! string (`src/headers.js` joins it; `gateway_core::header_block` splits it without copying),
+//! and looked up in Rust. The headers the gateway sends
 //! are decided whole in Rust; for the origin request and the client response (the blocks that
 //! mostly pass through) the runtime copies the block it already holds and gets only the edits
 //! (`gateway_core::header_edit`, applied by `src/headers.js`; `make bench-boundary`: half the
@@ -17,41 +18,13 @@
 use wasm_bindgen::{JsCast, JsValue};
 
 /// A header block as the runtime iterates it: lower-case names, the values of a repeated name
-/// combined (`Set-Cookie` apart), in order.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(transparent)]
-pub(crate) struct HeaderList(Vec<(String, String)>);
+/// combined (`Set-Cookie` apart), in order. Read in one call, as one string
+/// (`gateway_core::header_block`).
+pub(crate) use gateway_core::header_block::HeaderBlock as HeaderList;
 
-impl HeaderList {
-    /// Every header of `headers`, in one call.
-    pub(crate) fn read(headers: &web_sys::Headers) -> Option<HeaderList> {
-        let pairs = js_sys::Array::from(headers.as_ref());
-        let text = js_sys::JSON::stringify(&pairs).ok()?.as_string()?;
-        serde_json::from_str(&text).ok()
-    }
-
-    /// The value of `name` (any case), as `Headers.get` gives it.
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Whether `name` (any case) is present.
-    pub(crate) fn has(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-
-    /// The pairs, borrowed.
-    pub(crate) fn pairs(&self) -> &[(String, String)] {
-        &self.0
-    }
-
-    /// Every `(name, value)`, in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
-    }
+/// Every header of `headers`, in one call; `None` if the runtime's block could not be read.
+pub(crate) fn read_headers(headers: &web_sys::Headers) -> Option<HeaderList> {
+    HeaderList::parse(header_block_js(headers).ok()?)
 }
 
 /// Whether the runtime accepts `value` as a header value (`Headers.append` throws a `TypeError`
@@ -187,6 +160,10 @@ pub(crate) fn request_init<N: AsRef<str>, V: AsRef<str>>(
 
 #[wasm_bindgen::prelude::wasm_bindgen(module = "/src/headers.js")]
 extern "C" {
+    /// The entries of `headers` as `name\0value\0...` (`gateway_core::header_block`).
+    #[wasm_bindgen(catch, js_name = block)]
+    fn header_block_js(headers: &web_sys::Headers) -> Result<String, JsValue>;
+
     /// `new Response(upstream.body, upstream)` with the edits applied to its headers.
     #[wasm_bindgen(catch, js_name = decorated)]
     fn decorated_js(
@@ -206,7 +183,7 @@ extern "C" {
 
 /// The edits that turn `base` into `wanted` (pairs the runtime would refuse left out of
 /// `wanted`, as `init_object` leaves them out), encoded for `src/headers.js`.
-fn encoded_edits(base: &[(String, String)], wanted: &[(String, String)]) -> String {
+fn encoded_edits(base: &[(&str, &str)], wanted: &[(String, String)]) -> String {
     use gateway_core::header_edit::{HeaderEdit, header_edits};
     let valid = |(n, v): &&(String, String)| valid_header_name(n) && valid_header_value(v);
     // Copied only if a pair must go (the callers check theirs, so on the request path none does).
@@ -243,7 +220,7 @@ fn encoded_edits(base: &[(String, String)], wanted: &[(String, String)]) -> Stri
 /// untouched), and its headers (`base`, as read) copied by the runtime and changed into `wanted`.
 pub(crate) fn decorated(
     upstream: &web_sys::Response,
-    base: &[(String, String)],
+    base: &[(&str, &str)],
     wanted: &[(String, String)],
 ) -> Result<web_sys::Response, String> {
     decorated_js(upstream, &encoded_edits(base, wanted)).map_err(|e| format!("{e:?}"))
@@ -254,7 +231,7 @@ pub(crate) fn decorated(
 pub(crate) fn forwarding_init(
     method: &str,
     inbound: &web_sys::Headers,
-    base: &[(String, String)],
+    base: &[(&str, &str)],
     wanted: &[(String, String)],
     body: Option<&[u8]>,
 ) -> Result<web_sys::RequestInit, String> {
@@ -286,7 +263,7 @@ impl Incoming {
     /// Reads the request's method, URL and headers (three calls).
     pub(crate) fn read(raw: web_sys::Request) -> Incoming {
         let headers_object = raw.headers();
-        let headers = HeaderList::read(&headers_object);
+        let headers = read_headers(&headers_object);
         Incoming {
             headers_object,
             method: raw.method(),

@@ -15,6 +15,7 @@ mod pipeline;
 mod respond;
 mod runtime;
 mod settings;
+mod settle;
 
 /// The rate-limit counter object, exported for the runtime (class `RateLimiter`).
 pub use gateway_durable::RateLimiter;

@@ -170,7 +170,7 @@ pub(crate) async fn forward(
     let init = forwarding_init(
         f.route.method.as_str(),
         incoming.headers_object(),
-        incoming.headers.pairs(),
+        &incoming.headers.pairs(),
         &headers,
         body.as_deref(),
     )

@@ -6,7 +6,7 @@
 use gateway_core::error::{GatewayError, PROBLEM_CONTENT_TYPE};
 use gateway_core::forward::{response_headers, set_header};
 
-use crate::http::{Body, HeaderList, decorated, response};
+use crate::http::{Body, HeaderList, decorated, read_headers, response};
 
 /// The response for an error. Never fails: if the runtime refuses to build it, a bare 500.
 pub(crate) fn error(
@@ -53,11 +53,12 @@ pub(crate) fn decorate(
     authenticated: bool,
 ) -> web_sys::Response {
     // Unreadable (it never is): none of the block is kept, and there is nothing to edit.
-    let read = HeaderList::read(&response_in.headers());
-    let base = read.as_ref().map_or(&[][..], HeaderList::pairs);
-    let headers = response_headers(base.to_vec(), request_id, extra, authenticated);
+    let read = read_headers(&response_in.headers());
+    let base = read.as_ref().map(HeaderList::pairs).unwrap_or_default();
+    let owned = base.iter().map(|&(n, v)| (n.to_owned(), v.to_owned()));
+    let headers = response_headers(owned, request_id, extra, authenticated);
     if read.is_some()
-        && let Ok(edited) = decorated(&response_in, base, &headers)
+        && let Ok(edited) = decorated(&response_in, &base, &headers)
     {
         return edited;
     }

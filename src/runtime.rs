@@ -3,7 +3,6 @@
 
 use gateway_core::time::UnixMillis;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 
 /// The runtime clock (in production it advances only across I/O): `Date.now()`, one call (no
 /// `Date` object made and read).
@@ -123,23 +122,6 @@ pub(crate) enum FetchFailure {
     TimedOut,
 }
 
-#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/deadline.js")]
-extern "C" {
-    /// `Promise.race([promise, scheduler.wait(ms)])`.
-    #[wasm_bindgen(js_name = within)]
-    fn within_js(promise: &js_sys::Promise, ms: f64) -> js_sys::Promise;
-
-    /// `fetch(url, init)` through `via` if given, aborted after `ms` without response headers
-    /// (then resolving to `undefined`).
-    #[wasm_bindgen(catch, js_name = fetchWithin)]
-    fn fetch_within_js(
-        via: Option<&js_sys::Object>,
-        url: &str,
-        init: &web_sys::RequestInit,
-        ms: f64,
-    ) -> Result<js_sys::Promise, JsValue>;
-}
-
 /// A configured timeout as the milliseconds JavaScript takes (small integers: exact as f64).
 #[allow(clippy::cast_precision_loss)]
 fn millis(timeout_ms: u64) -> f64 {
@@ -154,13 +136,11 @@ pub(crate) enum Raced {
     DeadlinePassed,
 }
 
-/// Awaits `promise` for at most `timeout_ms`, as `Promise.race([promise,
-/// scheduler.wait(timeout_ms)])` set up in one call (`src/deadline.js`): one JavaScript future,
-/// where a Rust `select` over the promise and a timer costs a closure, a `setTimeout`, a
-/// `clearTimeout` and a second wake-up. The timer resolves to `undefined`, which neither `fetch`
-/// nor the counter object's RPC methods ever do.
+/// Awaits `promise` for at most `timeout_ms`: one timer, set up with the watch in one call and
+/// cleared when the promise settles in time (`crate::settle`). A deadline is reported as
+/// `undefined`, which neither `fetch` nor the counter object's RPC methods ever fulfil with.
 pub(crate) async fn race_deadline(promise: js_sys::Promise, timeout_ms: u64) -> Raced {
-    match JsFuture::from(within_js(&promise, millis(timeout_ms))).await {
+    match crate::settle::settled_within(&promise, millis(timeout_ms)).await {
         Ok(value) if value.is_undefined() => Raced::DeadlinePassed,
         settled => Raced::Settled(settled),
     }
@@ -198,9 +178,9 @@ pub(crate) async fn fetch_with_deadline(
     via: Option<&Via>,
     timeout_ms: u64,
 ) -> Result<web_sys::Response, FetchFailure> {
-    let promise = fetch_within_js(via.map(|v| &v.0), url, init, millis(timeout_ms))
+    let response = crate::settle::fetched_within(via.map(|v| &v.0), url, init, millis(timeout_ms))
         .map_err(|e| FetchFailure::Unreachable(describe(e)))?;
-    match JsFuture::from(promise).await {
+    match response.await {
         Ok(value) if value.is_undefined() => Err(FetchFailure::TimedOut),
         Ok(value) => value
             .dyn_into::<web_sys::Response>()

@@ -17,7 +17,7 @@ import { gzipSync } from 'node:zlib';
 import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { freePort, median, originPid, root, startOrigin, startWorker, stopAll } from '../lib.mjs';
+import { freePort, median, originPid, root, startOrigin, startWorker, startWorkerd, stopAll } from '../lib.mjs';
 
 const benchDir = join(root, 'bench');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -55,13 +55,26 @@ const jwksUrl = `http://127.0.0.1:${jwksPort}/jwks`;
 // --- the origin, the gateway, the peer -------------------------------------------------------
 const originUrl = await startOrigin();
 writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_SIGNING_KEYS='${JSON.stringify(keyset)}'\n`, { mode: 0o600 });
-const { base: gateway, inspector: gatewayInspector, pid: gatewayPid } = await startWorker('gateway', join(benchDir, 'wrangler.toml'), {
+// The runtime: by default (BENCH_RUNTIME=workerd) both Workers are bundled as for a deployment
+// (`wrangler deploy --dry-run`) and run by Miniflare in workerd without `wrangler dev` around
+// them (bench/serve-workerd.mjs): no inspector attached, no Node.js process printing every
+// request's log line (under `wrangler dev` that process spent ~2 ms per request, capped both
+// Workers near 300 req/s on this machine and diluted the difference between them).
+// BENCH_RUNTIME=wrangler: each in `wrangler dev`, as the earlier sessions measured.
+const runtimeName = process.env.BENCH_RUNTIME ?? 'workerd';
+if (!['workerd', 'wrangler'].includes(runtimeName)) throw new Error(`BENCH_RUNTIME must be workerd or wrangler, not ${runtimeName}`);
+const plainWorkerd = runtimeName === 'workerd';
+const gatewayVars = {
   ORIGIN_URL: originUrl,
   GATEWAY_ISSUERS: JSON.stringify({ 'bench-es256': { issuer: ISSUER, jwks_uri: jwksUrl }, 'bench-rs256': null, 'bench-eddsa': null, 'bench-hs256': null }),
-}, { okStatus: 200, attempts: 900 });
-const { base: peer, inspector: peerInspector, pid: peerPid } = await startWorker('peer', join(benchDir, 'peer/wrangler.toml'), {
-  ORIGIN_URL: originUrl, ISSUER, JWKS_URL: jwksUrl, AUDIENCE: AUD, SIGNING_KEYS: JSON.stringify(keyset),
-}, { health: '/api/health', attempts: 900 });
+};
+const peerVars = { ORIGIN_URL: originUrl, ISSUER, JWKS_URL: jwksUrl, AUDIENCE: AUD, SIGNING_KEYS: JSON.stringify(keyset) };
+const { base: gateway, inspector: gatewayInspector, pid: gatewayPid } = plainWorkerd
+  ? await startWorkerd('gateway', join(benchDir, 'wrangler.toml'), { ENVIRONMENT: 'test', GATEWAY_SIGNING_KEYS: JSON.stringify(keyset), ...gatewayVars }, ['RATE_LIMITER', 'RateLimiter'], { okStatus: 200, attempts: 900 })
+  : await startWorker('gateway', join(benchDir, 'wrangler.toml'), gatewayVars, { okStatus: 200, attempts: 900 });
+const { base: peer, inspector: peerInspector, pid: peerPid } = plainWorkerd
+  ? await startWorkerd('peer', join(benchDir, 'peer/wrangler.toml'), peerVars, ['LIMITER', 'PeerLimiter'], { health: '/api/health', attempts: 900 })
+  : await startWorker('peer', join(benchDir, 'peer/wrangler.toml'), peerVars, { health: '/api/health', attempts: 900 });
 
 // --- 1. the same end-to-end checks for both --------------------------------------------------
 function verifySignature(echo) {
@@ -142,11 +155,16 @@ function run(s) {
   return new Promise((resolve, reject) => autocannon(opts, (err, res) => (err ? reject(err) : resolve(res))));
 }
 // BENCH_PROFILE=1: instead of the rounds, one CPU profile per worker (V8 sampling profiler through
-// wrangler's inspector port) under the cache-hit, 500-org load, and the functions with the most
+// workerd's inspector port; under BENCH_RUNTIME=wrangler, wrangler's inspector proxy, which turns
+// the debugger on, which V8 answers with unoptimised wasm code: wasm frames weigh several times
+// more there) under the
+// cache-hit, 500-org load, and the functions with the most
 // self time: where each request's CPU goes (the Worker and its counter objects share the isolate).
 if (process.env.BENCH_PROFILE) {
   const { profile } = await import('../profile.mjs');
-  for (const [name, port, url] of [['gateway', gatewayInspector, scenarios['gateway, cache hit, 500 orgs']], ['peer', peerInspector, scenarios['peer, 500 orgs']]]) {
+  // BENCH_PROFILE=hot: under the one-hot-organisation load instead.
+  const [g, p] = process.env.BENCH_PROFILE === 'hot' ? ['gateway, one hot org', 'peer, one hot org'] : ['gateway, cache hit, 500 orgs', 'peer, 500 orgs'];
+  for (const [name, port, url] of [['gateway', gatewayInspector, scenarios[g]], ['peer', peerInspector, scenarios[p]]]) {
     const { table, requests } = await profile(port, () => run(url));
     console.log(`\n${name}: ${requests} requests; self time per request by function (top 30)\n`);
     console.log(table);
@@ -185,14 +203,18 @@ if (process.env.BENCH_CPU) {
 
 const calls = async () => (await (await fetch(`${gateway}/_gateway/bench/stats`)).json()).limiter_calls;
 const results = {};
+// BENCH_ONLY=<regex>: only the scenarios whose names match (for a quick look; the full table
+// needs them all). The origin alone is always measured.
+const only = new RegExp(process.env.BENCH_ONLY ?? '.');
 for (let round = 0; round < ROUNDS; round += 1) {
-  for (const [name, s] of Object.entries(scenarios)) {
+  for (const [name, s] of Object.entries(scenarios).filter(([n]) => n === 'origin direct' || only.test(n))) {
     const before = name.startsWith('gateway') ? await calls() : 0;
     const r = await run(s);
     const bad = r.non2xx + r.errors + r.timeouts;
     if (bad > 0) throw new Error(`${name}: ${bad} failed requests (non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts})`);
     const perRequest = name.startsWith('gateway') ? (await calls() - before) / r.requests.total : null;
     (results[name] ??= []).push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, calls: perRequest });
+    if (process.env.BENCH_LATENCY) console.log(`${name}: ${r.requests.average.toFixed(0)} req/s, latency ms ${JSON.stringify(r.latency)}`);
   }
   console.log(`round ${round + 1}/${ROUNDS} done`);
 }
@@ -202,7 +224,7 @@ const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, {
   calls: v[0].calls === null ? null : median(v.map((x) => x.calls)),
 }]));
 const direct = m['origin direct'];
-console.log(`\nLoad: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per scenario, medians of ${ROUNDS} alternating rounds; every response 2xx.\n`);
+console.log(`\nRuntime: ${plainWorkerd ? 'workerd (Miniflare, no wrangler dev)' : 'wrangler dev'}. Load: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per scenario, medians of ${ROUNDS} alternating rounds; every response 2xx.\n`);
 console.log('| scenario | req/s | p50 ms | p99 ms | p50 added over direct, ms | counter-object calls per request |');
 console.log('|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(m)) {
@@ -215,7 +237,7 @@ for (const [label, g, p] of [
   ['500 orgs, gateway cache miss (every token verified)', 'gateway, cache miss, 500 orgs', 'peer, fresh tokens, 500 orgs'],
   ['one hot org', 'gateway, one hot org', 'peer, one hot org'],
   ['not limited (authentication and forwarding only)', 'gateway, not limited (token cache hit)', 'peer, not limited'],
-]) {
+].filter(([, g, p]) => m[g] && m[p])) {
   console.log(`| ${label} | ${(m[g].rps / m[p].rps).toFixed(2)}x | ${m[g].p99} vs ${m[p].p99} |`);
 }
 const wasm = readFileSync(join(root, 'build/index_bg.wasm'));

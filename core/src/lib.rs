@@ -19,6 +19,7 @@ pub mod cors;
 pub mod env;
 pub mod error;
 pub mod forward;
+pub mod header_block;
 pub mod header_edit;
 pub mod identity;
 pub mod jwks;

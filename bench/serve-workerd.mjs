@@ -1,0 +1,24 @@
+// Runs one bundled Worker (`wrangler deploy --dry-run --outdir`) in workerd through Miniflare,
+// with no inspector: `node bench/serve-workerd.mjs <bundle dir> <entry> <port> <bindings json>
+// <durable object binding> <class> [inspector port]`. Started by `startWorkerd` (bench/lib.mjs).
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { root } from './lib.mjs';
+
+const { Miniflare } = createRequire(join(root, 'miniflare/node_modules/'))('miniflare');
+const [dir, entry, port, bindings, binding, className, inspector] = process.argv.slice(2);
+const mf = new Miniflare({
+  modules: true,
+  modulesRoot: dir,
+  scriptPath: join(dir, entry),
+  modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+  compatibilityDate: '2026-04-01',
+  bindings: JSON.parse(bindings),
+  durableObjects: { [binding]: { className, useSQLite: true } },
+  host: '127.0.0.1',
+  port: Number(port),
+  // For BENCH_PROFILE=1: the V8 inspector, nothing attached until the profiler connects.
+  ...(inspector ? { inspectorPort: Number(inspector) } : {}),
+});
+await mf.ready;
+process.on('SIGTERM', () => mf.dispose().finally(() => process.exit(0)));
