@@ -162,8 +162,12 @@ function run(s) {
 // self time: where each request's CPU goes (the Worker and its counter objects share the isolate).
 if (process.env.BENCH_PROFILE) {
   const { profile } = await import('../profile.mjs');
-  // BENCH_PROFILE=hot: under the one-hot-organisation load instead.
-  const [g, p] = process.env.BENCH_PROFILE === 'hot' ? ['gateway, one hot org', 'peer, one hot org'] : ['gateway, cache hit, 500 orgs', 'peer, 500 orgs'];
+  // BENCH_PROFILE=hot: under the one-hot-organisation load instead; BENCH_PROFILE=miss: under
+  // fresh tokens (every one verified).
+  const [g, p] = {
+    hot: ['gateway, one hot org', 'peer, one hot org'],
+    miss: ['gateway, cache miss, 500 orgs', 'peer, fresh tokens, 500 orgs'],
+  }[process.env.BENCH_PROFILE] ?? ['gateway, cache hit, 500 orgs', 'peer, 500 orgs'];
   for (const [name, port, url] of [['gateway', gatewayInspector, scenarios[g]], ['peer', peerInspector, scenarios[p]]]) {
     const { table, requests } = await profile(port, () => run(url));
     console.log(`\n${name}: ${requests} requests; self time per request by function (top 30)\n`);

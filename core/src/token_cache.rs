@@ -40,6 +40,11 @@ pub struct VerifiedTokenCache {
     entries: HashMap<TokenDigest, CachedToken>,
     /// Insertion order; may hold digests already removed (skipped when popped).
     order: VecDeque<TokenDigest>,
+    /// The second of the last sweep of expired entries. Expiry is decided in whole seconds, so
+    /// after a sweep nothing else expires until the next second: one sweep per second evicts
+    /// exactly what a sweep on every insert would, without scanning the whole map on every
+    /// insert into a full cache (a stream of new tokens does that insert on every request).
+    swept_at: Option<u64>,
 }
 
 impl VerifiedTokenCache {
@@ -49,6 +54,7 @@ impl VerifiedTokenCache {
             capacity,
             entries: HashMap::new(),
             order: VecDeque::new(),
+            swept_at: None,
         }
     }
 
@@ -81,7 +87,10 @@ impl VerifiedTokenCache {
             return;
         }
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
-            self.entries.retain(|_, e| now.as_secs() <= e.valid_until);
+            if self.swept_at != Some(now.as_secs()) {
+                self.entries.retain(|_, e| now.as_secs() <= e.valid_until);
+                self.swept_at = Some(now.as_secs());
+            }
             while self.entries.len() >= self.capacity {
                 match self.order.pop_front() {
                     Some(oldest) => {
@@ -246,6 +255,27 @@ mod tests {
             assert!(cache.order.len() <= 7);
         }
         assert!(VerifiedTokenCache::new(0).get(&[0; 32], at(0)).is_none());
+    }
+
+    #[test]
+    fn expired_entries_go_first_whenever_they_expired() {
+        // Swept once per second: an entry expiring between two inserts in later seconds still
+        // goes before the oldest live one.
+        let mut cache = VerifiedTokenCache::new(2);
+        cache.insert([1; 32], entry("i", "k", 100), at(0));
+        cache.insert([2; 32], entry("i", "k", 40), at(0));
+        cache.insert([3; 32], entry("i", "k", 100), at(10));
+        // At 10 nothing had expired: 1, the oldest, went.
+        assert!(cache.get(&[1; 32], at(10)).is_none());
+        cache.insert([4; 32], entry("i", "k", 100), at(41));
+        // At 41, 2 had expired: it went, 3 (older than 4) stayed.
+        assert!(cache.get(&[3; 32], at(41)).is_some());
+        assert!(cache.get(&[4; 32], at(41)).is_some());
+        assert_eq!(cache.len(), 2);
+        // Same second again, nothing newly expired: the oldest live one goes.
+        cache.insert([5; 32], entry("i", "k", 100), at(41));
+        assert!(cache.get(&[3; 32], at(41)).is_none());
+        assert!(cache.get(&[5; 32], at(41)).is_some());
     }
 
     #[test]
