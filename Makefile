@@ -101,7 +101,9 @@ bench-limit: bench-build
 
 # The side-by-side comparison: the gateway (benchmark build) against the JavaScript peer
 # (bench/peer: jose + a Durable Object limiter) in the same runtime and run. Both must pass the
-# same end-to-end checks first. BENCH_ROUNDS (5), BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_TOKEN_POOL.
+# same end-to-end checks first. BENCH_ROUNDS (5), BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_TOKEN_POOL,
+# BENCH_RUNTIME (workerd: both in plain workerd through Miniflare, the default; wrangler: each in
+# wrangler dev), BENCH_ONLY=<regex>, BENCH_LATENCY=1, BENCH_CPU=1, BENCH_PROFILE=1|hot|miss.
 bench: bench-build build
 	cargo build --release -p gateway-demo --locked
 	@[ -x bench/node_modules/.bin/autocannon ] && [ -d bench/node_modules/jose ] || npm ci --prefix bench --no-audit --no-fund --loglevel=error
