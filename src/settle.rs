@@ -144,12 +144,12 @@ impl Future for Settled {
                     }
                     Poll::Pending
                 }
-                Some(Slot::Settled(_)) => match slots.remove(&key) {
+                _ => match slots.remove(&key) {
                     Some(Slot::Settled(outcome)) => Poll::Ready(outcome),
-                    _ => Poll::Ready(Err(JsValue::from_str("promise outcome lost"))),
+                    // Taken by an earlier poll that returned Ready (a future is not polled
+                    // again).
+                    _ => Poll::Ready(Err(JsValue::from_str("promise outcome already taken"))),
                 },
-                // Taken by an earlier poll that returned Ready (a future is not polled again).
-                None => Poll::Ready(Err(JsValue::from_str("promise outcome already taken"))),
             }
         })
     }
