@@ -99,8 +99,35 @@ export class RateLimiter extends DurableObject {
     return guarded(() => {
       const inner = this.inner;
       const answer = inner.consumeJsonInMemory(body);
-      return answer === undefined ? inner.consumeJson(body) : answer;
+      if (answer === undefined) {
+        return inner.consumeJson(body).then((cold) => {
+          this.scheduleWrite(inner);
+          return cold;
+        });
+      }
+      this.scheduleWrite(inner);
+      return answer;
     });
+  }
+
+  /**
+   * The counts an admission changed are written within the caller's `write_within_ms`
+   * (core::limit::WriteBehind): when a decision asks for a write later, one timer per interval
+   * writes everything admitted meanwhile. A timer of a Rust object since rebuilt does nothing
+   * (the rebuilt one re-read storage).
+   */
+  scheduleWrite(inner) {
+    const ms = inner.takeWriteTimer();
+    if (ms === undefined) return;
+    setTimeout(() => {
+      if (this.rust !== inner) return;
+      try {
+        inner.writeScheduled();
+      } catch (error) {
+        if (error instanceof WebAssembly.RuntimeError && shared) shared.criticalError = true;
+        console.error(`counter object: scheduled write failed: ${error}`);
+      }
+    }, ms);
   }
 
   /** RevocationCommand (JSON text) -> RevocationReply (JSON text). */

@@ -97,6 +97,7 @@ impl Counter {
             now,
             windows: self.windows.to_vec(),
             caller: None,
+            write_within_ms: policy.gateway.limiter_write_interval_ms,
         };
         let reply: Result<Decision, String> =
             call(env, policy, &self.object, Endpoint::Consume, &request).await;

@@ -112,6 +112,8 @@ pub(crate) async fn check_revocations(
         now,
         windows: Vec::new(),
         caller: Some(claims.caller()),
+        // Nothing is counted.
+        write_within_ms: 0,
     };
     let object = claims.rate_limit_key().object_name();
     match call(env, policy, &object, Endpoint::Consume, &request).await {
@@ -179,6 +181,7 @@ async fn enforce(
             Vec::new()
         },
         caller: Some(claims.caller()),
+        write_within_ms: policy.write_interval_ms(tier),
     };
     let object = claims.rate_limit_key().object_name();
     match call(env, policy, &object, Endpoint::Consume, &request).await {

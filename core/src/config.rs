@@ -93,6 +93,11 @@ fn default_origin_timeout_ms() -> u64 {
 fn default_limiter_timeout_ms() -> u64 {
     1000
 }
+fn default_limiter_write_interval_ms() -> u32 {
+    1000
+}
+/// The longest a counter object may keep counts in memory only (`limiter_write_interval_ms`).
+pub const MAX_WRITE_INTERVAL_MS: u32 = 10_000;
 fn default_token_cache_entries() -> usize {
     4096
 }
@@ -160,6 +165,12 @@ pub struct GatewaySettings {
     /// `on_limiter_error` policy applies.
     #[serde(default = "default_limiter_timeout_ms")]
     pub limiter_timeout_ms: u64,
+    /// How long a counter object may keep an admission's count in memory only before writing
+    /// it to storage (ms; default 1000; 0: before answering). An object restarted before its
+    /// write (a crash, a redeploy) forgets at most this long of admissions; tiers may set their
+    /// own (`write_interval_ms`). See `core::limit::WriteBehind`.
+    #[serde(default = "default_limiter_write_interval_ms")]
+    pub limiter_write_interval_ms: u32,
     /// Capacity of the per-isolate verified-token cache (default 4096; 0 turns it off).
     #[serde(default = "default_token_cache_entries")]
     pub token_cache_entries: usize,
@@ -186,6 +197,7 @@ impl Default for GatewaySettings {
             forward_authorization: false,
             token_cache_entries: default_token_cache_entries(),
             limiter_timeout_ms: default_limiter_timeout_ms(),
+            limiter_write_interval_ms: default_limiter_write_interval_ms(),
             max_header_bytes: default_max_header_bytes(),
             max_json_depth: default_max_json_depth(),
             strip_request_headers: Vec::new(),
@@ -215,6 +227,10 @@ pub struct TierPolicy {
     /// Shadow mode for the whole tier: decide, send headers, log "would limit", admit.
     #[serde(default)]
     pub shadow: bool,
+    /// This tier's `gateway.limiter_write_interval_ms` (e.g. 0 for a tier billed by the unit:
+    /// every admission stored before it is answered).
+    #[serde(default)]
+    pub write_interval_ms: Option<u32>,
 }
 
 /// `[[org_overrides]]`: an organisation's tier set by the operator, taking precedence over the
@@ -584,6 +600,12 @@ impl PolicyFile {
                 "must be between 10 and 30000",
             ));
         }
+        if g.limiter_write_interval_ms > MAX_WRITE_INTERVAL_MS {
+            return Err(ConfigError::invalid(
+                "gateway.limiter_write_interval_ms",
+                format!("must be at most {MAX_WRITE_INTERVAL_MS}"),
+            ));
+        }
         if g.token_cache_entries > 100_000 {
             return Err(ConfigError::invalid(
                 "gateway.token_cache_entries",
@@ -638,6 +660,15 @@ impl PolicyFile {
                     .map_err(|e| ConfigError::invalid(format!("{key}.upgrade_url"), e))?;
             }
             check_windows(&format!("{key}.windows"), &tier.windows)?;
+            if tier
+                .write_interval_ms
+                .is_some_and(|ms| ms > MAX_WRITE_INTERVAL_MS)
+            {
+                return Err(ConfigError::invalid(
+                    format!("{key}.write_interval_ms"),
+                    format!("must be at most {MAX_WRITE_INTERVAL_MS}"),
+                ));
+            }
         }
 
         let mut issuer_names = BTreeSet::new();
@@ -948,6 +979,13 @@ impl Policy {
         }
     }
 
+    /// How long a counter object may hold this tier's admissions in memory only (the tier's
+    /// `write_interval_ms`, else the gateway's).
+    pub fn write_interval_ms(&self, tier: &TierPolicy) -> u32 {
+        tier.write_interval_ms
+            .unwrap_or(self.gateway.limiter_write_interval_ms)
+    }
+
     /// The operator's tier for an organisation, if overridden: an issuer-specific override wins
     /// over one for every issuer.
     pub fn override_tier(&self, issuer: &str, org: &str) -> Option<&str> {
@@ -1030,6 +1068,18 @@ scopes = ["transactions:read"]
     }
 
     #[test]
+    fn a_tier_may_set_its_own_write_interval() {
+        let (policy, _) = Policy::from_toml(&with(
+            "[gateway]\nlimiter_write_interval_ms = 250\n[tiers.billed]\nwindows = [{ limit = 1, seconds = 1 }]\nwrite_interval_ms = 0",
+        ))
+        .unwrap();
+        assert_eq!(policy.write_interval_ms(&policy.tiers["billed"]), 0);
+        assert_eq!(policy.write_interval_ms(&policy.tiers["free"]), 250);
+        let (default, _) = Policy::from_toml(BASE).unwrap();
+        assert_eq!(default.write_interval_ms(&default.tiers["free"]), 1000);
+    }
+
+    #[test]
     fn json_round_trip_gives_the_same_policy() {
         let (policy, file) = Policy::from_toml(include_str!("../../gateway.toml")).unwrap();
         let json = serde_json::to_string(&file).unwrap();
@@ -1045,6 +1095,18 @@ scopes = ["transactions:read"]
         check(
             &with("[gateway]\norigin_timeout_ms = 5"),
             Err("gateway.origin_timeout_ms"),
+        );
+        check(
+            &with("[gateway]\nlimiter_write_interval_ms = 10001"),
+            Err("gateway.limiter_write_interval_ms: must be at most 10000"),
+        );
+        check(
+            &with("[tiers.pro]\nwindows = [{ limit = 1, seconds = 1 }]\nwrite_interval_ms = 60000"),
+            Err("tiers.pro.write_interval_ms: must be at most 10000"),
+        );
+        check(
+            &with("[tiers.pro]\nwindows = [{ limit = 1, seconds = 1 }]\nwrite_interval_ms = -1"),
+            Err("TOML parse error"),
         );
         check(
             &BASE.replace("[tiers.free]", "[tiers.gratis]"),

@@ -475,6 +475,72 @@ pub struct ConsumeRequest {
     /// The token, for the organisation's revocations (absent for client-IP counters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<crate::revocation::Caller>,
+    /// How long the object may keep an admission's count in memory only before writing it
+    /// (ms; 0, or absent as from earlier Workers: written before the answer). See
+    /// [`WriteBehind`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub write_within_ms: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// When a counter object writes what its decisions changed.
+///
+/// The counts in the object's memory decide every request (the object is their only writer);
+/// storage is what a restarted object (after a crash, a redeploy or an eviction) starts from.
+/// Writing before every answer costs one storage commit per admitted request, the largest part
+/// of a limited request's cost (BENCHMARKS.md). Writing at most `write_within_ms` after a change
+/// instead gathers every admission of that interval into one write; the price is that an
+/// object restarted before its write forgets at most that interval's admissions. An object idle
+/// long enough to be evicted has always written everything.
+///
+/// A write is due at the earliest deadline any caller asked for: a call whose bound ends before
+/// the one already scheduled gets [`WriteAction::Now`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteBehind {
+    /// When the scheduled write is due (the caller's clock), if one is.
+    due: Option<u64>,
+}
+
+/// What to do after a decision changed the state ([`WriteBehind::changed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteAction {
+    /// Write everything not yet written, before answering.
+    Now,
+    /// Schedule one write this many ms from now (none is scheduled yet).
+    After(u32),
+    /// A write already scheduled covers this change in time.
+    Scheduled,
+}
+
+impl WriteBehind {
+    /// A decision at `now` changed the state; the caller allows `within_ms` before it is stored.
+    pub fn changed(&mut self, now: UnixMillis, within_ms: u32) -> WriteAction {
+        if within_ms == 0 {
+            return WriteAction::Now;
+        }
+        let deadline = now.0.saturating_add(u64::from(within_ms));
+        match self.due {
+            Some(due) if due <= deadline => WriteAction::Scheduled,
+            Some(_) => WriteAction::Now,
+            None => {
+                self.due = Some(deadline);
+                WriteAction::After(within_ms)
+            }
+        }
+    }
+
+    /// The scheduled write ran (or the state it was for is gone).
+    pub fn fired(&mut self) {
+        self.due = None;
+    }
+
+    /// Whether a write is scheduled.
+    pub fn is_scheduled(&self) -> bool {
+        self.due.is_some()
+    }
 }
 
 /// Counter object -> Worker.
@@ -483,6 +549,113 @@ pub type ConsumeReply = Decision;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_within_zero_writes_before_every_answer() {
+        let mut w = WriteBehind::default();
+        for t in [0, 1, 1, 500, 10_000] {
+            assert_eq!(w.changed(UnixMillis(t), 0), WriteAction::Now);
+        }
+        assert!(!w.is_scheduled());
+    }
+
+    #[test]
+    fn changes_within_the_interval_share_one_scheduled_write() {
+        let mut w = WriteBehind::default();
+        assert_eq!(
+            w.changed(UnixMillis(1_000), 1_000),
+            WriteAction::After(1_000)
+        );
+        assert!(w.is_scheduled());
+        assert_eq!(w.changed(UnixMillis(1_400), 1_000), WriteAction::Scheduled);
+        assert_eq!(w.changed(UnixMillis(1_999), 1_000), WriteAction::Scheduled);
+        w.fired();
+        assert!(!w.is_scheduled());
+        assert_eq!(
+            w.changed(UnixMillis(2_100), 1_000),
+            WriteAction::After(1_000)
+        );
+    }
+
+    #[test]
+    fn a_tighter_bound_than_the_scheduled_write_writes_now() {
+        let mut w = WriteBehind::default();
+        assert_eq!(
+            w.changed(UnixMillis(1_000), 5_000),
+            WriteAction::After(5_000)
+        );
+        // Due at 6 000; a caller allowing 100 ms at 2 000 cannot wait for it.
+        assert_eq!(w.changed(UnixMillis(2_000), 100), WriteAction::Now);
+        assert_eq!(w.changed(UnixMillis(2_000), 0), WriteAction::Now);
+        // The scheduled write still stands for looser bounds.
+        assert_eq!(w.changed(UnixMillis(2_000), 4_000), WriteAction::Scheduled);
+    }
+
+    #[test]
+    fn the_interval_is_sent_only_when_set() {
+        let mut request = ConsumeRequest {
+            cost: 1,
+            now: UnixMillis(5),
+            windows: Vec::new(),
+            caller: None,
+            write_within_ms: 0,
+        };
+        let text = serde_json::to_string(&request).unwrap();
+        assert!(!text.contains("write_within_ms"), "{text}");
+        assert_eq!(
+            serde_json::from_str::<ConsumeRequest>(&text).unwrap(),
+            request
+        );
+        request.write_within_ms = 1_000;
+        let text = serde_json::to_string(&request).unwrap();
+        assert!(text.contains(r#""write_within_ms":1000"#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<ConsumeRequest>(&text).unwrap(),
+            request
+        );
+    }
+
+    proptest::proptest! {
+        /// Simulated against a timer that fires when asked: every change is written no later
+        /// than its own bound, whatever the sequence of times and bounds.
+        #[test]
+        fn every_change_is_written_within_its_bound(
+            steps in proptest::collection::vec((0u64..400, 0u32..1_500), 1..60),
+        ) {
+            let mut w = WriteBehind::default();
+            let mut now = 0u64;
+            let mut timer: Option<u64> = None;
+            // Changes not yet written: their deadlines.
+            let mut pending: Vec<u64> = Vec::new();
+            let write = |at: u64, pending: &mut Vec<u64>| {
+                for deadline in pending.drain(..) {
+                    proptest::prop_assert!(at <= deadline, "written at {at}, due {deadline}");
+                }
+                Ok(())
+            };
+            for (gap, within) in steps {
+                now += gap;
+                if let Some(at) = timer.filter(|&at| at <= now) {
+                    w.fired();
+                    timer = None;
+                    write(at, &mut pending)?;
+                }
+                pending.push(now + u64::from(within));
+                match w.changed(UnixMillis(now), within) {
+                    WriteAction::Now => write(now, &mut pending)?,
+                    WriteAction::After(ms) => {
+                        proptest::prop_assert!(timer.is_none(), "one timer at a time");
+                        timer = Some(now + u64::from(ms));
+                    }
+                    WriteAction::Scheduled => proptest::prop_assert!(timer.is_some()),
+                }
+            }
+            if let Some(at) = timer {
+                write(at, &mut pending)?;
+            }
+            proptest::prop_assert!(pending.is_empty());
+        }
+    }
 
     #[test]
     fn buckets_are_stored_as_arrays_and_read_in_either_form() {

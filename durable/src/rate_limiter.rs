@@ -34,17 +34,22 @@
 //!   `MAX_ENTRIES` entries, each expiring with the tokens it covers; pruned on every change.
 //!
 //! The state is read from storage once per object instance and then kept in memory (the object
-//! is its only writer); each call decides on it and writes it through to storage when it changed,
-//! with no other I/O awaited in between (the runtime's input/output gates make each call atomic,
-//! and hold the answer until the write is durable). The limiter state's write is not awaited (the
-//! output gate does the waiting, as for an un-awaited `put` in JavaScript; a failed write resets
-//! the object, which then reads storage again); a failed revocation write drops the in-memory
-//! copy, so the next call reads storage again.
+//! is its only writer); each call decides on it with no other I/O awaited in between (the
+//! runtime's input gate makes each call atomic). What an admission changed is written either
+//! before the answer (`write_within_ms` 0: the output gate holds the answer until the write is
+//! durable) or by one write at most `write_within_ms` later that gathers every admission of the
+//! interval (`gateway_core::limit::WriteBehind`; the timer is `durable/entry.mjs`'s, asked for
+//! with `takeWriteTimer`, firing `writeScheduled`). An object restarted before a scheduled write
+//! forgets at most that interval's admissions. Writes are not awaited (the output gate does the
+//! waiting, as for an un-awaited `put` in JavaScript; a failed write resets the object, which
+//! then reads storage again); a failed revocation write drops the in-memory copy, so the next
+//! call reads storage again.
 
 use std::cell::RefCell;
 
 use gateway_core::limit::{
     BUCKET_KEY_PREFIX, CONSUME_PATH, ConsumeRequest, Decision, LimiterState, StateWrites,
+    WriteAction, WriteBehind,
 };
 use gateway_core::revocation::{
     REVOCATIONS_PATH, RevocationCommand, RevocationList, RevocationReply,
@@ -177,11 +182,19 @@ fn write_behind_output_gate(
 #[durable_object(fetch)]
 pub struct RateLimiter {
     state: State,
-    /// The stored limiter state, once read.
+    /// The limiter state, once read: what decides (storage may lag it by the callers'
+    /// `write_within_ms`).
     cached: RefCell<Option<LimiterState>>,
+    /// The state as last written (what storage holds), beside `cached`.
+    written: RefCell<LimiterState>,
     /// The state in memory was read from the single key earlier versions wrote: the next write
     /// writes every bucket and deletes that key.
     legacy: std::cell::Cell<bool>,
+    /// When the changes not yet written are due.
+    write_behind: std::cell::Cell<WriteBehind>,
+    /// A write to schedule, in ms: taken by `durable/entry.mjs` after each decision
+    /// (`takeWriteTimer`), which calls `writeChanges` when it fires.
+    timer_wanted: std::cell::Cell<Option<u32>>,
     /// The stored deny list, once read.
     revocations: RefCell<Option<RevocationList>>,
 }
@@ -206,6 +219,12 @@ impl RateLimiter {
             .get_or_insert(stored.revocations);
         let mut cached = self.cached.borrow_mut();
         if cached.is_none() {
+            // After a legacy read, every bucket is new to the bucket keys.
+            *self.written.borrow_mut() = if stored.legacy {
+                LimiterState::default()
+            } else {
+                stored.limiter.clone()
+            };
             *cached = Some(stored.limiter);
             self.legacy.set(stored.legacy);
         }
@@ -230,8 +249,9 @@ impl RateLimiter {
     }
 
     /// Decides on the state in memory: the revocations first (nothing is counted for a revoked
-    /// caller), then the windows, writing the new state through when it changed. `None` if
-    /// what `body` needs is not in memory (the caller reads storage first).
+    /// caller), then the windows. An admission's change is written before the answer or within
+    /// the caller's `write_within_ms` ([`WriteBehind`]). `None` if what `body` needs is not in
+    /// memory (the caller reads storage first).
     fn consume_loaded(&self, body: &ConsumeRequest) -> Option<Result<Decision>> {
         if let Some(caller) = &body.caller {
             let revocations = self.revocations.borrow();
@@ -249,27 +269,53 @@ impl RateLimiter {
                 full_for_ms: 0,
             }));
         }
-        let mut cached = self.cached.borrow_mut();
-        let state = cached.as_mut()?;
-        let legacy = self.legacy.get();
-        // After a legacy read, every bucket is new to the bucket keys.
-        let before = if legacy {
-            LimiterState::default()
-        } else {
-            state.clone()
-        };
-        let decision = state.decide(&body.windows, body.cost, body.now);
-        let writes = state.writes_since(&before);
-        if writes.is_empty() && !legacy {
+        let decision =
+            self.cached
+                .borrow_mut()
+                .as_mut()?
+                .decide(&body.windows, body.cost, body.now);
+        // Only an admission adds to the counts; buckets a refusal pruned are deleted with the
+        // next write.
+        if !matches!(decision, Decision::Admitted { .. }) {
             return Some(Ok(decision));
         }
-        if let Err(e) = write_behind_output_gate(&self.state.storage(), &writes, legacy) {
-            // Not written: forget it, so the next call reads storage again.
-            *cached = None;
-            return Some(Err(e));
+        let mut schedule = self.write_behind.get();
+        let action = schedule.changed(body.now, body.write_within_ms);
+        self.write_behind.set(schedule);
+        match action {
+            WriteAction::Now => {
+                if let Err(e) = self.write_changes() {
+                    return Some(Err(e));
+                }
+            }
+            WriteAction::After(ms) => self.timer_wanted.set(Some(ms)),
+            WriteAction::Scheduled => {}
         }
-        self.legacy.set(false);
         Some(Ok(decision))
+    }
+
+    /// Writes what changed since the last write (without waiting: the output gate holds every
+    /// answer until it is durable). A write that fails to start forgets the state in memory,
+    /// so the next call reads storage again.
+    fn write_changes(&self) -> Result<()> {
+        let mut cached = self.cached.borrow_mut();
+        let Some(state) = cached.as_ref() else {
+            return Ok(());
+        };
+        let mut written = self.written.borrow_mut();
+        let legacy = self.legacy.get();
+        let writes = state.writes_since(&written);
+        if writes.is_empty() && !legacy {
+            return Ok(());
+        }
+        if let Err(e) = write_behind_output_gate(&self.state.storage(), &writes, legacy) {
+            *cached = None;
+            *written = LimiterState::default();
+            return Err(e);
+        }
+        *written = state.clone();
+        self.legacy.set(false);
+        Ok(())
     }
 }
 
@@ -309,6 +355,26 @@ impl RateLimiter {
         }
     }
 
+    /// The delay of a write the last decision wants scheduled (ms), once; `undefined` when
+    /// none is wanted. `durable/entry.mjs` asks after every decision and calls
+    /// [`Self::write_scheduled`] when the timer fires.
+    #[wasm_bindgen(js_name = takeWriteTimer)]
+    pub fn take_write_timer(&self) -> Option<u32> {
+        self.timer_wanted.take()
+    }
+
+    /// The scheduled write: everything not written yet. Never throws (a write that fails to
+    /// start makes the next call read storage again; one that fails later resets the object).
+    #[wasm_bindgen(js_name = writeScheduled)]
+    pub fn write_scheduled(&self) {
+        let mut schedule = self.write_behind.get();
+        schedule.fired();
+        self.write_behind.set(schedule);
+        if let Err(e) = self.write_changes() {
+            worker::console_error!("counter object: scheduled write failed: {e}");
+        }
+    }
+
     /// `consume(ConsumeRequest as JSON) -> Decision as JSON`.
     #[wasm_bindgen(js_name = consumeJson)]
     pub async fn consume_json(
@@ -337,7 +403,10 @@ impl DurableObject for RateLimiter {
         RateLimiter {
             state,
             cached: RefCell::new(None),
+            written: RefCell::new(LimiterState::default()),
             legacy: std::cell::Cell::new(false),
+            write_behind: std::cell::Cell::new(WriteBehind::default()),
+            timer_wanted: std::cell::Cell::new(None),
             revocations: RefCell::new(None),
         }
     }
@@ -352,7 +421,12 @@ impl DurableObject for RateLimiter {
                 Ok(body) => body,
                 Err(_) => return Response::error("malformed consume request", 400),
             };
-            return Response::from_json(&self.consume(body).await?);
+            let decision = self.consume(body).await?;
+            // Nothing here runs a timer: what the decision deferred is written now.
+            if self.timer_wanted.take().is_some() {
+                self.write_scheduled();
+            }
+            return Response::from_json(&decision);
         }
         if path == REVOCATIONS_PATH {
             let command: RevocationCommand = match req.json().await {

@@ -315,35 +315,59 @@ fn failure_policies_when_the_limiter_is_down(_shared: &Stack) {
 }
 
 /// Counts live in the counter objects' storage: a restarted gateway (new isolates, same
-/// persisted state) still knows the organisation spent its budget.
+/// persisted state) still knows what each organisation spent. On `free` (the gateway's
+/// `limiter_write_interval_ms`, 1000 in gateway.toml) the admissions are written within a
+/// second, by one write for all of them; on `enterprise` (`write_interval_ms = 0`) before each
+/// answer, so a restart right after the last answer loses nothing.
 fn counts_survive_a_restart(_shared: &Stack) {
     let mut stack = Stack::start("restart").expect("restart stack");
-    let org = org("restart");
-    let token = stack.token(&TokenSpec {
-        org: &org,
-        tier: Some("free"),
-        scopes: "reports:generate",
-        ..TokenSpec::default()
-    });
-    let url = |stack: &Stack| format!("{}/api/reports/generate", stack.gateway);
-    for _ in 0..4 {
-        assert_eq!(
-            http::with_bearer("POST", &url(&stack), &token, Some(b"{}"))
-                .unwrap()
-                .status,
-            200
-        );
-    }
-    stack.restart_gateway().expect("restart");
-    let resp = http::with_bearer("POST", &url(&stack), &token, Some(b"{}")).unwrap();
-    assert_eq!(resp.status, 200);
+    let report = |stack: &Stack, org: &str, tier: &str| {
+        let token = stack.token(&TokenSpec {
+            org,
+            tier: Some(tier),
+            scopes: "reports:generate",
+            ..TokenSpec::default()
+        });
+        let url = format!("{}/api/reports/generate", stack.gateway);
+        http::with_bearer("POST", &url, &token, Some(b"{}")).unwrap()
+    };
+    // The remaining budget after each of `times` admitted reports (cost 20 each).
+    let spend = |stack: &Stack, org: &str, tier: &str, times: usize| -> Vec<String> {
+        (0..times)
+            .map(|_| {
+                let resp = report(stack, org, tier);
+                assert_eq!(resp.status, 200, "{}", resp.text());
+                resp.header("x-ratelimit-remaining")
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let deferred = org("restart-free");
+    let at_once = org("restart-enterprise");
     assert_eq!(
-        resp.header("x-ratelimit-remaining"),
-        Some("0"),
+        spend(&stack, &deferred, "free", 4),
+        ["80", "60", "40", "20"]
+    );
+    // Past the write interval: the scheduled write has run.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    assert_eq!(spend(&stack, &at_once, "enterprise", 2), ["9980", "9960"]);
+    stack.restart_gateway().expect("restart");
+    assert_eq!(
+        spend(&stack, &deferred, "free", 1),
+        ["0"],
         "80 + 20 of 100 spent across the restart"
     );
-    let resp = http::with_bearer("POST", &url(&stack), &token, Some(b"{}")).unwrap();
-    assert_problem(&resp, 429, "rate_limit_exceeded");
+    assert_problem(
+        &report(&stack, &deferred, "free"),
+        429,
+        "rate_limit_exceeded",
+    );
+    assert_eq!(
+        spend(&stack, &at_once, "enterprise", 1),
+        ["9940"],
+        "written before each answer: nothing lost to a restart right after"
+    );
 }
 
 /// The one log line per request carries the decision and is marked as a security event on
