@@ -56,6 +56,7 @@ use gateway_core::revocation::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
@@ -134,46 +135,65 @@ async fn read_all(storage: &worker::Storage) -> Result<Stored> {
     })
 }
 
-/// Writes a decision's changes without waiting for them: the runtime's output gate holds this
-/// call's answer until the writes are durable, and a failed write resets the object (so the next
-/// call reads storage again). The hot path (`consume`) uses this, as JavaScript objects do with
-/// an un-awaited `storage.put`. `legacy`: also delete the single key earlier versions wrote.
-fn write_behind_output_gate(
+#[wasm_bindgen]
+extern "C" {
+    /// `DurableObjectStorage`, for the forms of `put` and `delete` that take options (which
+    /// `worker-sys` does not declare).
+    #[wasm_bindgen(extends = worker::js_sys::Object)]
+    type StorageWithOptions;
+
+    /// `storage.put(entries, options)`.
+    #[wasm_bindgen(method, catch, js_name = put)]
+    fn put_entries(
+        this: &StorageWithOptions,
+        entries: &JsValue,
+        options: &JsValue,
+    ) -> std::result::Result<worker::js_sys::Promise, JsValue>;
+
+    /// `storage.delete(keys, options)`.
+    #[wasm_bindgen(method, catch, js_name = delete)]
+    fn delete_keys(
+        this: &StorageWithOptions,
+        keys: &worker::js_sys::Array,
+        options: &JsValue,
+    ) -> std::result::Result<worker::js_sys::Promise, JsValue>;
+}
+
+/// Starts the writes without waiting for them. `confirmed`: the runtime's output gate holds every
+/// answer this object sends until they are durable (a write promised before the answer);
+/// otherwise (`allowUnconfirmed`, a scheduled write of admissions already answered) answers go
+/// out meanwhile. Either way a failed write resets the object, so the next call reads storage
+/// again. `legacy`: also delete the single key earlier versions wrote.
+fn start_writes(
     storage: &worker::Storage,
     writes: &StateWrites,
     legacy: bool,
+    confirmed: bool,
 ) -> Result<()> {
-    use wasm_bindgen::JsValue;
-    let raw = storage.as_raw();
-    match writes.put.as_slice() {
-        [] => {}
-        [(key, value)] => drop(raw.put(key, JsValue::from_str(value))?),
-        many => {
-            for chunk in many.chunks(MAX_KEYS_PER_CALL) {
-                let entries = worker::js_sys::Object::new();
-                for (key, value) in chunk {
-                    worker::js_sys::Reflect::set(
-                        &entries,
-                        &JsValue::from_str(key),
-                        &JsValue::from_str(value),
-                    )?;
-                }
-                drop(raw.put_multiple(entries.into())?);
-            }
+    use wasm_bindgen::JsCast;
+    let raw: &StorageWithOptions = storage.as_raw().unchecked_ref();
+    let options = worker::js_sys::Object::new();
+    if !confirmed {
+        worker::js_sys::Reflect::set(&options, &"allowUnconfirmed".into(), &JsValue::TRUE)?;
+    }
+    for chunk in writes.put.chunks(MAX_KEYS_PER_CALL) {
+        let entries = worker::js_sys::Object::new();
+        for (key, value) in chunk {
+            worker::js_sys::Reflect::set(
+                &entries,
+                &JsValue::from_str(key),
+                &JsValue::from_str(value),
+            )?;
         }
+        drop(raw.put_entries(&entries, &options)?);
     }
     let mut deleted: Vec<&str> = writes.delete.iter().map(String::as_str).collect();
     if legacy {
         deleted.push(LEGACY_STATE_KEY);
     }
-    match deleted.as_slice() {
-        [] => {}
-        [key] => drop(raw.delete(key)?),
-        many => {
-            for chunk in many.chunks(MAX_KEYS_PER_CALL) {
-                drop(raw.delete_multiple(chunk.iter().map(|k| JsValue::from_str(k)).collect())?);
-            }
-        }
+    for chunk in deleted.chunks(MAX_KEYS_PER_CALL) {
+        let keys: worker::js_sys::Array = chunk.iter().map(|k| JsValue::from_str(k)).collect();
+        drop(raw.delete_keys(&keys, &options)?);
     }
     Ok(())
 }
@@ -284,7 +304,7 @@ impl RateLimiter {
         self.write_behind.set(schedule);
         match action {
             WriteAction::Now => {
-                if let Err(e) = self.write_changes() {
+                if let Err(e) = self.write_changes(true) {
                     return Some(Err(e));
                 }
             }
@@ -294,10 +314,10 @@ impl RateLimiter {
         Some(Ok(decision))
     }
 
-    /// Writes what changed since the last write (without waiting: the output gate holds every
-    /// answer until it is durable). A write that fails to start forgets the state in memory,
-    /// so the next call reads storage again.
-    fn write_changes(&self) -> Result<()> {
+    /// Writes what changed since the last write, without waiting ([`start_writes`];
+    /// `confirmed`: answers wait until it is durable). A write that fails to start forgets the
+    /// state in memory, so the next call reads storage again.
+    fn write_changes(&self, confirmed: bool) -> Result<()> {
         let mut cached = self.cached.borrow_mut();
         let Some(state) = cached.as_ref() else {
             return Ok(());
@@ -308,7 +328,7 @@ impl RateLimiter {
         if writes.is_empty() && !legacy {
             return Ok(());
         }
-        if let Err(e) = write_behind_output_gate(&self.state.storage(), &writes, legacy) {
+        if let Err(e) = start_writes(&self.state.storage(), &writes, legacy, confirmed) {
             *cached = None;
             *written = LimiterState::default();
             return Err(e);
@@ -370,7 +390,7 @@ impl RateLimiter {
         let mut schedule = self.write_behind.get();
         schedule.fired();
         self.write_behind.set(schedule);
-        if let Err(e) = self.write_changes() {
+        if let Err(e) = self.write_changes(false) {
             worker::console_error!("counter object: scheduled write failed: {e}");
         }
     }
