@@ -9,8 +9,9 @@
 // 2. Then ROUNDS alternating rounds of autocannon over: origin direct; gateway with the
 //    verified-token cache hit (500 organisations' tokens, reused) and missed (a pool of distinct
 //    tokens larger than the cache, so every request verifies); the peer with the same two token
-//    streams; and one hot organisation. Medians, latency added over direct, gateway/peer ratios,
-//    counter-object calls per request.
+//    streams; the gateway with every admission written before its answer (the `billed` tier:
+//    no write-behind, as the peer writes); and one hot organisation. Medians, latency added over
+//    direct, gateway/peer ratios, counter-object calls per request.
 import { createHmac, generateKeyPairSync, randomBytes, sign as edSign } from 'node:crypto';
 import { writeFileSync, statSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -125,6 +126,9 @@ console.log('End-to-end checks: gateway and peer both pass all 12 (401, 200 + id
 
 // --- 2. load -----------------------------------------------------------------------------------
 const orgTokens = Array.from({ length: 500 }, (_, i) => token(`org-${i}`));
+// The same organisations on the `billed` tier (bench/policy.toml: every admission written before
+// it is answered, as the peer writes): the gateway without its write-behind.
+const billedTokens = Array.from({ length: 500 }, (_, i) => token(`billed-${i}`, { tier: 'billed' }));
 const hot = token('hot-org');
 console.log(`Minting ${POOL} distinct tokens for the cache-miss runs...`);
 const pool = Array.from({ length: POOL }, (_, i) => token(`org-${i % 500}`));
@@ -135,13 +139,14 @@ const scenarios = {
   'peer, 500 orgs': { url: `${peer}/api/transactions`, tokens: orgTokens },
   'gateway, cache miss, 500 orgs': { url: `${gateway}/api/transactions`, tokens: pool, fresh: true },
   'peer, fresh tokens, 500 orgs': { url: `${peer}/api/transactions`, tokens: pool, fresh: true },
+  'gateway, cache hit, 500 orgs, written before every answer': { url: `${gateway}/api/transactions`, tokens: billedTokens },
   'gateway, not limited (token cache hit)': { url: `${gateway}/api/health`, tokens: orgTokens },
   'peer, not limited': { url: `${peer}/api/health`, tokens: orgTokens },
   'gateway, one hot org': { url: `${gateway}/api/transactions`, tokens: [hot] },
   'peer, one hot org': { url: `${peer}/api/transactions`, tokens: [hot] },
 };
 // Warm every path (JWKS, imported keys, counter objects) before timing.
-for (const base of [gateway, peer]) for (const t of [hot, ...orgTokens]) await (await fetch(`${base}/api/transactions`, { headers: { authorization: `Bearer ${t}` } })).arrayBuffer();
+for (const base of [gateway, peer]) for (const t of [hot, ...orgTokens, ...(base === gateway ? billedTokens : [])]) await (await fetch(`${base}/api/transactions`, { headers: { authorization: `Bearer ${t}` } })).arrayBuffer();
 
 function run(s) {
   const opts = { url: s.url, connections: CONNECTIONS, duration: SECONDS };
@@ -239,6 +244,7 @@ console.log('|---|---|---|');
 for (const [label, g, p] of [
   ['500 orgs, gateway cache hit', 'gateway, cache hit, 500 orgs', 'peer, 500 orgs'],
   ['500 orgs, gateway cache miss (every token verified)', 'gateway, cache miss, 500 orgs', 'peer, fresh tokens, 500 orgs'],
+  ['500 orgs, gateway cache hit, every admission written before its answer (as the peer does)', 'gateway, cache hit, 500 orgs, written before every answer', 'peer, 500 orgs'],
   ['one hot org', 'gateway, one hot org', 'peer, one hot org'],
   ['not limited (authentication and forwarding only)', 'gateway, not limited (token cache hit)', 'peer, not limited'],
 ].filter(([, g, p]) => m[g] && m[p])) {
