@@ -27,8 +27,13 @@ const rustFetch = gateway.prototype.fetch;
 // The class behind the shim's Proxy (its prototype's constructor).
 const RustRateLimiter = ShimRateLimiter.prototype.constructor;
 
-function noteCrash(error) {
+/** Marks the shim's shared state when `error` is a crash of the wasm module. */
+function markCrash(error) {
   if (error instanceof WebAssembly.RuntimeError && shared) shared.criticalError = true;
+}
+
+function noteCrash(error) {
+  markCrash(error);
   throw error;
 }
 
@@ -124,7 +129,7 @@ export class RateLimiter extends DurableObject {
       try {
         inner.writeScheduled();
       } catch (error) {
-        if (error instanceof WebAssembly.RuntimeError && shared) shared.criticalError = true;
+        markCrash(error);
         console.error(`counter object: scheduled write failed: ${error}`);
       }
     }, ms);

@@ -554,6 +554,18 @@ fn is_scope_token(s: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
+/// A counter object's write interval (`gateway.limiter_write_interval_ms`, a tier's
+/// `write_interval_ms`): at most [`MAX_WRITE_INTERVAL_MS`].
+fn check_write_interval(key: &str, ms: u32) -> Result<(), ConfigError> {
+    if ms > MAX_WRITE_INTERVAL_MS {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be at most {MAX_WRITE_INTERVAL_MS}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A list of windows: at least one, each limit >= 1, lengths 1 s to a day, no length twice.
 fn check_windows(key: &str, windows: &[Window]) -> Result<(), ConfigError> {
     if windows.is_empty() {
@@ -600,12 +612,10 @@ impl PolicyFile {
                 "must be between 10 and 30000",
             ));
         }
-        if g.limiter_write_interval_ms > MAX_WRITE_INTERVAL_MS {
-            return Err(ConfigError::invalid(
-                "gateway.limiter_write_interval_ms",
-                format!("must be at most {MAX_WRITE_INTERVAL_MS}"),
-            ));
-        }
+        check_write_interval(
+            "gateway.limiter_write_interval_ms",
+            g.limiter_write_interval_ms,
+        )?;
         if g.token_cache_entries > 100_000 {
             return Err(ConfigError::invalid(
                 "gateway.token_cache_entries",
@@ -660,14 +670,8 @@ impl PolicyFile {
                     .map_err(|e| ConfigError::invalid(format!("{key}.upgrade_url"), e))?;
             }
             check_windows(&format!("{key}.windows"), &tier.windows)?;
-            if tier
-                .write_interval_ms
-                .is_some_and(|ms| ms > MAX_WRITE_INTERVAL_MS)
-            {
-                return Err(ConfigError::invalid(
-                    format!("{key}.write_interval_ms"),
-                    format!("must be at most {MAX_WRITE_INTERVAL_MS}"),
-                ));
+            if let Some(ms) = tier.write_interval_ms {
+                check_write_interval(&format!("{key}.write_interval_ms"), ms)?;
             }
         }
 

@@ -536,11 +536,6 @@ impl WriteBehind {
     pub fn fired(&mut self) {
         self.due = None;
     }
-
-    /// Whether a write is scheduled.
-    pub fn is_scheduled(&self) -> bool {
-        self.due.is_some()
-    }
 }
 
 /// Counter object -> Worker.
@@ -556,7 +551,7 @@ mod tests {
         for t in [0, 1, 1, 500, 10_000] {
             assert_eq!(w.changed(UnixMillis(t), 0), WriteAction::Now);
         }
-        assert!(!w.is_scheduled());
+        assert_eq!(w.due, None);
     }
 
     #[test]
@@ -566,11 +561,11 @@ mod tests {
             w.changed(UnixMillis(1_000), 1_000),
             WriteAction::After(1_000)
         );
-        assert!(w.is_scheduled());
+        assert_eq!(w.due, Some(2_000));
         assert_eq!(w.changed(UnixMillis(1_400), 1_000), WriteAction::Scheduled);
         assert_eq!(w.changed(UnixMillis(1_999), 1_000), WriteAction::Scheduled);
         w.fired();
-        assert!(!w.is_scheduled());
+        assert_eq!(w.due, None);
         assert_eq!(
             w.changed(UnixMillis(2_100), 1_000),
             WriteAction::After(1_000)

@@ -213,7 +213,7 @@ pub struct RateLimiter {
     /// When the changes not yet written are due.
     write_behind: std::cell::Cell<WriteBehind>,
     /// A write to schedule, in ms: taken by `durable/entry.mjs` after each decision
-    /// (`takeWriteTimer`), which calls `writeChanges` when it fires.
+    /// (`takeWriteTimer`), which calls `writeScheduled` when it fires.
     timer_wanted: std::cell::Cell<Option<u32>>,
     /// The stored deny list, once read.
     revocations: RefCell<Option<RevocationList>>,
@@ -316,7 +316,8 @@ impl RateLimiter {
 
     /// Writes what changed since the last write, without waiting ([`start_writes`];
     /// `confirmed`: answers wait until it is durable). A write that fails to start forgets the
-    /// state in memory, so the next call reads storage again.
+    /// state in memory, so the next call reads storage again (`ensure_loaded` then sets the
+    /// state and what was written together).
     fn write_changes(&self, confirmed: bool) -> Result<()> {
         let mut cached = self.cached.borrow_mut();
         let Some(state) = cached.as_ref() else {
@@ -330,7 +331,6 @@ impl RateLimiter {
         }
         if let Err(e) = start_writes(&self.state.storage(), &writes, legacy, confirmed) {
             *cached = None;
-            *written = LimiterState::default();
             return Err(e);
         }
         *written = state.clone();
