@@ -24,32 +24,52 @@ function connect(url) {
   return new Promise((resolve, reject) => { ws.on('open', () => resolve({ send, close: () => ws.close() })); ws.on('error', reject); });
 }
 
-/** Profiles the Worker behind `inspectorPort` while `load()` runs; returns a markdown table. */
-export async function profile(inspectorPort, load) {
+/**
+ * The raw V8 CPU profile of the Worker behind `inspectorPort` while `load()` runs. With `every`,
+ * every isolate the runtime lists (Miniflare's entry and proxy workers too) is profiled
+ * meanwhile, returned as `others` by target id.
+ */
+export async function rawProfile(inspectorPort, load, keep = () => {}, { every = false } = {}) {
   const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
   // wrangler dev's inspector proxy lists the Worker; workerd's own inspector lists every service
   // (Miniflare's entry and proxy workers too): the Worker is `core:user:<name>`.
   const target = targets.find((t) => t.webSocketDebuggerUrl && /core:user:/.test(t.title ?? t.id ?? ''))
     ?? targets.find((t) => t.webSocketDebuggerUrl) ?? { webSocketDebuggerUrl: `ws://127.0.0.1:${inspectorPort}/` };
-  const cdp = await connect(target.webSocketDebuggerUrl);
-  await cdp.send('Profiler.enable');
-  await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
-  await cdp.send('Profiler.start');
+  const start = async (url) => {
+    const cdp = await connect(url);
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+    await cdp.send('Profiler.start');
+    return cdp;
+  };
+  const cdp = await start(target.webSocketDebuggerUrl);
+  const rest = every ? await Promise.all(targets.filter((t) => t.webSocketDebuggerUrl && t !== target)
+    .map(async (t) => [t.id ?? t.title, await start(t.webSocketDebuggerUrl)])) : [];
   const result = await load();
   const { result: { profile: p } } = await cdp.send('Profiler.stop');
-  // BENCH_PROFILE_OUT=<file prefix>: keep the raw profile and the bundled scripts it points into
-  // (line and column numbers refer to them).
-  const out = process.env.BENCH_PROFILE_OUT;
-  if (out) {
-    writeFileSync(`${out}-${inspectorPort}.cpuprofile`, JSON.stringify(p));
-    await cdp.send('Debugger.enable');
-    const ids = new Set(p.nodes.filter((n) => n.callFrame.url.endsWith('.js')).map((n) => n.callFrame.scriptId));
-    for (const scriptId of ids) {
-      const { result } = await cdp.send('Debugger.getScriptSource', { scriptId });
-      if (result?.scriptSource) writeFileSync(`${out}-${inspectorPort}-script-${scriptId}.js`, result.scriptSource);
-    }
-  }
+  const others = {};
+  for (const [id, c] of rest) { others[id] = (await c.send('Profiler.stop')).result.profile; c.close(); }
+  await keep(cdp, p);
   cdp.close();
+  return { p, result, others };
+}
+
+/** Profiles the Worker behind `inspectorPort` while `load()` runs; returns a markdown table. */
+export async function profile(inspectorPort, load) {
+  const { p, result } = await rawProfile(inspectorPort, load, async (cdp, p) => {
+    // BENCH_PROFILE_OUT=<file prefix>: keep the raw profile and the bundled scripts it points into
+    // (line and column numbers refer to them).
+    const out = process.env.BENCH_PROFILE_OUT;
+    if (out) {
+      writeFileSync(`${out}-${inspectorPort}.cpuprofile`, JSON.stringify(p));
+      await cdp.send('Debugger.enable');
+      const ids = new Set(p.nodes.filter((n) => n.callFrame.url.endsWith('.js')).map((n) => n.callFrame.scriptId));
+      for (const scriptId of ids) {
+        const { result } = await cdp.send('Debugger.getScriptSource', { scriptId });
+        if (result?.scriptSource) writeFileSync(`${out}-${inspectorPort}-script-${scriptId}.js`, result.scriptSource);
+      }
+    }
+  });
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map();
   let total = 0;

@@ -27,11 +27,33 @@ export function decorated(upstream, edits) {
   return out;
 }
 
-// The init of the origin `fetch`: the client's headers copied natively, then edited; manual
-// redirects; the body bytes if any.
+// The same edits on a list of [name, value] pairs (names as `Headers` iterates them: lower-case;
+// an edit's name is compared lower-cased). `set` and `delete` drop every pair of that name;
+// `set` and `append` add one at the end (`Headers` orders by name when it iterates).
+function applyToList(list, edits) {
+  if (edits.length === 0) return list;
+  const parts = edits.split('\0');
+  let out = list;
+  for (let i = 0; i + 2 < parts.length; i += 3) {
+    const op = parts[i];
+    const name = parts[i + 1];
+    if (op === 's' || op === 'd') {
+      const lower = name.toLowerCase();
+      out = out.filter((pair) => pair[0] !== lower);
+    } else if (op !== 'a') {
+      throw new TypeError(`unknown header edit ${op}`);
+    }
+    if (op !== 'd') out.push([name, parts[i + 2]]);
+  }
+  return out;
+}
+
+// The init of the origin `fetch`: the client's header pairs, edited, as a plain list (the
+// `Request` that `fetch` builds makes the one `Headers` of it: a `Headers` copy here would be a
+// second runtime object per request, destroyed later in a batch with the collection that frees
+// its wrapper, BENCHMARKS.md); manual redirects; the body bytes if any.
 export function outboundInit(method, inbound, edits, body) {
-  const headers = new Headers(inbound);
-  apply(headers, edits);
+  const headers = applyToList([...inbound], edits);
   return body === undefined
     ? { method, headers, redirect: 'manual' }
     : { method, headers, redirect: 'manual', body };

@@ -171,7 +171,7 @@ extern "C" {
         edits: &str,
     ) -> Result<web_sys::Response, JsValue>;
 
-    /// `{method, headers: new Headers(inbound) + edits, redirect: "manual", body}`.
+    /// `{method, headers: [...inbound] + edits, redirect: "manual", body}`.
     #[wasm_bindgen(catch, js_name = outboundInit)]
     fn outbound_init_js(
         method: &str,
@@ -227,7 +227,7 @@ pub(crate) fn decorated(
 }
 
 /// The `init` of the origin `fetch`: the client's header block (`inbound`, read as `base`)
-/// copied by the runtime and changed into `wanted`, manual redirects, the body if any.
+/// listed as pairs and changed into `wanted`, manual redirects, the body if any.
 pub(crate) fn forwarding_init(
     method: &str,
     inbound: &web_sys::Headers,

@@ -148,7 +148,7 @@ const scenarios = {
 // Warm every path (JWKS, imported keys, counter objects) before timing.
 for (const base of [gateway, peer]) for (const t of [hot, ...orgTokens, ...(base === gateway ? billedTokens : [])]) await (await fetch(`${base}/api/transactions`, { headers: { authorization: `Bearer ${t}` } })).arrayBuffer();
 
-function run(s) {
+function run(s, onResponse) {
   const opts = { url: s.url, connections: CONNECTIONS, duration: SECONDS };
   if (s.tokens) {
     let i = 0;
@@ -157,7 +157,10 @@ function run(s) {
       return { ...req, headers: { ...req.headers, authorization: `Bearer ${t}` } };
     } }];
   }
-  return new Promise((resolve, reject) => autocannon(opts, (err, res) => (err ? reject(err) : resolve(res))));
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(opts, (err, res) => (err ? reject(err) : resolve(res)));
+    if (onResponse) instance.on('response', onResponse);
+  });
 }
 // BENCH_PROFILE=1: instead of the rounds, one CPU profile per worker (V8 sampling profiler through
 // workerd's inspector port; under BENCH_RUNTIME=wrangler, wrangler's inspector proxy, which turns
@@ -206,6 +209,22 @@ if (process.env.BENCH_CPU) {
     const rows = Object.entries(e.rows).map(([k, v]) => [k, median(v)]).filter(([, v]) => v * 1000 >= 5).sort((a, b) => b[1] - a[1]);
     for (const [k, v] of rows) console.log(`  ${(v * 1000).toFixed(0).padStart(6)} us  ${k}`);
   }
+  stopAll();
+  process.exit(0);
+}
+
+// BENCH_TIMELINE=1|profile|perf: instead of the rounds, where each Worker's slow requests fall in
+// time (bench/timeline.mjs): ROUNDS alternating rounds of the chosen scenarios (BENCH_ONLY), the
+// stalls (slow requests, over BENCH_SLOW_MS = 20, overlapping), the runtime's threads' CPU and
+// run-queue waits; `profile` adds what each isolate did during the stalls (V8 profiles of every
+// isolate of the runtime), `perf` the runtime's collection pauses (bench/pauses.mjs).
+if (process.env.BENCH_TIMELINE) {
+  const { timelines } = await import('../timeline.mjs');
+  await timelines({
+    mode: process.env.BENCH_TIMELINE, scenarios, run, rounds: ROUNDS,
+    only: new RegExp(process.env.BENCH_ONLY ?? '.'), slowMs: Number(process.env.BENCH_SLOW_MS ?? 20),
+    workers: { gateway: { pid: gatewayPid, inspector: gatewayInspector }, peer: { pid: peerPid, inspector: peerInspector } },
+  });
   stopAll();
   process.exit(0);
 }
