@@ -47,6 +47,9 @@ struct Trace {
 /// Runs the pipeline for one request. Never fails: every outcome is a response.
 pub(crate) async fn handle(req: web_sys::Request, env: &Env) -> web_sys::Response {
     let started = runtime::now();
+    if let Ok(policy) = settings::policy() {
+        runtime::pace_collections(policy.gateway.collection_pacing_kib);
+    }
     let request_id = runtime::request_id();
     let req = Incoming::read(req);
     let method = req.method.as_str();

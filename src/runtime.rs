@@ -14,6 +14,23 @@ pub(crate) fn now() -> UnixMillis {
     UnixMillis(millis)
 }
 
+/// Allocates `kib` KiB of short-lived JavaScript (holey arrays of at most 64 KiB, dropped at
+/// once): paces the isolate's minor collections (`gateway.collection_pacing_kib`). The runtime
+/// destroys the request and response objects a collection frees inside that collection's pause,
+/// so the number of requests served between two collections sets the pause's length; the
+/// gateway allocates little JavaScript of its own, so without this its collections came
+/// seldom and paused long (BENCHMARKS.md, "collection pauses").
+pub(crate) fn pace_collections(kib: u32) {
+    const CHUNK_KIB: u32 = 64;
+    let mut left = kib;
+    while left > 0 {
+        let chunk = left.min(CHUNK_KIB);
+        // 1 KiB is 256 elements of 4 bytes (V8's compressed pointers; 8 bytes without them).
+        drop(js_sys::Array::new_with_length(chunk.saturating_mul(256)));
+        left = left.saturating_sub(chunk);
+    }
+}
+
 /// A random request id (`crypto.randomUUID()`), or a clock-based one if the runtime lacks it.
 pub(crate) fn request_id() -> String {
     random_uuid().unwrap_or_else(|| {

@@ -98,6 +98,12 @@ fn default_limiter_write_interval_ms() -> u32 {
 }
 /// The longest a counter object may keep counts in memory only (`limiter_write_interval_ms`).
 pub const MAX_WRITE_INTERVAL_MS: u32 = 10_000;
+fn default_collection_pacing_kib() -> u32 {
+    64
+}
+/// The most short-lived JavaScript a request may allocate to pace collections
+/// (`collection_pacing_kib`).
+pub const MAX_COLLECTION_PACING_KIB: u32 = 1024;
 fn default_token_cache_entries() -> usize {
     4096
 }
@@ -171,6 +177,14 @@ pub struct GatewaySettings {
     /// own (`write_interval_ms`). See `core::limit::WriteBehind`.
     #[serde(default = "default_limiter_write_interval_ms")]
     pub limiter_write_interval_ms: u32,
+    /// Short-lived JavaScript allocated per request (KiB; default 64; 0: none), which paces the
+    /// isolate's minor collections. The runtime destroys the request and response objects a
+    /// collection frees (their header blocks most of the cost) in that collection's pause, so
+    /// the requests served between two collections set its length; the gateway's own work
+    /// allocates little JavaScript, so without this its collections came every ~500 requests
+    /// and paused 50-100 ms. See BENCHMARKS.md, "collection pauses".
+    #[serde(default = "default_collection_pacing_kib")]
+    pub collection_pacing_kib: u32,
     /// Capacity of the per-isolate verified-token cache (default 4096; 0 turns it off).
     #[serde(default = "default_token_cache_entries")]
     pub token_cache_entries: usize,
@@ -198,6 +212,7 @@ impl Default for GatewaySettings {
             token_cache_entries: default_token_cache_entries(),
             limiter_timeout_ms: default_limiter_timeout_ms(),
             limiter_write_interval_ms: default_limiter_write_interval_ms(),
+            collection_pacing_kib: default_collection_pacing_kib(),
             max_header_bytes: default_max_header_bytes(),
             max_json_depth: default_max_json_depth(),
             strip_request_headers: Vec::new(),
@@ -616,6 +631,12 @@ impl PolicyFile {
             "gateway.limiter_write_interval_ms",
             g.limiter_write_interval_ms,
         )?;
+        if g.collection_pacing_kib > MAX_COLLECTION_PACING_KIB {
+            return Err(ConfigError::invalid(
+                "gateway.collection_pacing_kib",
+                format!("must be at most {MAX_COLLECTION_PACING_KIB}"),
+            ));
+        }
         if g.token_cache_entries > 100_000 {
             return Err(ConfigError::invalid(
                 "gateway.token_cache_entries",
@@ -1103,6 +1124,10 @@ scopes = ["transactions:read"]
         check(
             &with("[gateway]\nlimiter_write_interval_ms = 10001"),
             Err("gateway.limiter_write_interval_ms: must be at most 10000"),
+        );
+        check(
+            &with("[gateway]\ncollection_pacing_kib = 1025"),
+            Err("gateway.collection_pacing_kib: must be at most 1024"),
         );
         check(
             &with("[tiers.pro]\nwindows = [{ limit = 1, seconds = 1 }]\nwrite_interval_ms = 60000"),
