@@ -99,7 +99,7 @@ fn default_limiter_write_interval_ms() -> u32 {
 /// The longest a counter object may keep counts in memory only (`limiter_write_interval_ms`).
 pub const MAX_WRITE_INTERVAL_MS: u32 = 10_000;
 fn default_collection_pacing_kib() -> u32 {
-    64
+    128
 }
 /// The most short-lived JavaScript a request may allocate to pace collections
 /// (`collection_pacing_kib`).
@@ -177,7 +177,7 @@ pub struct GatewaySettings {
     /// own (`write_interval_ms`). See `core::limit::WriteBehind`.
     #[serde(default = "default_limiter_write_interval_ms")]
     pub limiter_write_interval_ms: u32,
-    /// Short-lived JavaScript allocated per request (KiB; default 64; 0: none), which paces the
+    /// Short-lived JavaScript allocated per request (KiB; default 128; 0: none), which paces the
     /// isolate's minor collections. The runtime destroys the request and response objects a
     /// collection frees (their header blocks most of the cost) in that collection's pause, so
     /// the requests served between two collections set its length; the gateway's own work
