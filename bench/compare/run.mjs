@@ -234,14 +234,28 @@ const results = {};
 // BENCH_ONLY=<regex>: only the scenarios whose names match (for a quick look; the full table
 // needs them all). The origin alone is always measured.
 const only = new RegExp(process.env.BENCH_ONLY ?? '.');
+// The machine's CPU time taken by its host (the `steal` column of /proc/stat), as a share of all
+// its CPU time: a virtual machine on a shared host loses it at random, so the scenarios it hits
+// look slower. Printed per scenario so that a run's noise is visible; null off Linux.
+function cpuTimes() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+  } catch {
+    return null;
+  }
+}
+const stolen = (a, b) => (a && b && b.total > a.total ? (100 * (b.steal - a.steal)) / (b.total - a.total) : null);
 for (let round = 0; round < ROUNDS; round += 1) {
   for (const [name, s] of Object.entries(scenarios).filter(([n]) => n === 'origin direct' || only.test(n))) {
     const before = name.startsWith('gateway') ? await calls() : 0;
+    const cpu = cpuTimes();
     const r = await run(s);
+    const steal = stolen(cpu, cpuTimes());
     const bad = r.non2xx + r.errors + r.timeouts;
     if (bad > 0) throw new Error(`${name}: ${bad} failed requests (non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts})`);
     const perRequest = name.startsWith('gateway') ? (await calls() - before) / r.requests.total : null;
-    (results[name] ??= []).push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, calls: perRequest });
+    (results[name] ??= []).push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, calls: perRequest, steal });
     if (process.env.BENCH_LATENCY) console.log(`${name}: ${r.requests.average.toFixed(0)} req/s, latency ms ${JSON.stringify(r.latency)}`);
   }
   console.log(`round ${round + 1}/${ROUNDS} done`);
@@ -250,16 +264,19 @@ for (let round = 0; round < ROUNDS; round += 1) {
 const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, {
   rps: median(v.map((x) => x.rps)), p50: median(v.map((x) => x.p50)), p99: median(v.map((x) => x.p99)),
   calls: v[0].calls === null ? null : median(v.map((x) => x.calls)),
+  steal: v.some((x) => x.steal === null) ? null : median(v.map((x) => x.steal)),
 }]));
 const direct = m['origin direct'];
 console.log(`\nRuntime: ${plainWorkerd ? 'workerd (Miniflare, no wrangler dev)' : 'wrangler dev'}. Load: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per scenario, medians of ${ROUNDS} alternating rounds; every response 2xx.\n`);
-console.log('| scenario | req/s | p50 ms | p99 ms | p50 added over direct, ms | counter-object calls per request |');
-console.log('|---|---|---|---|---|---|');
+console.log('| scenario | req/s | p50 ms | p99 ms | p50 added over direct, ms | counter-object calls per request | CPU taken by the host, % |');
+console.log('|---|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(m)) {
-  console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${name === 'origin direct' ? '-' : (r.p50 - direct.p50).toFixed(1)} | ${r.calls === null ? '-' : r.calls.toFixed(3)} |`);
+  console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${name === 'origin direct' ? '-' : (r.p50 - direct.p50).toFixed(1)} | ${r.calls === null ? '-' : r.calls.toFixed(3)} | ${r.steal === null ? '-' : r.steal.toFixed(1)} |`);
 }
-console.log('\n| pairing | gateway/peer req/s | gateway p99 vs peer p99, ms |');
-console.log('|---|---|---|');
+// Each round's own ratio too (the two scenarios of a pairing ran minutes apart at most): their
+// spread is the run's noise, which one median hides.
+console.log('\n| pairing | gateway/peer req/s | per round | gateway p99 vs peer p99, ms | per round, ms |');
+console.log('|---|---|---|---|---|');
 for (const [label, g, p] of [
   ['500 orgs, gateway cache hit', 'gateway, cache hit, 500 orgs', 'peer, 500 orgs'],
   ['500 orgs, gateway cache miss (every token verified)', 'gateway, cache miss, 500 orgs', 'peer, fresh tokens, 500 orgs'],
@@ -267,7 +284,10 @@ for (const [label, g, p] of [
   ['one hot org', 'gateway, one hot org', 'peer, one hot org'],
   ['not limited (authentication and forwarding only)', 'gateway, not limited (token cache hit)', 'peer, not limited'],
 ].filter(([, g, p]) => m[g] && m[p])) {
-  console.log(`| ${label} | ${(m[g].rps / m[p].rps).toFixed(2)}x | ${m[g].p99} vs ${m[p].p99} |`);
+  const rounds = results[g].map((x, i) => [x, results[p][i]]);
+  const ratios = rounds.map(([a, b]) => (a.rps / b.rps).toFixed(2)).join(', ');
+  const p99s = rounds.map(([a, b]) => `${a.p99}/${b.p99}`).join(', ');
+  console.log(`| ${label} | ${(m[g].rps / m[p].rps).toFixed(2)}x | ${ratios} | ${m[g].p99} vs ${m[p].p99} | ${p99s} |`);
 }
 const wasm = readFileSync(join(root, 'build/index_bg.wasm'));
 console.log(`\nDeployable wasm (build/index_bg.wasm): ${(statSync(join(root, 'build/index_bg.wasm')).size / 1024).toFixed(0)} KiB raw, ${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(0)} KiB gzip.`);
