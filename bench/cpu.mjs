@@ -3,6 +3,7 @@
 // few cores the load generator, the origin, wrangler's own Node.js process and workerd share
 // them, so req/s follows the total CPU per request; this shows which process spends it. It is as
 // noisy as req/s on a shared machine (one build against itself: 7.5% apart, BENCHMARKS.md).
+// Also, for every `make bench` scenario, the share of the machine's CPU its host took.
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100; // Linux USER_HZ
@@ -49,4 +50,27 @@ export async function cpuPerRequest(groups, load) {
   rows.sort((a, b) => b[1] - a[1]);
   const total = rows.reduce((sum, [, v]) => sum + v, 0);
   return { requests, rps: result.requests.average, rows, total };
+}
+
+/** The machine's CPU ticks so far: all of them, and those its host took (`steal`); null off Linux. */
+function machineTicks() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Runs `load()` and returns its result with `steal`: the percentage of the machine's CPU time its
+ * host took meanwhile (a virtual machine on a shared host loses it at random, and the scenarios
+ * it hits look slower), or null where /proc/stat cannot tell.
+ */
+export async function hostShareDuring(load) {
+  const a = machineTicks();
+  const result = await load();
+  const b = machineTicks();
+  const steal = a && b && b.total > a.total ? (100 * (b.steal - a.steal)) / (b.total - a.total) : null;
+  return { result, steal };
 }

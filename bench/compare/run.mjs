@@ -18,6 +18,7 @@ import { gzipSync } from 'node:zlib';
 import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { hostShareDuring } from '../cpu.mjs';
 import { freePort, median, originPid, root, startOrigin, startWorker, startWorkerd, stopAll } from '../lib.mjs';
 
 const benchDir = join(root, 'bench');
@@ -234,24 +235,11 @@ const results = {};
 // BENCH_ONLY=<regex>: only the scenarios whose names match (for a quick look; the full table
 // needs them all). The origin alone is always measured.
 const only = new RegExp(process.env.BENCH_ONLY ?? '.');
-// The machine's CPU time taken by its host (the `steal` column of /proc/stat), as a share of all
-// its CPU time: a virtual machine on a shared host loses it at random, so the scenarios it hits
-// look slower. Printed per scenario so that a run's noise is visible; null off Linux.
-function cpuTimes() {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
-  } catch {
-    return null;
-  }
-}
-const stolen = (a, b) => (a && b && b.total > a.total ? (100 * (b.steal - a.steal)) / (b.total - a.total) : null);
 for (let round = 0; round < ROUNDS; round += 1) {
   for (const [name, s] of Object.entries(scenarios).filter(([n]) => n === 'origin direct' || only.test(n))) {
     const before = name.startsWith('gateway') ? await calls() : 0;
-    const cpu = cpuTimes();
-    const r = await run(s);
-    const steal = stolen(cpu, cpuTimes());
+    // The share of the machine's CPU its host took meanwhile, printed so a run's noise shows.
+    const { result: r, steal } = await hostShareDuring(() => run(s));
     const bad = r.non2xx + r.errors + r.timeouts;
     if (bad > 0) throw new Error(`${name}: ${bad} failed requests (non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts})`);
     const perRequest = name.startsWith('gateway') ? (await calls() - before) / r.requests.total : null;
