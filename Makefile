@@ -10,8 +10,16 @@ export WASM_OPT_BIN := $(CURDIR)/miniflare/node_modules/.bin/wasm-opt
 export ESBUILD_BIN := $(CURDIR)/miniflare/node_modules/.bin/esbuild
 export PATH := $(CARGO_BIN):$(PATH)
 
-WORKER_SOURCES := $(shell find src core/src durable/src \( -name '*.rs' -o -name '*.js' \)) Cargo.toml Cargo.lock \
-	core/Cargo.toml durable/Cargo.toml build.rs gateway.toml durable/entry.mjs
+# The commit /_gateway/health reports (build.rs embeds it): HEAD, `-dirty` with uncommitted
+# changes to tracked files. The gateway is rebuilt when it changes (target/build-commit).
+export GATEWAY_BUILD_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell [ -z "$$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || echo -dirty)
+COMMIT_STAMP := target/build-commit
+$(shell mkdir -p target && { [ "$$(cat $(COMMIT_STAMP) 2>/dev/null)" = "$(GATEWAY_BUILD_COMMIT)" ] || echo "$(GATEWAY_BUILD_COMMIT)" > $(COMMIT_STAMP); })
+
+WORKER_SOURCES := $(shell find src core/src \( -name '*.rs' -o -name '*.js' -o -name '*.mjs' \)) Cargo.toml Cargo.lock \
+	core/Cargo.toml build.rs gateway.toml
+COUNTERS_SOURCES := $(shell find durable/src core/src -name '*.rs') Cargo.toml Cargo.lock core/Cargo.toml \
+	durable/Cargo.toml durable/entry.mjs
 
 # Token defaults for `make token`.
 ORG ?= acme
@@ -28,7 +36,12 @@ SYNC_ENV ?= dev
 SYNC_TARGET ?= dev-vars
 SYNC_ARGS ?=
 
-.PHONY: help setup build dev token test fuzz bench-build bench-auth bench-limit bench-boundary bench clean secrets-sync vault-dev scan
+# `make deploy`: see docs/deploy.md (scripts/deploy.sh checks its inputs before building).
+ENV ?=
+COUNTERS_MIGRATION ?=
+DRY_RUN ?=
+
+.PHONY: help setup build deploy dev token test fuzz bench-build bench-auth bench-limit bench-boundary bench clean secrets-sync vault-dev scan
 
 help:
 	@echo "make dev     run the gateway on http://127.0.0.1:8787 with the demo origin and local issuer"
@@ -36,7 +49,8 @@ help:
 	@echo "make token   ORG=acme TIER=pro SCOPES=\"transactions:read reports:generate\" [EXPIRES_IN=900] [CLAIMS='{\"k\":\"v\"}']"
 	@echo "make secrets-sync  sync Worker secrets from Vault (SYNC_ENV=dev SYNC_TARGET=dev-vars|cloudflare SYNC_ARGS=--dry-run)"
 	@echo "make vault-dev     a local OpenBao holding the dev secrets, for make secrets-sync"
-	@echo "make build   build the Worker (build/index.js + wasm)"
+	@echo "make deploy  ENV=staging|production COUNTERS_MIGRATION=create|transfer [DRY_RUN=1]: the counters Worker, then the gateway with its secrets, then a smoke check (docs/deploy.md)"
+	@echo "make build   build both Workers: the gateway (build/) and the counters Worker (durable/build/)"
 	@echo "make setup   install the pinned toolchain pieces (idempotent)"
 	@echo "make bench   the gateway vs a JavaScript peer (jose + Durable Object limiter), same runtime, same run"
 	@echo "make bench-limit req/s and p99 through the gateway with rate limiting on and off (autocannon)"
@@ -57,12 +71,21 @@ vault-dev:
 scan:
 	@scripts/scan.sh
 
-build/index.js: $(WORKER_SOURCES)
+build/index.js: $(WORKER_SOURCES) $(COMMIT_STAMP)
 	worker-build --release
-	cp durable/entry.mjs build/entry.mjs
+	cp src/entry.mjs build/entry.mjs
 	@touch $@
 
-build: setup build/index.js
+# The counters Worker (durable/: the rate-limit counter object), deployed as its own script.
+durable/build/index.js: $(COUNTERS_SOURCES)
+	worker-build --release durable
+	cp durable/entry.mjs durable/build/entry.mjs
+	@touch $@
+
+build: setup build/index.js durable/build/index.js
+
+deploy:
+	@ENV='$(ENV)' COUNTERS_MIGRATION='$(COUNTERS_MIGRATION)' DRY_RUN='$(DRY_RUN)' scripts/deploy.sh
 
 dev: build
 	cargo build --release -p gateway-demo --locked
@@ -80,9 +103,9 @@ test:
 
 # The authentication micro-benchmark: a separate build (feature `bench`, bench policy) into
 # build-bench/, run in wrangler dev by bench/auth/run.mjs. BENCH_TOKENS, BENCH_PASSES, BENCH_ROUNDS.
-bench-build: setup
+bench-build: setup durable/build/index.js
 	GATEWAY_POLICY=bench/policy.toml worker-build --release --out-dir build-bench . --features bench
-	cp durable/entry.mjs build-bench/entry.mjs
+	cp src/entry.mjs build-bench/entry.mjs
 
 bench-auth: bench-build
 	node bench/auth/run.mjs

@@ -38,6 +38,18 @@ fn main() -> ExitCode {
         println!("cargo::error=OUT_DIR is not set");
         return ExitCode::FAILURE;
     };
+    // What `/_gateway/health` reports: the policy's digest, and the commit the Makefile passes
+    // (GATEWAY_BUILD_COMMIT; `unknown` when built some other way).
+    println!(
+        "cargo::rustc-env=GATEWAY_POLICY_DIGEST={}",
+        gateway_core::health::digest(&json)
+    );
+    println!("cargo::rerun-if-env-changed=GATEWAY_BUILD_COMMIT");
+    let commit = std::env::var("GATEWAY_BUILD_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo::rustc-env=GATEWAY_BUILD_COMMIT={commit}");
     if let Err(e) = std::fs::write(PathBuf::from(out_dir).join("policy.json"), json) {
         println!("cargo::error=cannot write policy.json: {e}");
         return ExitCode::FAILURE;

@@ -40,6 +40,9 @@ export async function startOrigin() {
   });
 }
 
+/** The counters Worker's configuration: the gateway's RATE_LIMITER binding names its class. */
+export const countersConfig = join(root, 'durable/wrangler.toml');
+
 /**
  * `wrangler dev --config <config>` on free ports with its own state folder and these `--var`s;
  * resolves once `health` answers below 500 (with `okStatus`, exactly that; polled every 100 ms,
@@ -52,10 +55,13 @@ export async function startWorker(name, config, vars = {}, { health = '/_gateway
   const inspector = await freePort();
   const state = mkdtempSync(join(tmpdir(), `bench-${name}-`));
   scratch.push(state);
-  const args = ['dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector), '--persist-to', state];
+  // Several configurations run in one `wrangler dev` (the first serves the port): the gateway
+  // and the counters Worker its RATE_LIMITER binding names.
+  const configs = Array.isArray(config) ? config : [config];
+  const args = ['dev', ...configs.flatMap((c) => ['--config', c]), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector), '--persist-to', state];
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const child = spawn(join(root, 'miniflare/node_modules/.bin/wrangler'), args, {
-    cwd: dirname(config), detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: dirname(configs[0]), detached: true, stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', XDG_CONFIG_HOME: state },
   });
   return started(name, child, port, inspector, { health, okStatus, attempts });
@@ -81,27 +87,36 @@ async function started(name, child, port, inspector, { health, okStatus, attempt
   return { base, inspector, pid: child.pid, log: () => log };
 }
 
-/**
- * The same Worker in the same workerd, without `wrangler dev` around it: `wrangler deploy
- * --dry-run` bundles it exactly as for a deployment, and bench/serve-workerd.mjs runs the bundle
- * with Miniflare (the library `wrangler dev` itself drives) — no inspector attached, no Node.js
- * process printing a line per request. `vars` are every binding (wrangler.toml's [vars] are not
- * read); `durable` is `[binding, class]`. Resolves like `startWorker`.
- */
-export async function startWorkerd(name, config, vars, durable, { health = '/_gateway/health', okStatus, attempts = 600 } = {}) {
-  const port = await freePort();
-  const state = mkdtempSync(join(tmpdir(), `bench-${name}-`));
-  scratch.push(state);
-  const out = join(state, 'bundle');
+/** Bundles a Worker exactly as for a deployment (`wrangler deploy --dry-run --outdir`): its folder and entry file. */
+function bundle(name, config, state) {
+  const out = join(state, `bundle-${name}`);
   const wrangler = join(root, 'miniflare/node_modules/.bin/wrangler');
   const bundled = spawnSync(wrangler, ['deploy', '--dry-run', '--outdir', out, '--config', config], {
     cwd: dirname(config), encoding: 'utf8',
     env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', XDG_CONFIG_HOME: state },
   });
   if (bundled.status !== 0) throw new Error(`bundling ${name} failed:\n${bundled.stdout}\n${bundled.stderr}`);
-  const entry = readdirSync(out).find((f) => f.endsWith('.js'));
+  return [out, readdirSync(out).find((f) => f.endsWith('.js'))];
+}
+
+/**
+ * The same Worker in the same workerd, without `wrangler dev` around it: `wrangler deploy
+ * --dry-run` bundles it exactly as for a deployment, and bench/serve-workerd.mjs runs the bundle
+ * with Miniflare (the library `wrangler dev` itself drives) — no inspector attached, no Node.js
+ * process printing a line per request. `vars` are every binding (wrangler.toml's [vars] are not
+ * read); `durable` is `[binding, class]` for a class of the Worker itself, or `[binding, class,
+ * counters config, counters script name]` for the class of another Worker (the gateway's counters
+ * Worker), bundled and run beside it. Resolves like `startWorker`.
+ */
+export async function startWorkerd(name, config, vars, durable, { health = '/_gateway/health', okStatus, attempts = 600 } = {}) {
+  const port = await freePort();
+  const state = mkdtempSync(join(tmpdir(), `bench-${name}-`));
+  scratch.push(state);
+  const [out, entry] = bundle(name, config, state);
+  const [binding, className, countersConfig, countersName] = durable;
+  const counters = countersConfig ? [...bundle(`${name}-counters`, countersConfig, state), countersName] : [];
   const inspector = await freePort();
-  const child = spawn(process.execPath, [join(root, 'bench/serve-workerd.mjs'), out, entry, String(port), JSON.stringify(vars), ...durable, String(inspector)], {
+  const child = spawn(process.execPath, [join(root, 'bench/serve-workerd.mjs'), out, entry, String(port), JSON.stringify(vars), binding, className, String(inspector), ...counters], {
     detached: true, stdio: ['ignore', 'pipe', 'pipe'],
   });
   return started(name, child, port, inspector, { health, okStatus, attempts });

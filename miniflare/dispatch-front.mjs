@@ -22,30 +22,46 @@ import { Miniflare } from 'miniflare';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 
+const modulesRules = [
+  { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
+  { type: 'CompiledWasm', include: ['**/*.wasm'] },
+];
+// Two Workers, as deployed: the gateway (first: it serves dispatchFetch) and the counters
+// Worker, whose RateLimiter class the gateway's RATE_LIMITER binding names by `scriptName`.
 const mf = new Miniflare({
-  modules: true,
-  scriptPath: resolve(root, 'build/entry.mjs'),
-  modulesRules: [
-    { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
-    { type: 'CompiledWasm', include: ['**/*.wasm'] },
+  workers: [
+    {
+      name: 'edge-gateway-test',
+      modules: true,
+      scriptPath: resolve(root, 'build/entry.mjs'),
+      modulesRules,
+      compatibilityDate: '2026-04-01',
+      bindings: config.bindings,
+      durableObjects: { RATE_LIMITER: { className: 'RateLimiter', scriptName: 'edge-gateway-counters-test' } },
+      serviceBindings: config.origin_mtls
+        ? {
+            ORIGIN_MTLS: async (request) => {
+              const headers = new Headers(request.headers);
+              headers.set('x-test-via-origin-mtls', '1');
+              return fetch(request.url, {
+                method: request.method,
+                headers,
+                body: ['GET', 'HEAD'].includes(request.method) ? undefined : await request.arrayBuffer(),
+                redirect: 'manual',
+              });
+            },
+          }
+        : {},
+    },
+    {
+      name: 'edge-gateway-counters-test',
+      modules: true,
+      scriptPath: resolve(root, 'durable/build/entry.mjs'),
+      modulesRules,
+      compatibilityDate: '2026-04-01',
+      durableObjects: { RATE_LIMITER: { className: 'RateLimiter', useSQLite: true } },
+    },
   ],
-  compatibilityDate: '2026-04-01',
-  bindings: config.bindings,
-  durableObjects: { RATE_LIMITER: 'RateLimiter' },
-  serviceBindings: config.origin_mtls
-    ? {
-        ORIGIN_MTLS: async (request) => {
-          const headers = new Headers(request.headers);
-          headers.set('x-test-via-origin-mtls', '1');
-          return fetch(request.url, {
-            method: request.method,
-            headers,
-            body: ['GET', 'HEAD'].includes(request.method) ? undefined : await request.arrayBuffer(),
-            redirect: 'manual',
-          });
-        },
-      }
-    : {},
 });
 await mf.ready;
 

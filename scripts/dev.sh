@@ -114,7 +114,7 @@ ISSUERS+="\"machines\":{\"issuer\":\"$MACHINES_URL\",\"discovery\":true,$TIMINGS
 ISSUERS+="\"internal\":{\"issuer\":\"urn:edge-gateway:internal-dev\"}}"
 mkdir -p .local/wrangler-config
 CI=true WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false XDG_CONFIG_HOME="$PWD/.local/wrangler-config" \
-  setsid miniflare/node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$GATEWAY_PORT" --inspector-port "$INSPECTOR_PORT" \
+  setsid miniflare/node_modules/.bin/wrangler dev -c wrangler.toml -c durable/wrangler.toml --ip 127.0.0.1 --port "$GATEWAY_PORT" --inspector-port "$INSPECTOR_PORT" \
   --persist-to .wrangler/state --var "ORIGIN_URL:$ORIGIN_URL" --var "GATEWAY_ISSUERS:$ISSUERS" \
   > .local/logs/gateway.log 2>&1 < /dev/null &
 pids+=($!)

@@ -76,8 +76,41 @@ workflow_lint() {
   scripts/zap-gate.sh tests/fixtures/zap-report-clean.json
 }
 run_phase "workflow lint" workflow_lint
+run_phase "deploy scripts" node --test scripts/deploy-config.test.mjs
 run_phase "native tests" cargo test --workspace --locked --exclude gateway-e2e
 run_phase "wasm build" make --no-print-directory build
 run_phase "release build check" release_has_no_bench_code
+deployability() {
+  # Both Workers bundle in every environment and bind as intended (a dry run: no account, no
+  # migration), and `make deploy`'s own dry run goes through both paths for both environments.
+  node scripts/check-deployable.mjs
+  local secrets env migration
+  secrets=$(mktemp)
+  chmod 600 "$secrets"
+  echo '{"GATEWAY_SIGNING_KEYS":"dry-run-placeholder"}' > "$secrets"
+  for env in staging production; do
+    for migration in create transfer; do
+      DEPLOY_SKIP_BUILD=1 ENV=$env COUNTERS_MIGRATION=$migration DRY_RUN=1 SECRETS_FILE=$secrets scripts/deploy.sh > target/deploy-dry-run.log 2>&1 || {
+        cat target/deploy-dry-run.log >&2
+        rm -f "$secrets"
+        return 1
+      }
+      grep -q "3/3 smoke check skipped" target/deploy-dry-run.log
+    done
+  done
+  rm -f "$secrets"
+  # Without ENV or COUNTERS_MIGRATION it refuses, before touching anything.
+  if scripts/deploy.sh > target/deploy-refused.log 2>&1 || ! grep -q "ENV is required" target/deploy-refused.log; then
+    echo "deploy.sh ran without ENV" >&2
+    return 1
+  fi
+  if ENV=staging scripts/deploy.sh > target/deploy-refused.log 2>&1 || ! grep -q "COUNTERS_MIGRATION is required" target/deploy-refused.log; then
+    echo "deploy.sh ran without COUNTERS_MIGRATION" >&2
+    return 1
+  fi
+  echo "make deploy: dry runs of staging and production (create, transfer) passed; bare runs refused"
+}
+run_phase "deployability (dry run)" deployability
 run_phase "demo peers and sync job build" cargo build -p gateway-demo -p secrets-sync --locked
+run_phase "previous gateway build" scripts/build-previous.sh
 run_phase "end-to-end (wrangler dev)" cargo test -p gateway-e2e --locked --lib --test e2e

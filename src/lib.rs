@@ -17,9 +17,6 @@ mod runtime;
 mod settings;
 mod settle;
 
-/// The rate-limit counter object, exported for the runtime (class `RateLimiter`).
-pub use gateway_durable::RateLimiter;
-
 use worker::{Context, Env, Result, event};
 
 /// The runtime's own request and response types: workers-rs' wrappers would read `request.cf`,

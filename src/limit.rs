@@ -7,6 +7,7 @@ use gateway_core::error::GatewayError;
 use gateway_core::identity::VerifiedClaims;
 use gateway_core::limit::{ConsumeRequest, Decision, response_headers};
 use gateway_core::names::bindings::RATE_LIMITER;
+use gateway_core::protocol;
 use gateway_core::route::{FailurePolicy, Route};
 use gateway_core::time::UnixMillis;
 use worker::Env;
@@ -30,8 +31,9 @@ pub(crate) struct LimitOutcome {
 #[cfg(feature = "bench")]
 pub(crate) static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The counter objects' namespace and RPC surface (`durable/entry.mjs`): JSON text in, JSON
-/// text out. Bound directly rather than through workers-rs' `ObjectNamespace`/`Stub`, whose
+/// The counter objects' namespace and RPC surface (the counters Worker's `durable/entry.mjs`,
+/// reached across scripts through the binding's `script_name`): JSON text and the
+/// `gateway_core::protocol` version in, JSON text out. Bound directly rather than through workers-rs' `ObjectNamespace`/`Stub`, whose
 /// binding lookup also checks the object's constructor name on every call.
 #[wasm_bindgen::prelude::wasm_bindgen]
 extern "C" {
@@ -48,12 +50,17 @@ extern "C" {
     type CounterStub;
 
     #[wasm_bindgen(method, catch)]
-    fn consume(this: &CounterStub, body: &str) -> Result<js_sys::Promise, wasm_bindgen::JsValue>;
+    fn consume(
+        this: &CounterStub,
+        body: &str,
+        protocol: u32,
+    ) -> Result<js_sys::Promise, wasm_bindgen::JsValue>;
 
     #[wasm_bindgen(method, catch)]
     fn revocations(
         this: &CounterStub,
         command: &str,
+        protocol: u32,
     ) -> Result<js_sys::Promise, wasm_bindgen::JsValue>;
 }
 
@@ -85,8 +92,8 @@ pub(crate) async fn call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
         .map_err(|e| format!("counter binding: {e:?}"))?;
     let json = serde_json::to_string(body).map_err(|e| e.to_string())?;
     let promise = match endpoint {
-        Endpoint::Consume => stub.consume(&json),
-        Endpoint::Revocations => stub.revocations(&json),
+        Endpoint::Consume => stub.consume(&json, protocol::CURRENT),
+        Endpoint::Revocations => stub.revocations(&json, protocol::CURRENT),
     }
     .map_err(|e| format!("counter call: {e:?}"))?;
     let reply = match race_deadline(promise, timeout_ms).await {

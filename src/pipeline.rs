@@ -459,9 +459,17 @@ fn gateway_endpoint(
     // Healthy only if the configuration this isolate runs with is valid.
     settings::policy()?;
     let environment = settings::environment(env)?;
+    let build = gateway_core::health::Build {
+        commit: env!("GATEWAY_BUILD_COMMIT"),
+        policy: env!("GATEWAY_POLICY_DIGEST"),
+    };
+    let secrets_version = env
+        .var(gateway_core::names::secrets::SECRETS_VERSION)
+        .ok()
+        .map(|v| v.to_string());
     Ok(respond::json(
         200,
-        &serde_json::json!({"status": "ok", "environment": environment.name}),
+        &gateway_core::health::report(&environment.name, build, secrets_version.as_deref()),
         request_id,
     ))
 }

@@ -8,7 +8,7 @@
 import { createHash, createHmac, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { median, root, startWorker, stopAll } from '../lib.mjs';
+import { countersConfig, median, root, startWorker, stopAll } from '../lib.mjs';
 
 const benchDir = join(root, 'bench');
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
@@ -60,7 +60,7 @@ for (const [alg, name] of Object.entries(ALGS)) {
 }
 writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringify(staticJwks)}'\nGATEWAY_SIGNING_KEYS='${JSON.stringify({ current: 'bench', keys: [{ kid: 'bench', secret: randomBytes(32).toString('base64url') }] })}'\n`, { mode: 0o600 });
 
-const { base, log } = await startWorker('auth', join(benchDir, 'wrangler.toml'), {}, { okStatus: 200 });
+const { base, log } = await startWorker('auth', [join(benchDir, 'wrangler.toml'), countersConfig], {}, { okStatus: 200 });
 
 const perMode = {};
 for (let round = 0; round < ROUNDS; round += 1) {

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { median, root, startWorker, stopAll } from '../lib.mjs';
+import { countersConfig, median, root, startWorker, stopAll } from '../lib.mjs';
 
 const benchDir = join(root, 'bench');
 const PASSES = Number(process.env.BENCH_PASSES ?? 20000);
@@ -19,7 +19,7 @@ const issuers = JSON.stringify({
   'bench-hs256': { issuer: 'https://hs256.bench.example' }, 'bench-rs256': null, 'bench-es256': null, 'bench-eddsa': null,
 });
 writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringify(staticJwks)}'\nGATEWAY_SIGNING_KEYS='${JSON.stringify({ current: 'bench', keys: [{ kid: 'bench', secret: randomBytes(32).toString('base64url') }] })}'\n`, { mode: 0o600 });
-const { base } = await startWorker('boundary', join(benchDir, 'wrangler.toml'), { ORIGIN_URL: 'http://127.0.0.1:9', GATEWAY_ISSUERS: issuers }, { okStatus: 200 });
+const { base } = await startWorker('boundary', [join(benchDir, 'wrangler.toml'), countersConfig], { ORIGIN_URL: 'http://127.0.0.1:9', GATEWAY_ISSUERS: issuers }, { okStatus: 200 });
 
 const headers = {
   authorization: `Bearer ${randomBytes(300).toString('base64url')}`,

@@ -19,7 +19,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { hostShareDuring } from '../cpu.mjs';
-import { freePort, median, originPid, root, startOrigin, startWorker, startWorkerd, stopAll } from '../lib.mjs';
+import { countersConfig, freePort, median, originPid, root, startOrigin, startWorker, startWorkerd, stopAll } from '../lib.mjs';
 
 const benchDir = join(root, 'bench');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -72,8 +72,8 @@ const gatewayVars = {
 };
 const peerVars = { ORIGIN_URL: originUrl, ISSUER, JWKS_URL: jwksUrl, AUDIENCE: AUD, SIGNING_KEYS: JSON.stringify(keyset) };
 const { base: gateway, inspector: gatewayInspector, pid: gatewayPid } = plainWorkerd
-  ? await startWorkerd('gateway', join(benchDir, 'wrangler.toml'), { ENVIRONMENT: 'test', GATEWAY_SIGNING_KEYS: JSON.stringify(keyset), ...gatewayVars }, ['RATE_LIMITER', 'RateLimiter'], { okStatus: 200, attempts: 900 })
-  : await startWorker('gateway', join(benchDir, 'wrangler.toml'), gatewayVars, { okStatus: 200, attempts: 900 });
+  ? await startWorkerd('gateway', join(benchDir, 'wrangler.toml'), { ENVIRONMENT: 'test', GATEWAY_SIGNING_KEYS: JSON.stringify(keyset), ...gatewayVars }, ['RATE_LIMITER', 'RateLimiter', countersConfig, 'edge-gateway-counters'], { okStatus: 200, attempts: 900 })
+  : await startWorker('gateway', [join(benchDir, 'wrangler.toml'), countersConfig], gatewayVars, { okStatus: 200, attempts: 900 });
 const { base: peer, inspector: peerInspector, pid: peerPid } = plainWorkerd
   ? await startWorkerd('peer', join(benchDir, 'peer/wrangler.toml'), peerVars, ['LIMITER', 'PeerLimiter'], { health: '/api/health', attempts: 900 })
   : await startWorker('peer', join(benchDir, 'peer/wrangler.toml'), peerVars, { health: '/api/health', attempts: 900 });

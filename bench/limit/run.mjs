@@ -10,7 +10,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { median, root, startOrigin, startWorker, stopAll } from '../lib.mjs';
+import { countersConfig, median, root, startOrigin, startWorker, stopAll } from '../lib.mjs';
 
 const benchDir = join(root, 'bench');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -36,7 +36,7 @@ writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_STATIC_JWKS='${JSON.stringif
 
 // The demo origin (release build) and the benchmark Worker, on ports they pick.
 const originUrl = await startOrigin();
-const { base } = await startWorker('limit', join(benchDir, 'wrangler.toml'), { ORIGIN_URL: originUrl, GATEWAY_ISSUERS: issuers }, { okStatus: 200 });
+const { base } = await startWorker('limit', [join(benchDir, 'wrangler.toml'), countersConfig], { ORIGIN_URL: originUrl, GATEWAY_ISSUERS: issuers }, { okStatus: 200 });
 
 const hot = token('hot-org');
 const many = Array.from({ length: 500 }, (_, i) => token(`org-${i}`));

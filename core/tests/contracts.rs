@@ -130,12 +130,96 @@ fn every_wrangler_environment_has_valid_vars_and_the_counter_binding() {
     );
     let staging = envs["staging"].as_table().unwrap();
     assert_eq!(staging["preview_urls"].as_bool(), Some(true));
-    let migrations = config["migrations"].as_array().unwrap();
+}
+
+/// The name wrangler deploys a configuration as in an environment: `name-<env>` (its default,
+/// "legacy" environments), or the environment's own `name`.
+fn script_name(config: &toml::Table, env: Option<&str>) -> String {
+    let base = config["name"].as_str().unwrap();
+    match env {
+        None => base.to_owned(),
+        Some(env) => config["env"][env]
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map_or_else(|| format!("{base}-{env}"), str::to_owned),
+    }
+}
+
+/// The gateway implements no Durable Object (so it gets preview URLs): in every environment its
+/// RATE_LIMITER binding names the counters Worker of that environment by `script_name`, and the
+/// counters Worker defines the class (its migrations) and is reachable only through bindings.
+#[test]
+fn the_gateway_binds_the_counters_worker_of_its_environment() {
+    let gateway: toml::Table = toml::from_str(&read("wrangler.toml")).unwrap();
+    let counters: toml::Table = toml::from_str(&read("durable/wrangler.toml")).unwrap();
     assert!(
-        migrations
-            .iter()
-            .any(|m| m["new_sqlite_classes"].as_array().is_some_and(|c| c
-                .iter()
-                .any(|c| c.as_str() == Some(bindings::RATE_LIMITER_CLASS))))
+        !gateway.contains_key("migrations"),
+        "the gateway must define no Durable Object class (no migrations)"
     );
+    for env in [None, Some("test"), Some("staging"), Some("production")] {
+        let table = env.map_or(&gateway, |e| gateway["env"][e].as_table().unwrap());
+        assert!(
+            !table.contains_key("migrations"),
+            "{env:?}: the gateway must define no Durable Object class"
+        );
+        let binding = table["durable_objects"]["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"].as_str() == Some(bindings::RATE_LIMITER))
+            .unwrap();
+        assert_eq!(
+            binding["script_name"].as_str(),
+            Some(script_name(&counters, env).as_str()),
+            "{env:?}: the gateway's {} binding must name the counters Worker of the same environment",
+            bindings::RATE_LIMITER
+        );
+        let ctable = env.map_or(&counters, |e| {
+            counters["env"]
+                .get(e)
+                .and_then(|t| t.as_table())
+                .unwrap_or_else(|| panic!("durable/wrangler.toml has no env.{e}"))
+        });
+        assert_eq!(ctable["workers_dev"].as_bool(), Some(false), "{env:?}");
+        assert_eq!(ctable["preview_urls"].as_bool(), Some(false), "{env:?}");
+        assert!(!ctable.contains_key("routes") && !ctable.contains_key("route"));
+        assert!(
+            ctable["durable_objects"]["bindings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(
+                    |b| b["class_name"].as_str() == Some(bindings::RATE_LIMITER_CLASS)
+                        && b.get("script_name").is_none()
+                ),
+            "{env:?}: the counters Worker binds its own class"
+        );
+    }
+    // A fresh account creates the class in the counters Worker (every environment inherits the
+    // top-level migrations); `scripts/deploy.sh` swaps the marked block for a transfer.
+    let migrations = counters["migrations"].as_array().unwrap();
+    assert!(migrations.iter().any(|m| {
+        m["new_sqlite_classes"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c.as_str() == Some(bindings::RATE_LIMITER_CLASS))
+        })
+    }));
+    let text = read("durable/wrangler.toml");
+    assert_eq!(text.matches("# BEGIN migrations").count(), 1);
+    assert_eq!(text.matches("# END migrations").count(), 1);
+    // A bare `wrangler deploy` of either Worker reaches nothing: no route, no workers.dev, no
+    // preview URL at the top level.
+    for (name, config) in [
+        ("wrangler.toml", &gateway),
+        ("durable/wrangler.toml", &counters),
+    ] {
+        assert_eq!(config["workers_dev"].as_bool(), Some(false), "{name}");
+        assert_eq!(config["preview_urls"].as_bool(), Some(false), "{name}");
+        assert!(
+            !config.contains_key("routes") && !config.contains_key("route"),
+            "{name}"
+        );
+    }
+    // Vars set outside the file (SECRETS_VERSION) survive deploys; a top-level-only key.
+    assert_eq!(gateway["keep_vars"].as_bool(), Some(true));
 }

@@ -7,9 +7,17 @@
 //! The same class also counts clients before authentication (objects named
 //! `ip1:<class>:<client>`, `gateway_core::client`); those calls carry no caller.
 //!
+//! # Where it runs
+//! In its own Worker, the counters Worker (`durable/wrangler.toml`: script `edge-gateway-counters`,
+//! `edge-gateway-counters-<env>`), with no route, no workers.dev and no preview URL: the gateway
+//! reaches it only through its `RATE_LIMITER` binding (`script_name`), so the gateway Worker
+//! implements no Durable Object and gets preview URLs.
+//!
 //! # Calls
-//! Workers RPC (the Worker's path): `consume(json)` and `revocations(json)` take and return the
-//! JSON bodies below as strings. The runtime only allows RPC into classes that
+//! Workers RPC (the gateway's path): `consume(json, protocol)` and `revocations(json, protocol)`
+//! take and return the JSON bodies below as strings; `protocol` is the caller's
+//! `gateway_core::protocol` version (absent from gateways built before versions: 1), and a
+//! version this build does not accept is an error. The runtime only allows RPC into classes that
 //! `extends DurableObject`, which the `worker-build` shim's class does not, so `durable/entry.mjs`
 //! (copied next to the build) exports a `RateLimiter` that extends it and delegates here.
 //!
@@ -51,6 +59,7 @@ use gateway_core::limit::{
     BUCKET_KEY_PREFIX, CONSUME_PATH, ConsumeRequest, Decision, LimiterState, StateWrites,
     WriteAction, WriteBehind,
 };
+use gateway_core::protocol;
 use gateway_core::revocation::{
     REVOCATIONS_PATH, RevocationCommand, RevocationList, RevocationReply,
 };
@@ -365,7 +374,9 @@ impl RateLimiter {
     pub fn consume_json_in_memory(
         &self,
         body: &str,
+        protocol: Option<u32>,
     ) -> std::result::Result<Option<String>, wasm_bindgen::JsValue> {
+        protocol::accept(protocol).map_err(rpc_error)?;
         let body: ConsumeRequest = serde_json::from_str(body).map_err(rpc_error)?;
         match self.consume_loaded(&body) {
             None => Ok(None),
@@ -400,7 +411,9 @@ impl RateLimiter {
     pub async fn consume_json(
         &self,
         body: String,
+        protocol: Option<u32>,
     ) -> std::result::Result<String, wasm_bindgen::JsValue> {
+        protocol::accept(protocol).map_err(rpc_error)?;
         let body: ConsumeRequest = serde_json::from_str(&body).map_err(rpc_error)?;
         let decision = self.consume(body).await.map_err(rpc_error)?;
         serde_json::to_string(&decision).map_err(rpc_error)
@@ -411,7 +424,9 @@ impl RateLimiter {
     pub async fn revocations_json(
         &self,
         command: String,
+        protocol: Option<u32>,
     ) -> std::result::Result<String, wasm_bindgen::JsValue> {
+        protocol::accept(protocol).map_err(rpc_error)?;
         let command: RevocationCommand = serde_json::from_str(&command).map_err(rpc_error)?;
         let reply = self.revoke(command).await.map_err(rpc_error)?;
         serde_json::to_string(&reply).map_err(rpc_error)

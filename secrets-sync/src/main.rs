@@ -15,13 +15,16 @@ use secrets_sync::mapping::{Auth, Mapping};
 use secrets_sync::sync::{self, Credentials, Options, Target};
 
 const USAGE: &str = "\
-usage: gateway-secrets-sync --env <name> --target <dev-vars|cloudflare> [options]
+usage: gateway-secrets-sync --env <name> --target <dev-vars|cloudflare|secrets-file> [options]
 
   --env NAME          environment in the mapping file (dev, staging, production)
   --target T          dev-vars: write .dev.vars for wrangler dev
                       cloudflare: write the Worker's secrets as one new version
+                      secrets-file: write them to --out as JSON (mode 0600) for
+                        `wrangler deploy --secrets-file` (make deploy); the audit
+                        line's fingerprint is the SECRETS_VERSION to deploy with
   --mapping FILE      mapping file (default secrets-sync.toml)
-  --out FILE          dev-vars file (default .dev.vars)
+  --out FILE          dev-vars or secrets file (default .dev.vars)
   --audit-log FILE    append the audit line here too (default secrets-sync-audit.log)
   --dry-run           show names, paths, versions and what would change; write nothing
 
@@ -159,7 +162,12 @@ fn options(args: &Args) -> Result<Options, String> {
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
         },
-        other => return Err(format!("unknown target '{other}' (dev-vars or cloudflare)")),
+        "secrets-file" => Target::SecretsFile(args.out.clone()),
+        other => {
+            return Err(format!(
+                "unknown target '{other}' (dev-vars, cloudflare or secrets-file)"
+            ));
+        }
     };
     Ok(Options {
         mapping: mapping_text,

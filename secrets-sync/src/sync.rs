@@ -22,6 +22,10 @@ pub enum Target {
         /// `https://api.cloudflare.com/client/v4` or `CLOUDFLARE_API_BASE_URL`.
         api_base: String,
     },
+    /// A JSON file (`{"NAME": "value"}`, mode 0600) for `wrangler deploy --secrets-file`, so a
+    /// deploy uploads the secrets with the version itself (`make deploy`). The fingerprint is
+    /// not in it: the audit line carries it, and the deploy sets it as the `SECRETS_VERSION` var.
+    SecretsFile(PathBuf),
 }
 
 impl Target {
@@ -29,6 +33,7 @@ impl Target {
         match self {
             Target::DevVars(_) => "dev-vars",
             Target::Cloudflare { .. } => "cloudflare",
+            Target::SecretsFile(_) => "secrets-file",
         }
     }
 }
@@ -152,13 +157,10 @@ fn secrets_json(rendered: &[Rendered], changes: &[(String, Change)]) -> Value {
     rendered
         .iter()
         .map(|r| {
-            let change = changes
-                .iter()
-                .find(|(n, _)| *n == r.name)
-                .map_or("unknown", |(_, c)| c.as_str());
-            let mut entry = json!({
-                "name": r.name, "source": r.source, "versions": r.versions, "change": change,
-            });
+            let mut entry = json!({"name": r.name, "source": r.source, "versions": r.versions});
+            if let Some((_, change)) = changes.iter().find(|(n, _)| *n == r.name) {
+                entry["change"] = change.as_str().into();
+            }
             if let Some(lease) = r.lease_seconds {
                 entry["lease_seconds"] = lease.into();
             }
@@ -213,7 +215,7 @@ fn run_inner(opts: &Options, clock: &dyn Clock, audit: &mut Value) -> Result<&'s
             ));
         }
         (Target::Cloudflare { .. }, Some(cf)) => Some(cf),
-        (Target::DevVars(_), _) => None,
+        (Target::DevVars(_) | Target::SecretsFile(_), _) => None,
     };
 
     let login = login_for(&env.auth, &opts.credentials)?;
@@ -297,6 +299,21 @@ fn run_inner(opts: &Options, clock: &dyn Clock, audit: &mut Value) -> Result<&'s
             }
             let text = devvars::encode(&desired)?;
             devvars::write_atomic(path, &text)?;
+            audit["written"] = true.into();
+            Ok("written")
+        }
+        (Target::SecretsFile(path), _, _) => {
+            // Nothing to compare with: the file is uploaded with the next version whole.
+            audit["secrets"] = secrets_json(&rendered, &[]);
+            audit["written"] = false.into();
+            if opts.dry_run {
+                return Ok("would_write");
+            }
+            let secrets: serde_json::Map<String, Value> = rendered
+                .iter()
+                .map(|r| (r.name.clone(), Value::String(r.value.clone())))
+                .collect();
+            devvars::write_atomic(path, &Value::Object(secrets).to_string())?;
             audit["written"] = true.into();
             Ok("written")
         }

@@ -478,3 +478,78 @@ fn tokens_are_renewed_or_replaced_as_their_ttl_requires() {
     read(&mut batch);
     assert_eq!((batch.logins, batch.renewals), (2, 0));
 }
+
+/// The `secrets-file` target (`make deploy`): one JSON object of every mapped secret, mode
+/// 0600, for `wrangler deploy --secrets-file`; the fingerprint stays out of it (the deploy sets
+/// it as the `SECRETS_VERSION` var) and no value reaches the output. A dry run and a failed read
+/// write no file.
+#[test]
+fn secrets_file_target_writes_one_json_object_for_the_deploy() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let f = Fixture::new("secrets-file", MAPPING);
+    let out = f.dir.join("deploy-secrets.json");
+    let out_arg = out.to_string_lossy().into_owned();
+    let env = [
+        ("VAULT_ADDR", f.bao.addr.as_str()),
+        ("VAULT_ROLE_ID", f.role_id.as_str()),
+        ("VAULT_SECRET_ID", f.secret_id.as_str()),
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--env",
+            "dev",
+            "--target",
+            "secrets-file",
+            "--out",
+            &out_arg,
+        ];
+        args.extend_from_slice(extra);
+        sync(&f.dir, &args, &env)
+    };
+
+    let dry = run(&["--dry-run"]);
+    assert_eq!(dry.status, 0, "{}{}", dry.stdout, dry.stderr);
+    assert_eq!(dry.audit["result"], "would_write");
+    assert!(!out.exists(), "a dry run writes no file");
+
+    let written = run(&[]);
+    assert_eq!(written.status, 0, "{}{}", written.stdout, written.stderr);
+    assert_eq!(written.audit["target"], "secrets-file");
+    assert_eq!(written.audit["result"], "written");
+    assert!(
+        written.audit["fingerprint"]
+            .as_str()
+            .is_some_and(|fp| fp.starts_with("sv1;GATEWAY_SIGNING_KEYS="))
+    );
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let names: Vec<&String> = file.as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        [
+            "GATEWAY_SIGNING_KEYS",
+            "GATEWAY_STATIC_JWKS",
+            "PARTNER_WEBHOOK_TOKEN"
+        ],
+        "every mapped secret, and no SECRETS_VERSION"
+    );
+    assert_eq!(file["PARTNER_WEBHOOK_TOKEN"], "partner-canary-token-0001");
+    let keyset: Value =
+        serde_json::from_str(file["GATEWAY_SIGNING_KEYS"].as_str().unwrap()).unwrap();
+    assert_eq!(keyset["keys"][0]["secret"], key("sign-1"));
+    assert_no_values(
+        &written,
+        &f.dir,
+        &[&key("sign-1"), &key("hs-1"), "partner-canary-token-0001"],
+    );
+
+    // A secret that cannot be read: nothing is written, the earlier file stays as it was.
+    std::fs::remove_file(&out).unwrap();
+    f.bao
+        .put("gateway/dev/partner", json!({"not-the-token": "x"}));
+    let failed = run(&[]);
+    assert_eq!(failed.status, 1);
+    assert_eq!(failed.audit["written"], false);
+    assert!(!out.exists(), "a failed sync writes no file");
+}

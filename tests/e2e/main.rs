@@ -17,6 +17,7 @@ mod abuse;
 mod auth;
 mod corpus;
 mod dast;
+mod deploy;
 mod forwarding;
 mod limits;
 mod machines;
@@ -50,6 +51,7 @@ fn main() {
         shape::CASES,
         secrets::CASES,
         regressions::CASES,
+        deploy::CASES,
         dast::CASES,
         dast::SCAN_CASES,
     ]

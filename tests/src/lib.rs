@@ -4,7 +4,10 @@
 //!
 //! Each `wrangler dev` gets its own `--port`, `--inspector-port`, `--persist-to` and config
 //! home, runs the `test` environment with `--var` overrides for the ports, and never rebuilds
-//! the Worker (the config has no `[build]` step; `make build` runs first).
+//! the Worker (the config has no `[build]` step; `make build` runs first). As in production, it
+//! runs two Workers: the gateway (`wrangler.toml`, serving the port) and the counters Worker
+//! (`durable/wrangler.toml`), whose counter object the gateway reaches through its binding's
+//! `script_name` (one `wrangler dev` with both configurations).
 
 // Test tooling: a failed expectation panics, and that is how a test fails.
 #![allow(
@@ -34,6 +37,10 @@ use base64ct::Encoding as _;
 
 /// The `iss` of the `internal` (HS256, static key) issuer in test runs.
 pub const INTERNAL_ISSUER: &str = "urn:edge-gateway:internal-test";
+
+/// The `SECRETS_VERSION` of a run's generated secrets (the Vault sync writes the real one).
+pub const TEST_SECRETS_VERSION: &str =
+    "sv1;GATEWAY_SIGNING_KEYS=secret/gateway/test/origin-signing#secret@1";
 
 /// The audience the policy's `users` issuer accepts.
 pub const AUDIENCE: &str = "https://api.example.com";
@@ -138,6 +145,12 @@ pub struct Stack {
     pub run_dir: PathBuf,
     /// The `wrangler.toml` environment the gateway runs in.
     wrangler_env: String,
+    /// The gateway's wrangler configuration (the workspace's `wrangler.toml`, or another
+    /// build's, see [`Stack::start_with_gateway_config`]).
+    gateway_config: PathBuf,
+    /// Whether the counters Worker runs beside the gateway (not in the fault environment, whose
+    /// binding names a script that is not running).
+    counters: bool,
     /// Extra `--var NAME:value` overrides for the gateway.
     vars: Vec<(String, String)>,
     /// A secrets file written by the Vault sync (`.dev.vars` format), used instead of the
@@ -247,12 +260,30 @@ impl Stack {
         Stack::start_full(name, "test", &[], Some(secrets.to_path_buf()), None)
     }
 
+    /// [`Stack::start`] with the gateway from another wrangler configuration (e.g. an earlier
+    /// build of the gateway, against this build's counters Worker).
+    pub fn start_with_gateway_config(name: &str, config: &Path) -> Result<Stack, String> {
+        Stack::start_configured(name, "test", &[], None, None, config.to_path_buf())
+    }
+
     fn start_full(
         name: &str,
         wrangler_env: &str,
         vars: &[(&str, &str)],
         synced_secrets: Option<PathBuf>,
         api_keys: Option<String>,
+    ) -> Result<Stack, String> {
+        let config = workspace_root().join("wrangler.toml");
+        Stack::start_configured(name, wrangler_env, vars, synced_secrets, api_keys, config)
+    }
+
+    fn start_configured(
+        name: &str,
+        wrangler_env: &str,
+        vars: &[(&str, &str)],
+        synced_secrets: Option<PathBuf>,
+        api_keys: Option<String>,
+        gateway_config: PathBuf,
     ) -> Result<Stack, String> {
         let root = workspace_root();
         let demo_bin = std::env::var_os("GATEWAY_DEMO_BIN")
@@ -263,10 +294,12 @@ impl Stack {
                 demo_bin.display()
             ));
         }
-        if !root.join("build/index.js").exists() {
-            return Err(
-                "build/index.js is missing: run `make build` first (make test does)".to_owned(),
-            );
+        for built in ["build/index.js", "durable/build/index.js"] {
+            if !root.join(built).exists() {
+                return Err(format!(
+                    "{built} is missing: run `make build` first (make test does)"
+                ));
+            }
         }
         let run_dir = root
             .join("target/e2e")
@@ -281,6 +314,8 @@ impl Stack {
             issuer: String::new(),
             machines: String::new(),
             wrangler_env: wrangler_env.to_owned(),
+            gateway_config,
+            counters: wrangler_env != "test-limiter-down",
             vars: vars
                 .iter()
                 .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
@@ -518,16 +553,23 @@ impl Stack {
         let root = workspace_root();
         let port = free_port()?;
         let inspector = free_port()?;
-        let persist = self.run_dir.join("state");
+        let persist = self.state_dir();
         let xdg = self.run_dir.join("config-home");
         std::fs::create_dir_all(&xdg).map_err(|e| e.to_string())?;
         let issuers = self.issuers_var();
         let log = self.run_dir.join(format!("wrangler-{port}.log"));
         leaks::log_file(log.clone());
         let wrangler = root.join("miniflare/node_modules/.bin/wrangler");
+        let mut configs = vec!["-c".into(), self.gateway_config.clone().into_os_string()];
+        if self.counters {
+            configs.push("-c".into());
+            configs.push(root.join("durable/wrangler.toml").into_os_string());
+        }
         let child = Command::new(&wrangler)
             .current_dir(&root)
-            .args(["dev", "--env", &self.wrangler_env, "--ip", "127.0.0.1"])
+            .arg("dev")
+            .args(&configs)
+            .args(["--env", &self.wrangler_env, "--ip", "127.0.0.1"])
             .args([
                 "--port",
                 &port.to_string(),
@@ -733,7 +775,7 @@ impl Stack {
         }
         let path = self.run_dir.join("secrets.env");
         let mut secrets = format!(
-            "GATEWAY_STATIC_JWKS='{jwks}'\nGATEWAY_SIGNING_KEYS='{}'\n",
+            "GATEWAY_STATIC_JWKS='{jwks}'\nGATEWAY_SIGNING_KEYS='{}'\nSECRETS_VERSION='{TEST_SECRETS_VERSION}'\n",
             self.signing_keyset()
         );
         if let Some(keys) = &self.api_keys {
@@ -842,8 +884,14 @@ impl Stack {
             .expect("restart the provider");
     }
 
+    /// The folder `wrangler dev` persists both Workers' state in (`--persist-to`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.run_dir.join("state")
+    }
+
     /// Stops the gateway and starts it again on a new port with the same persisted state (the
-    /// counter objects' storage survives, as in a redeploy or an eviction).
+    /// counter objects' storage survives, as in a redeploy or an eviction). The counters Worker
+    /// runs in the same `wrangler dev`, so it restarts too.
     pub fn restart_gateway(&mut self) -> Result<(), String> {
         self.stop_service("gateway");
         self.services.retain(|s| s.name != "gateway");
