@@ -12,11 +12,16 @@
 //   node scripts/deploy-config.mjs preview-url <file>      the preview alias URL a `wrangler
 //                                                          versions upload --preview-alias`
 //                                                          reported (WRANGLER_OUTPUT_FILE_PATH)
+//   node scripts/deploy-config.mjs counters-changed <base> <head>
+//                                                          `true` when what the counters Worker
+//                                                          is built from differs between the two
+//                                                          commits, or <base> is unknown
 //
 // wrangler's output file is ND-JSON, one entry per line; a `version-upload` entry carries
 // `preview_alias_url` (and `preview_url`) only when Cloudflare generated previews for the
 // version, and a `deploy` entry its `targets` (wrangler 4.86, src/output.ts; documented at
 // https://developers.cloudflare.com/workers/wrangler/system-environment-variables/).
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -136,7 +141,20 @@ export function deployedUrl(text) {
   return targets.find((t) => typeof t === 'string' && t.startsWith('https://')) ?? '';
 }
 
-function main([command, arg]) {
+/** What the counters Worker is built from (its crate, the core it links, the workspace's lock). */
+export const COUNTERS_SOURCES = ['durable', 'core/src', 'core/Cargo.toml', 'Cargo.toml', 'Cargo.lock'];
+
+/** Whether the counters Worker's sources differ between `base` and `head` (true when `base` is unknown). */
+export function countersChanged(base, head) {
+  const git = (...args) => spawnSync('git', args, { cwd: root, encoding: 'utf8' });
+  if (!/^[0-9a-f]{7,40}$/.test(base ?? '') || /^0+$/.test(base) || git('cat-file', '-e', `${base}^{commit}`).status !== 0) return true;
+  const diff = git('diff', '--quiet', base, head, '--', ...COUNTERS_SOURCES);
+  if (diff.status === 0) return false;
+  if (diff.status === 1) return true;
+  return fail(`git diff ${base} ${head} failed: ${diff.stderr}`);
+}
+
+function main([command, arg, arg2]) {
   switch (command) {
     case 'placeholders':
       return placeholders(arg).join('\n');
@@ -152,6 +170,8 @@ function main([command, arg]) {
       return deployedUrl(readFileSync(arg, 'utf8'));
     case 'preview-url':
       return previewUrl(readFileSync(arg, 'utf8'));
+    case 'counters-changed':
+      return String(countersChanged(arg, arg2 ?? 'HEAD'));
     default:
       return fail(`unknown command '${command ?? ''}'`);
   }

@@ -3,12 +3,13 @@
 // configuration and the placeholder check, on wrangler output files written in the documented
 // format (tests/fixtures/wrangler-output/).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { deployedUrl, placeholders, previewUrl, scriptName, transferConfig } from './deploy-config.mjs';
+import { countersChanged, deployedUrl, placeholders, previewUrl, scriptName, transferConfig } from './deploy-config.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { parse } = createRequire(join(root, 'miniflare/node_modules/'))('smol-toml');
@@ -70,4 +71,15 @@ test('placeholders are found in the environment being deployed, and only there',
   const sync = { environments: { production: { cloudflare: { account_id: '0123456789abcdef0123456789abcdef' } } } };
   assert.deepEqual(placeholders('production', gateway, sync), []);
   assert.deepEqual(placeholders('staging', gateway, sync), ['wrangler.toml env.staging.vars.ORIGIN_URL = https://origin.example.com']);
+});
+
+test('the counters Worker is redeployed by the scan job only when its sources changed', () => {
+  assert.equal(countersChanged('HEAD', 'HEAD'), true, 'a ref name is not a commit id: unknown base');
+  const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim();
+  assert.equal(countersChanged(head, head), false);
+  // The commit before the counters Worker existed.
+  assert.equal(countersChanged(readFileSync(join(root, 'tests/previous-gateway.rev'), 'utf8').trim(), head), true);
+  assert.equal(countersChanged('0000000000000000000000000000000000000000', head), true, 'a new branch');
+  assert.equal(countersChanged('', head), true);
+  assert.equal(countersChanged('1234567890abcdef1234567890abcdef12345678', head), true, 'not in this clone');
 });

@@ -221,6 +221,14 @@ fn previous_gateway_runs_against_this_counters_worker(_shared: &Stack) {
     let config = dir.join(format!("previous-gateway-{}.toml", std::process::id()));
     std::fs::write(&config, config_text).unwrap();
     let stack = Stack::start_with_gateway_config("previous-gateway", &config).expect("stack");
+    // It is the previous build that answers (its health report predates the build fields).
+    let health = http::get(&format!("{}/_gateway/health", stack.gateway), &[]).unwrap();
+    let health: serde_json::Value = serde_json::from_slice(&health.body).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert!(
+        health.get("build").is_none(),
+        "not the previous build: {health}"
+    );
 
     let org = org("previous");
     let token = stack.token(&TokenSpec {

@@ -913,10 +913,8 @@ impl Stack {
     ) -> Option<serde_json::Value> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let found = self
-                .gateway_log()
-                .lines()
-                .filter(|l| l.starts_with('{'))
+            let log = self.gateway_log();
+            let found = json_lines(&log)
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
                 .find(|v| matches(v));
             if found.is_some() || Instant::now() > deadline {
@@ -933,10 +931,7 @@ impl Stack {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let log = self.gateway_log();
-            if let Some(line) = log
-                .lines()
-                .find(|l| l.starts_with('{') && l.contains(&needle))
-            {
+            if let Some(line) = json_lines(&log).find(|l| l.contains(&needle)) {
                 return serde_json::from_str(line).expect("a JSON log line");
             }
             assert!(Instant::now() < deadline, "no log line for {request_id}");
@@ -952,6 +947,20 @@ impl Stack {
             .map(|s| std::fs::read_to_string(&s.log).unwrap_or_default())
             .unwrap_or_default()
     }
+}
+
+/// The Worker's JSON log lines in `wrangler dev`'s output. With several Workers in one `wrangler
+/// dev` (the gateway and the counters Worker), it prefixes each Worker's lines with its name
+/// (`[edge-gateway-test] {...}`); the prefix is dropped.
+pub fn json_lines(log: &str) -> impl Iterator<Item = &str> {
+    log.lines()
+        .map(
+            |l| match l.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+                Some((_, rest)) if rest.starts_with('{') => rest,
+                _ => l,
+            },
+        )
+        .filter(|l| l.starts_with('{'))
 }
 
 impl Drop for Stack {
