@@ -96,10 +96,10 @@ export class RateLimiter extends DurableObject {
   }
 
   /**
-   * The counts an admission changed are written within the caller's `write_within_ms`
-   * (core::limit::WriteBehind): when a decision asks for a write later, one timer per interval
-   * writes everything admitted meanwhile. A timer of a Rust object since rebuilt does nothing
-   * (the rebuilt one re-read storage).
+   * The idle write (core::counter): when the object asks for a timer, it calls back
+   * `writeScheduled` then, which writes the admissions down and shrinks the reservation once the
+   * object has been idle long enough, or asks for a later timer. A timer of a Rust object since
+   * rebuilt does nothing (the rebuilt one re-read storage).
    */
   scheduleWrite(inner) {
     const ms = inner.takeWriteTimer();
@@ -110,8 +110,10 @@ export class RateLimiter extends DurableObject {
         inner.writeScheduled();
       } catch (error) {
         markCrash(error);
-        console.error(`counter object: scheduled write failed: ${error}`);
+        console.error(`counter object: idle write failed: ${error}`);
+        return;
       }
+      this.scheduleWrite(inner);
     }, ms);
   }
 

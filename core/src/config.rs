@@ -96,7 +96,8 @@ fn default_limiter_timeout_ms() -> u64 {
 fn default_limiter_write_interval_ms() -> u32 {
     1000
 }
-/// The longest a counter object may keep counts in memory only (`limiter_write_interval_ms`).
+/// The longest a counter object waits, idle, before it writes its admissions down
+/// (`limiter_write_interval_ms`).
 pub const MAX_WRITE_INTERVAL_MS: u32 = 10_000;
 fn default_collection_pacing_kib() -> u32 {
     128
@@ -171,10 +172,11 @@ pub struct GatewaySettings {
     /// `on_limiter_error` policy applies.
     #[serde(default = "default_limiter_timeout_ms")]
     pub limiter_timeout_ms: u64,
-    /// How long a counter object may keep an admission's count in memory only before writing
-    /// it to storage (ms; default 1000; 0: before answering). An object restarted before its
-    /// write (a crash, a redeploy) forgets at most this long of admissions; tiers may set their
-    /// own (`write_interval_ms`). See `core::limit::WriteBehind`.
+    /// How long a counter object waits after its last admission before it writes its
+    /// admissions down and shrinks its reservation to zero (ms; default 1000). Admissions are
+    /// never forgotten by a restart, whatever this is: each is written, or covered by a stored
+    /// reservation, before it is answered (`core::counter`). 0: every admission is written
+    /// before its answer (no reservation). Tiers may set their own (`write_interval_ms`).
     #[serde(default = "default_limiter_write_interval_ms")]
     pub limiter_write_interval_ms: u32,
     /// Short-lived JavaScript allocated per request (KiB; default 128; 0: none), which paces the
@@ -242,8 +244,8 @@ pub struct TierPolicy {
     /// Shadow mode for the whole tier: decide, send headers, log "would limit", admit.
     #[serde(default)]
     pub shadow: bool,
-    /// This tier's `gateway.limiter_write_interval_ms` (e.g. 0 for a tier billed by the unit:
-    /// every admission stored before it is answered).
+    /// This tier's `gateway.limiter_write_interval_ms` (0: every admission written before it is
+    /// answered, no reservation).
     #[serde(default)]
     pub write_interval_ms: Option<u32>,
 }
@@ -569,7 +571,7 @@ fn is_scope_token(s: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
-/// A counter object's write interval (`gateway.limiter_write_interval_ms`, a tier's
+/// A counter object's idle write delay (`gateway.limiter_write_interval_ms`, a tier's
 /// `write_interval_ms`): at most [`MAX_WRITE_INTERVAL_MS`].
 fn check_write_interval(key: &str, ms: u32) -> Result<(), ConfigError> {
     if ms > MAX_WRITE_INTERVAL_MS {

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod cors;
+pub mod counter;
 pub mod env;
 pub mod error;
 pub mod forward;

@@ -202,37 +202,80 @@ fn ceil_secs(ms: u64) -> u64 {
 }
 
 impl LimiterState {
-    /// The state for `windows`, keeping what it has for windows still configured.
-    fn align(&mut self, windows: &[Window]) {
-        let mut aligned = Vec::with_capacity(windows.len());
-        for w in windows {
-            let existing = self.windows.iter().position(|s| s.seconds == w.seconds);
-            aligned.push(match existing {
-                Some(i) => self.windows.swap_remove(i),
-                None => WindowState {
-                    seconds: w.seconds,
+    /// The state of the window `seconds` long, created empty if there is none. States of other
+    /// lengths are kept: the counts belong to the organisation, whatever tier a request names,
+    /// and a state is dropped only once everything it counted has left its window
+    /// ([`LimiterState::prune`]).
+    fn window_mut(&mut self, seconds: u32) -> &mut WindowState {
+        let i = match self.windows.iter().position(|s| s.seconds == seconds) {
+            Some(i) => i,
+            None => {
+                self.windows.push(WindowState {
+                    seconds,
                     buckets: Vec::new(),
-                },
-            });
+                });
+                self.windows.len().saturating_sub(1)
+            }
+        };
+        // `i` is in bounds: found, or the state just pushed.
+        #[allow(clippy::indexing_slicing)]
+        &mut self.windows[i]
+    }
+
+    fn window(&self, seconds: u32) -> Option<&WindowState> {
+        self.windows.iter().find(|s| s.seconds == seconds)
+    }
+
+    /// Drops what left its window in every state, and the states left empty.
+    fn prune(&mut self, now: u64) {
+        for state in &mut self.windows {
+            state.prune(now);
         }
-        self.windows = aligned;
+        self.windows.retain(|s| !s.buckets.is_empty());
     }
 
     fn statuses(&self, windows: &[Window], now: u64) -> Vec<WindowStatus> {
         windows
             .iter()
-            .zip(&self.windows)
-            .map(|(w, s)| WindowStatus {
-                seconds: w.seconds,
-                limit: w.limit,
-                remaining: u64::from(w.limit).saturating_sub(s.counted(now)),
-                reset_secs: ceil_secs(s.empty_at(now).saturating_sub(now)),
+            .map(|w| {
+                let state = self.window(w.seconds);
+                WindowStatus {
+                    seconds: w.seconds,
+                    limit: w.limit,
+                    remaining: u64::from(w.limit)
+                        .saturating_sub(state.map_or(0, |s| s.counted(now))),
+                    reset_secs: ceil_secs(
+                        state.map_or(now, |s| s.empty_at(now)).saturating_sub(now),
+                    ),
+                }
             })
             .collect()
     }
 
+    /// The earliest time `>= now` at which `cost` fits every window, with no new traffic.
+    fn fits_at(&self, windows: &[Window], now: u64, cost: u64) -> u64 {
+        windows
+            .iter()
+            .map(|w| {
+                self.window(w.seconds)
+                    .map_or(now, |s| s.fits_at(now, cost, u64::from(w.limit)))
+            })
+            .max()
+            .unwrap_or(now)
+    }
+
+    /// Counts `cost` at `now` in each of `seconds` (no check).
+    pub fn add(&mut self, seconds: impl IntoIterator<Item = u32>, now: u64, cost: u64) {
+        let at = self.clock.max(now);
+        self.clock = at;
+        for s in seconds {
+            self.window_mut(s).add(at, cost);
+        }
+    }
+
     /// Checks `cost` against every window at `now` and consumes it if it fits all of them.
-    /// `now` earlier than a time already seen is taken as that time.
+    /// `now` earlier than a time already seen is taken as that time. States of windows the
+    /// request does not name are kept (and still pruned).
     pub fn decide(&mut self, windows: &[Window], cost: u32, now: UnixMillis) -> Decision {
         if let Some(w) = windows
             .iter()
@@ -246,32 +289,17 @@ impl LimiterState {
         }
         let now = now.0.max(self.clock);
         self.clock = now;
-        self.align(windows);
-        for state in &mut self.windows {
-            state.prune(now);
-        }
+        self.prune(now);
         let cost64 = u64::from(cost);
-        let fits_at = windows
-            .iter()
-            .zip(&self.windows)
-            .map(|(w, s)| s.fits_at(now, cost64, u64::from(w.limit)))
-            .max()
-            .unwrap_or(now);
+        let fits_at = self.fits_at(windows, now, cost64);
         if fits_at > now {
             return Decision::Limited {
                 retry_after_secs: ceil_secs(fits_at.saturating_sub(now)).max(1),
                 windows: self.statuses(windows, now),
             };
         }
-        for state in &mut self.windows {
-            state.add(now, cost64);
-        }
-        let next_unit_at = windows
-            .iter()
-            .zip(&self.windows)
-            .map(|(w, s)| s.fits_at(now, 1, u64::from(w.limit)))
-            .max()
-            .unwrap_or(now);
+        self.add(windows.iter().map(|w| w.seconds), now, cost64);
+        let next_unit_at = self.fits_at(windows, now, 1);
         Decision::Admitted {
             windows: self.statuses(windows, now),
             full_for_ms: next_unit_at.saturating_sub(now),
@@ -475,9 +503,9 @@ pub struct ConsumeRequest {
     /// The token, for the organisation's revocations (absent for client-IP counters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<crate::revocation::Caller>,
-    /// How long the object may keep an admission's count in memory only before writing it
-    /// (ms; 0, or absent as from earlier Workers: written before the answer). See
-    /// [`WriteBehind`].
+    /// How long the object waits, idle, before it writes its admissions down and shrinks its
+    /// reservation (ms; 0, or absent as from earlier Workers: every admission is written before
+    /// its answer). See `crate::counter`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub write_within_ms: u32,
 }
@@ -486,105 +514,12 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// When a counter object writes what its decisions changed.
-///
-/// The counts in the object's memory decide every request (the object is their only writer);
-/// storage is what a restarted object (after a crash, a redeploy or an eviction) starts from.
-/// Writing before every answer costs one storage commit per admitted request, the largest part
-/// of a limited request's cost (BENCHMARKS.md). Writing at most `write_within_ms` after a change
-/// instead gathers every admission of that interval into one write; the price is that an
-/// object restarted before its write forgets at most that interval's admissions. An object idle
-/// long enough to be evicted has always written everything.
-///
-/// A write is due at the earliest deadline any caller asked for: a call whose bound ends before
-/// the one already scheduled gets [`WriteAction::Now`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriteBehind {
-    /// When the scheduled write is due (the caller's clock), if one is.
-    due: Option<u64>,
-}
-
-/// What to do after a decision changed the state ([`WriteBehind::changed`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteAction {
-    /// Write everything not yet written, before answering.
-    Now,
-    /// Schedule one write this many ms from now (none is scheduled yet).
-    After(u32),
-    /// A write already scheduled covers this change in time.
-    Scheduled,
-}
-
-impl WriteBehind {
-    /// A decision at `now` changed the state; the caller allows `within_ms` before it is stored.
-    pub fn changed(&mut self, now: UnixMillis, within_ms: u32) -> WriteAction {
-        if within_ms == 0 {
-            return WriteAction::Now;
-        }
-        let deadline = now.0.saturating_add(u64::from(within_ms));
-        match self.due {
-            Some(due) if due <= deadline => WriteAction::Scheduled,
-            Some(_) => WriteAction::Now,
-            None => {
-                self.due = Some(deadline);
-                WriteAction::After(within_ms)
-            }
-        }
-    }
-
-    /// The scheduled write ran (or the state it was for is gone).
-    pub fn fired(&mut self) {
-        self.due = None;
-    }
-}
-
 /// Counter object -> Worker.
 pub type ConsumeReply = Decision;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn write_within_zero_writes_before_every_answer() {
-        let mut w = WriteBehind::default();
-        for t in [0, 1, 1, 500, 10_000] {
-            assert_eq!(w.changed(UnixMillis(t), 0), WriteAction::Now);
-        }
-        assert_eq!(w.due, None);
-    }
-
-    #[test]
-    fn changes_within_the_interval_share_one_scheduled_write() {
-        let mut w = WriteBehind::default();
-        assert_eq!(
-            w.changed(UnixMillis(1_000), 1_000),
-            WriteAction::After(1_000)
-        );
-        assert_eq!(w.due, Some(2_000));
-        assert_eq!(w.changed(UnixMillis(1_400), 1_000), WriteAction::Scheduled);
-        assert_eq!(w.changed(UnixMillis(1_999), 1_000), WriteAction::Scheduled);
-        w.fired();
-        assert_eq!(w.due, None);
-        assert_eq!(
-            w.changed(UnixMillis(2_100), 1_000),
-            WriteAction::After(1_000)
-        );
-    }
-
-    #[test]
-    fn a_tighter_bound_than_the_scheduled_write_writes_now() {
-        let mut w = WriteBehind::default();
-        assert_eq!(
-            w.changed(UnixMillis(1_000), 5_000),
-            WriteAction::After(5_000)
-        );
-        // Due at 6 000; a caller allowing 100 ms at 2 000 cannot wait for it.
-        assert_eq!(w.changed(UnixMillis(2_000), 100), WriteAction::Now);
-        assert_eq!(w.changed(UnixMillis(2_000), 0), WriteAction::Now);
-        // The scheduled write still stands for looser bounds.
-        assert_eq!(w.changed(UnixMillis(2_000), 4_000), WriteAction::Scheduled);
-    }
 
     #[test]
     fn the_interval_is_sent_only_when_set() {
@@ -608,48 +543,6 @@ mod tests {
             serde_json::from_str::<ConsumeRequest>(&text).unwrap(),
             request
         );
-    }
-
-    proptest::proptest! {
-        /// Simulated against a timer that fires when asked: every change is written no later
-        /// than its own bound, whatever the sequence of times and bounds.
-        #[test]
-        fn every_change_is_written_within_its_bound(
-            steps in proptest::collection::vec((0u64..400, 0u32..1_500), 1..60),
-        ) {
-            let mut w = WriteBehind::default();
-            let mut now = 0u64;
-            let mut timer: Option<u64> = None;
-            // Changes not yet written: their deadlines.
-            let mut pending: Vec<u64> = Vec::new();
-            let write = |at: u64, pending: &mut Vec<u64>| {
-                for deadline in pending.drain(..) {
-                    proptest::prop_assert!(at <= deadline, "written at {at}, due {deadline}");
-                }
-                Ok(())
-            };
-            for (gap, within) in steps {
-                now += gap;
-                if let Some(at) = timer.filter(|&at| at <= now) {
-                    w.fired();
-                    timer = None;
-                    write(at, &mut pending)?;
-                }
-                pending.push(now + u64::from(within));
-                match w.changed(UnixMillis(now), within) {
-                    WriteAction::Now => write(now, &mut pending)?,
-                    WriteAction::After(ms) => {
-                        proptest::prop_assert!(timer.is_none(), "one timer at a time");
-                        timer = Some(now + u64::from(ms));
-                    }
-                    WriteAction::Scheduled => proptest::prop_assert!(timer.is_some()),
-                }
-            }
-            if let Some(at) = timer {
-                write(at, &mut pending)?;
-            }
-            proptest::prop_assert!(pending.is_empty());
-        }
     }
 
     #[test]

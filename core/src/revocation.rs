@@ -309,19 +309,22 @@ pub struct RevocationReply {
 }
 
 impl RevocationList {
-    /// Runs one command (the counter object's whole job for [`REVOCATIONS_PATH`]).
-    pub fn apply(&mut self, command: RevocationCommand) -> RevocationReply {
+    /// Runs one command (the counter object's whole job for [`REVOCATIONS_PATH`]) at the
+    /// object's own time `now_secs`: the caller's clock (the command's `now_secs`, kept on the
+    /// wire for older objects) decides nothing, so a gateway with a clock far off cannot expire
+    /// entries early.
+    pub fn apply(&mut self, command: RevocationCommand, now_secs: u64) -> RevocationReply {
         let (changed, full, removed) = match command {
-            RevocationCommand::Add { entry, now_secs } => match self.add(entry, now_secs) {
+            RevocationCommand::Add { entry, .. } => match self.add(entry, now_secs) {
                 Ok(()) => (true, false, false),
                 Err(ListError::Full) => (false, true, false),
             },
-            RevocationCommand::Remove { scope, now_secs } => {
+            RevocationCommand::Remove { scope, .. } => {
                 let pruned = self.prune(now_secs);
                 let removed = self.remove(&scope).is_some();
                 (removed || pruned, false, removed)
             }
-            RevocationCommand::List { now_secs } => (self.prune(now_secs), false, false),
+            RevocationCommand::List { .. } => (self.prune(now_secs), false, false),
         };
         RevocationReply {
             changed,
@@ -501,22 +504,29 @@ mod tests {
             cmd
         );
         let mut list = RevocationList::default();
-        let reply = list.apply(RevocationCommand::Add {
-            entry: entry(RevocationScope::Org, 1),
-            now_secs: 1,
-        });
+        let reply = list.apply(
+            RevocationCommand::Add {
+                entry: entry(RevocationScope::Org, 1),
+                now_secs: 1,
+            },
+            1,
+        );
         assert!(reply.changed && !reply.full && reply.entries.len() == 1);
-        let reply = list.apply(cmd);
+        let reply = list.apply(cmd, 5);
         assert!(!reply.changed && !reply.removed);
         // Removing a missing entry while an expired one is pruned: changed, but not removed.
         let mut list = RevocationList::default();
         list.add(entry(RevocationScope::Org, 1), 1).unwrap();
-        let reply = list.apply(RevocationCommand::Remove {
+        let remove = RevocationCommand::Remove {
             scope: RevocationScope::Subject {
                 sub: "nobody".into(),
             },
             now_secs: 10_000,
-        });
+        };
+        // The caller's clock far ahead expires nothing: the object's own time decides.
+        let reply = list.clone().apply(remove.clone(), 1);
+        assert!(!reply.changed && reply.entries.len() == 1);
+        let reply = list.apply(remove, 10_000);
         assert!(reply.changed && !reply.removed && reply.entries.is_empty());
     }
 }

@@ -14,7 +14,8 @@
 use gateway_core::config::Window;
 use std::collections::BTreeMap;
 
-use gateway_core::limit::{BUCKET_KEY_PREFIX, Decision, LimiterState};
+use gateway_core::counter::{Counter, CounterWrite, RESERVATION_KEY, Reservation};
+use gateway_core::limit::{BUCKET_KEY_PREFIX, Decision, LimiterState, StateWrites};
 use gateway_core::time::UnixMillis;
 use proptest::prelude::*;
 
@@ -331,4 +332,296 @@ fn writes_from_an_empty_state_store_every_bucket() {
             .unwrap();
     assert_eq!(back.windows, state.windows);
     assert_eq!(back.clock, state.clock);
+}
+
+/// Storage as the runtime keeps it for one object: a confirmed write is durable before the
+/// answer it holds (and everything written before it with it); an unconfirmed write may still be
+/// lost by a crash that comes before the next confirmed one.
+#[derive(Default)]
+struct Storage {
+    durable: BTreeMap<String, String>,
+    pending: Vec<StateWrites>,
+}
+
+impl Storage {
+    fn apply(map: &mut BTreeMap<String, String>, writes: &StateWrites) {
+        for key in &writes.delete {
+            map.remove(key);
+        }
+        for (key, value) in &writes.put {
+            map.insert(key.clone(), value.clone());
+        }
+    }
+
+    fn write(&mut self, write: CounterWrite) {
+        if write.confirmed {
+            for pending in std::mem::take(&mut self.pending) {
+                Self::apply(&mut self.durable, &pending);
+            }
+            Self::apply(&mut self.durable, &write.writes);
+        } else {
+            self.pending.push(write.writes);
+        }
+    }
+
+    /// A crash: the first `kept` unconfirmed writes made it to disk, the rest did not.
+    fn crash(&mut self, kept: usize) {
+        let pending = std::mem::take(&mut self.pending);
+        for writes in pending.iter().take(kept) {
+            Self::apply(&mut self.durable, writes);
+        }
+    }
+
+    /// What a restarted object reads back.
+    fn load(&self, now: u64) -> Counter {
+        let buckets = LimiterState::from_stored_buckets(
+            self.durable
+                .iter()
+                .filter(|(k, _)| k.starts_with(BUCKET_KEY_PREFIX))
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .unwrap();
+        let reservation: Option<Reservation> = self
+            .durable
+            .get(RESERVATION_KEY)
+            .map(|text| serde_json::from_str(text).unwrap());
+        Counter::load(buckets, reservation, UnixMillis(now))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// A request of one of the two tiers.
+    Request { gap: u64, tier: usize, cost: u32 },
+    /// The object's idle timer fires.
+    Idle { gap: u64 },
+    /// The runtime dies (a crash, a deploy, an eviction) and the object restarts.
+    Crash { gap: u64, kept: usize },
+}
+
+fn ops_strategy() -> impl Strategy<Value = Vec<Op>> {
+    let gap = || prop_oneof![3 => 0u64..50, 2 => 0u64..2_000, 1 => 0u64..90_000];
+    prop::collection::vec(
+        prop_oneof![
+            12 => (gap(), 0usize..2, 1u32..25).prop_map(|(gap, tier, cost)| Op::Request { gap, tier, cost }),
+            2 => gap().prop_map(|gap| Op::Idle { gap }),
+            1 => (gap(), 0usize..3).prop_map(|(gap, kept)| Op::Crash { gap, kept }),
+        ],
+        1..400,
+    )
+}
+
+/// Every admission of the run, with the window lengths its tier counts in.
+#[derive(Default)]
+struct TierLog {
+    admitted: Vec<(u64, u64, Vec<u32>)>,
+}
+
+impl TierLog {
+    /// Cost admitted in (t - w, t] by requests whose tier has a window of this length.
+    fn used(&self, t: u64, seconds: u32) -> u64 {
+        let w = u64::from(seconds) * 1000;
+        self.admitted
+            .iter()
+            .filter(|(at, _, lengths)| *at + w > t && *at <= t && lengths.contains(&seconds))
+            .map(|(_, c, _)| c)
+            .sum()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Reservations: with crashes at any point (losing any unconfirmed write), requests of two
+    /// tiers against one organisation's object, and idle writes, no interval of any window's
+    /// length ever holds more than that window's limit; each stored allowance is at most
+    /// max(1, 2%) of the smallest limit it lists; and an answer never waits for a write the
+    /// allowance covers.
+    #[test]
+    fn reservations_never_over_admit_across_crashes(
+        tiers in (windows_strategy(), windows_strategy()),
+        ops in ops_strategy(),
+        idle_ms in prop_oneof![Just(0u32), Just(500u32), Just(2_000u32)],
+    ) {
+        let tiers = [tiers.0, tiers.1];
+        let mut storage = Storage::default();
+        let mut t = 1_700_000_000_000u64;
+        let mut counter = storage.load(t);
+        let mut log = TierLog::default();
+        for op in ops {
+            match op {
+                Op::Request { gap, tier, cost } => {
+                    t += gap;
+                    let windows = &tiers[tier];
+                    let (decision, write) = counter.consume(windows, cost, UnixMillis(t), idle_ms);
+                    if let Some(write) = write {
+                        prop_assert!(write.confirmed, "an extension holds its answer");
+                        if let Some((_, text)) = write.writes.put.iter().find(|(k, _)| k == RESERVATION_KEY) {
+                            let r: Reservation = serde_json::from_str(text).unwrap();
+                            let bound = r.windows.iter().map(|w| u64::from(w.limit / 50).max(1)).min().unwrap_or(0);
+                            prop_assert!(r.allow <= bound, "allowance {} over {bound}", r.allow);
+                            if idle_ms == 0 { prop_assert_eq!(r.allow, 0); }
+                        }
+                        storage.write(write);
+                    } else if idle_ms == 0 {
+                        prop_assert!(!matches!(decision, Decision::Admitted { .. }), "idle_ms 0 writes every admission");
+                    }
+                    if let Decision::Admitted { .. } = decision {
+                        let lengths: Vec<u32> = windows.iter().map(|w| w.seconds).collect();
+                        log.admitted.push((t, u64::from(cost), lengths));
+                        for w in windows {
+                            prop_assert!(
+                                log.used(t, w.seconds) <= u64::from(w.limit),
+                                "over-admitted at {t} in the {}s window ({} > {})", w.seconds, log.used(t, w.seconds), w.limit
+                            );
+                        }
+                    }
+                }
+                Op::Idle { gap } => {
+                    t += gap;
+                    if let Some(write) = counter.idle(UnixMillis(t)) {
+                        prop_assert!(!write.confirmed);
+                        storage.write(write);
+                        prop_assert_eq!(counter.idle_due(), None, "nothing pending after the idle write");
+                    }
+                }
+                Op::Crash { gap, kept } => {
+                    storage.crash(kept);
+                    t += gap;
+                    counter = storage.load(t);
+                }
+            }
+        }
+    }
+}
+
+/// Storage writes per admitted request on the shipped tiers' minute windows, one unit per
+/// request: each write covers its own admission and an allowance of `max(1, 2%)` of the limit
+/// (free: 2 units, pro: 20, enterprise: 200), so one write per 3, 21 and 201 requests.
+#[test]
+fn writes_per_admitted_request_by_tier() {
+    for (tier, limit, expected) in [
+        ("free", 100u32, 34usize),
+        ("pro", 1_000, 48),
+        ("enterprise", 10_000, 50),
+    ] {
+        let windows = [Window { limit, seconds: 60 }];
+        let mut counter = Counter::load(LimiterState::default(), None, UnixMillis(0));
+        let mut writes = 0;
+        for i in 0..u64::from(limit) {
+            let (decision, write) = counter.consume(&windows, 1, UnixMillis(1_000 + i), 1_000);
+            assert!(matches!(decision, Decision::Admitted { .. }), "{tier} {i}");
+            writes += usize::from(write.is_some());
+        }
+        assert_eq!(
+            writes, expected,
+            "{tier}: {writes} writes for {limit} admissions"
+        );
+        eprintln!(
+            "{tier}: {:.3} writes per admitted request",
+            writes as f64 / f64::from(limit)
+        );
+    }
+}
+
+/// A request naming another tier no longer wipes the organisation's counts: spending a free
+/// minute, sending one request on a tier with a 2 s window, then going on with free stays
+/// limited until the minute's admissions leave it.
+#[test]
+fn another_tier_does_not_reset_the_counts() {
+    let free = [Window {
+        limit: 100,
+        seconds: 60,
+    }];
+    let sandbox = [Window {
+        limit: 10,
+        seconds: 2,
+    }];
+    let mut state = LimiterState::default();
+    let t = 1_700_000_000_000u64;
+    for i in 0..100 {
+        let admitted = state.decide(&free, 1, UnixMillis(t + i));
+        assert!(matches!(admitted, Decision::Admitted { .. }), "{i}");
+    }
+    assert!(matches!(
+        state.decide(&sandbox, 1, UnixMillis(t + 1_000)),
+        Decision::Admitted { .. }
+    ));
+    for at in [t + 2_000, t + 30_000, t + 59_000] {
+        assert!(
+            matches!(
+                state.decide(&free, 1, UnixMillis(at)),
+                Decision::Limited { .. }
+            ),
+            "admitted at +{} ms after another tier's request",
+            at - t
+        );
+    }
+    // The 2 s window's state is dropped once empty, the minute's once it has passed.
+    assert!(matches!(
+        state.decide(&free, 1, UnixMillis(t + 60_100)),
+        Decision::Admitted { .. }
+    ));
+    assert!(state.windows.iter().all(|w| w.seconds == 60));
+}
+
+/// A restart charges exactly the stored allowance: a free organisation that spent 50 units
+/// keeps between 48 and 50 after a crash at any point (max(1, 2% of 100) = 2 units of false
+/// denials at most), and a crash right after an idle write charges nothing.
+#[test]
+fn a_restart_costs_at_most_the_allowance() {
+    let free = [Window {
+        limit: 100,
+        seconds: 60,
+    }];
+    let t = 1_700_000_000_000u64;
+    for spent in 1..=60u64 {
+        let mut storage = Storage::default();
+        let mut counter = storage.load(t);
+        for i in 0..spent {
+            let (decision, write) = counter.consume(&free, 1, UnixMillis(t + i), 1_000);
+            assert!(matches!(decision, Decision::Admitted { .. }));
+            if let Some(write) = write {
+                storage.write(write);
+            }
+        }
+        let mut restarted = storage.load(t + 100);
+        let mut more = 0u64;
+        while let (Decision::Admitted { .. }, write) =
+            restarted.consume(&free, 1, UnixMillis(t + 200 + more), 1_000)
+        {
+            if let Some(write) = write {
+                storage.write(write);
+            }
+            more += 1;
+        }
+        assert!(
+            (98..=100).contains(&(spent + more)),
+            "spent {spent}, then {more} more after the restart"
+        );
+        // Idle, written down, restarted: nothing is charged.
+        let mut storage = Storage::default();
+        let mut counter = storage.load(t);
+        for i in 0..spent {
+            if let (_, Some(write)) = counter.consume(&free, 1, UnixMillis(t + i), 1_000) {
+                storage.write(write);
+            }
+        }
+        let due = counter.idle_due().expect("an allowance to shrink");
+        assert!(counter.idle(UnixMillis(due - 1)).is_none());
+        storage.write(counter.idle(UnixMillis(due)).unwrap());
+        storage.crash(1);
+        let mut restarted = storage.load(due + 10);
+        let mut more = 0;
+        while let (Decision::Admitted { .. }, Some(_) | None) =
+            restarted.consume(&free, 1, UnixMillis(due + 20), 1_000)
+        {
+            more += 1;
+        }
+        assert_eq!(
+            spent + more,
+            100,
+            "an idle object's restart charges nothing"
+        );
+    }
 }

@@ -32,45 +32,49 @@
 //!
 //! # Storage layout
 //! - keys `b:<window seconds>:<bucket index>`: one per bucket of `gateway_core::limit::LimiterState`,
-//!   value `[cost, first, last]` (JSON text); at most `BUCKETS + 1` per configured window. A
-//!   decision writes the one bucket per window it counted in and deletes the ones that left their
-//!   window (`LimiterState::writes_since`), so a write stays a few dozen bytes however much the
-//!   state holds, and the state per key is bounded whatever the traffic.
-//! - key `limiter` (earlier versions): the whole state as one JSON string. Read when no bucket key
-//!   exists; the first decision after writes every bucket as its own key and deletes it.
+//!   value `[cost, first, last]` (JSON text); at most `BUCKETS + 1` per window the organisation
+//!   used within that window's length. A write stores the buckets that changed since the last
+//!   one and deletes the ones that left their window (`LimiterState::writes_since`).
+//! - key `reservation`: `gateway_core::counter::Reservation` as JSON text, `{allow, windows}`:
+//!   how many units may have been admitted beyond the stored buckets, and in which windows.
 //! - key `revocations`: `gateway_core::revocation::RevocationList` as a JSON string — at most
 //!   `MAX_ENTRIES` entries, each expiring with the tokens it covers; pruned on every change.
 //!
+//! # Time
+//! Every decision is made on the object's own clock (`Date.now()` here), never on the caller's:
+//! a gateway isolate with a clock far ahead or behind moves nothing for anyone else. The
+//! caller's `now` stays in the request for the older counters Workers that read it.
+//!
+//! # When the counts are written: reservations
 //! The state is read from storage once per object instance and then kept in memory (the object
 //! is its only writer); each call decides on it with no other I/O awaited in between (the
-//! runtime's input gate makes each call atomic). What an admission changed is written either
-//! before the answer (`write_within_ms` 0: the output gate holds the answer until the write is
-//! durable) or by one write at most `write_within_ms` later that gathers every admission of the
-//! interval (`gateway_core::limit::WriteBehind`; the timer is `durable/entry.mjs`'s, asked for
-//! with `takeWriteTimer`, firing `writeScheduled`). An object restarted before a scheduled write
-//! forgets at most that interval's admissions. Writes are not awaited (the output gate does the
-//! waiting, as for an un-awaited `put` in JavaScript; a failed write resets the object, which
-//! then reads storage again); a failed revocation write drops the in-memory copy, so the next
-//! call reads storage again.
+//! runtime's input gate makes each call atomic). `gateway_core::counter::Counter` decides when a
+//! write is due: an admission past the stored reservation writes every admission so far and a
+//! new reservation before its answer leaves (a confirmed write: the output gate holds the answer
+//! until it is durable), so a restarted object, which counts the stored reservation as admitted,
+//! never admits again what was answered before a crash. An object idle for the caller's
+//! `write_within_ms` writes its admissions and shrinks its reservation to zero (a timer of
+//! `durable/entry.mjs`, asked for with `takeWriteTimer`, firing `writeScheduled`); that write
+//! may go unconfirmed. A write that fails to start drops the state in memory, so the next call
+//! reads storage again; one that fails later resets the object (the runtime's rule).
 
 use std::cell::RefCell;
 
+use gateway_core::counter::{Counter, CounterWrite, RESERVATION_KEY, Reservation};
 use gateway_core::limit::{
-    BUCKET_KEY_PREFIX, CONSUME_PATH, ConsumeRequest, Decision, LimiterState, StateWrites,
-    WriteAction, WriteBehind,
+    BUCKET_KEY_PREFIX, CONSUME_PATH, ConsumeRequest, Decision, LimiterState,
 };
 use gateway_core::protocol;
 use gateway_core::revocation::{
     REVOCATIONS_PATH, RevocationCommand, RevocationList, RevocationReply,
 };
+use gateway_core::time::UnixMillis;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
-/// Where earlier versions kept the whole limiter state (read once, then migrated to bucket keys).
-const LEGACY_STATE_KEY: &str = "limiter";
 /// The most keys one `put` or `delete` takes.
 const MAX_KEYS_PER_CALL: usize = 128;
 const REVOCATIONS_KEY: &str = "revocations";
@@ -99,18 +103,17 @@ async fn store<T: Serialize>(storage: &worker::Storage, key: &str, value: &T) ->
 struct Stored {
     revocations: RevocationList,
     limiter: LimiterState,
-    /// No bucket keys: the limiter state came from the single key earlier versions wrote (or
-    /// there is none), so the next write writes every bucket and deletes that key.
-    legacy: bool,
+    reservation: Option<Reservation>,
 }
 
 /// Everything the object stores, in one `list`: a cold object (the runtime evicts idle ones)
 /// makes one storage round trip before it decides, whatever the call needs. An object holds at
-/// most its deny list and `BUCKETS + 1` buckets per window, so the listing is small.
+/// most its deny list, its reservation and `BUCKETS + 1` buckets per window, so the listing is
+/// small.
 async fn read_all(storage: &worker::Storage) -> Result<Stored> {
     let listed = storage.list().await?;
     let mut revocations = RevocationList::default();
-    let mut legacy_state = None;
+    let mut reservation = None;
     let mut buckets = Vec::with_capacity(usize::try_from(listed.size()).unwrap_or(0));
     for entry in listed.entries() {
         let pair: worker::js_sys::Array = entry?.into();
@@ -120,8 +123,8 @@ async fn read_all(storage: &worker::Storage) -> Result<Stored> {
         let value = pair.get(1);
         if key == REVOCATIONS_KEY {
             revocations = decode(&key, &value)?;
-        } else if key == LEGACY_STATE_KEY {
-            legacy_state = Some(decode::<LimiterState>(&key, &value)?);
+        } else if key == RESERVATION_KEY {
+            reservation = Some(decode(&key, &value)?);
         } else if key.starts_with(BUCKET_KEY_PREFIX) {
             let text = value.as_string().ok_or_else(|| {
                 worker::Error::RustError(format!("bucket '{key}' is not JSON text"))
@@ -129,18 +132,13 @@ async fn read_all(storage: &worker::Storage) -> Result<Stored> {
             buckets.push((key, text));
         }
     }
-    let legacy = buckets.is_empty();
-    let limiter = match legacy_state {
-        Some(state) if legacy => state,
-        _ => {
-            LimiterState::from_stored_buckets(buckets.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .map_err(worker::Error::RustError)?
-        }
-    };
+    let limiter =
+        LimiterState::from_stored_buckets(buckets.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(worker::Error::RustError)?;
     Ok(Stored {
         revocations,
         limiter,
-        legacy,
+        reservation,
     })
 }
 
@@ -168,24 +166,19 @@ extern "C" {
     ) -> std::result::Result<worker::js_sys::Promise, JsValue>;
 }
 
-/// Starts the writes without waiting for them. `confirmed`: the runtime's output gate holds every
-/// answer this object sends until they are durable (a write promised before the answer);
-/// otherwise (`allowUnconfirmed`, a scheduled write of admissions already answered) answers go
+/// Starts a write without waiting for it. `confirmed`: the runtime's output gate holds every
+/// answer this object sends until it is durable (an admission past the reservation); otherwise
+/// (`allowUnconfirmed`, the idle write, which only shrinks what a restart would count) answers go
 /// out meanwhile. Either way a failed write resets the object, so the next call reads storage
-/// again. `legacy`: also delete the single key earlier versions wrote.
-fn start_writes(
-    storage: &worker::Storage,
-    writes: &StateWrites,
-    legacy: bool,
-    confirmed: bool,
-) -> Result<()> {
+/// again.
+fn start_writes(storage: &worker::Storage, write: &CounterWrite) -> Result<()> {
     use wasm_bindgen::JsCast;
     let raw: &StorageWithOptions = storage.as_raw().unchecked_ref();
     let options = worker::js_sys::Object::new();
-    if !confirmed {
+    if !write.confirmed {
         worker::js_sys::Reflect::set(&options, &"allowUnconfirmed".into(), &JsValue::TRUE)?;
     }
-    for chunk in writes.put.chunks(MAX_KEYS_PER_CALL) {
+    for chunk in write.writes.put.chunks(MAX_KEYS_PER_CALL) {
         let entries = worker::js_sys::Object::new();
         for (key, value) in chunk {
             worker::js_sys::Reflect::set(
@@ -196,33 +189,28 @@ fn start_writes(
         }
         drop(raw.put_entries(&entries, &options)?);
     }
-    let mut deleted: Vec<&str> = writes.delete.iter().map(String::as_str).collect();
-    if legacy {
-        deleted.push(LEGACY_STATE_KEY);
-    }
-    for chunk in deleted.chunks(MAX_KEYS_PER_CALL) {
+    for chunk in write.writes.delete.chunks(MAX_KEYS_PER_CALL) {
         let keys: worker::js_sys::Array = chunk.iter().map(|k| JsValue::from_str(k)).collect();
         drop(raw.delete_keys(&keys, &options)?);
     }
     Ok(())
 }
 
+/// The object's own clock.
+fn object_now() -> UnixMillis {
+    UnixMillis(worker::Date::now().as_millis())
+}
+
 /// The counter object.
 #[durable_object(fetch)]
 pub struct RateLimiter {
     state: State,
-    /// The limiter state, once read: what decides (storage may lag it by the callers'
-    /// `write_within_ms`).
-    cached: RefCell<Option<LimiterState>>,
-    /// The state as last written (what storage holds), beside `cached`.
-    written: RefCell<LimiterState>,
-    /// The state in memory was read from the single key earlier versions wrote: the next write
-    /// writes every bucket and deletes that key.
-    legacy: std::cell::Cell<bool>,
-    /// When the changes not yet written are due.
-    write_behind: std::cell::Cell<WriteBehind>,
-    /// A write to schedule, in ms: taken by `durable/entry.mjs` after each decision
-    /// (`takeWriteTimer`), which calls `writeScheduled` when it fires.
+    /// The counts, once read: what decides, what storage holds and the stored reservation.
+    counter: RefCell<Option<Counter>>,
+    /// The idle write's timer is set (by `durable/entry.mjs`).
+    timer_set: std::cell::Cell<bool>,
+    /// A timer to set, in ms: taken by `durable/entry.mjs` after each call (`takeWriteTimer`),
+    /// which calls `writeScheduled` when it fires.
     timer_wanted: std::cell::Cell<Option<u32>>,
     /// The stored deny list, once read.
     revocations: RefCell<Option<RevocationList>>,
@@ -235,28 +223,20 @@ impl std::fmt::Debug for RateLimiter {
 }
 
 impl RateLimiter {
-    /// Reads storage (one `list`) if the deny list or the limiter state is not in memory yet.
+    /// Reads storage (one `list`) if the deny list or the counts are not in memory yet.
     async fn ensure_loaded(&self) -> Result<()> {
-        if self.revocations.borrow().is_some() && self.cached.borrow().is_some() {
+        if self.revocations.borrow().is_some() && self.counter.borrow().is_some() {
             return Ok(());
         }
         let stored = read_all(&self.state.storage()).await?;
         // Another call may have loaded one of them meanwhile (what is in memory is what is
-        // stored, so either copy is right; the one in memory is kept).
+        // stored, plus what it decided since: the one in memory is kept).
         self.revocations
             .borrow_mut()
             .get_or_insert(stored.revocations);
-        let mut cached = self.cached.borrow_mut();
-        if cached.is_none() {
-            // After a legacy read, every bucket is new to the bucket keys.
-            *self.written.borrow_mut() = if stored.legacy {
-                LimiterState::default()
-            } else {
-                stored.limiter.clone()
-            };
-            *cached = Some(stored.limiter);
-            self.legacy.set(stored.legacy);
-        }
+        self.counter
+            .borrow_mut()
+            .get_or_insert_with(|| Counter::load(stored.limiter, stored.reservation, object_now()));
         Ok(())
     }
 
@@ -277,16 +257,17 @@ impl RateLimiter {
             .unwrap_or_else(|| Err(worker::Error::RustError("state not loaded".to_owned())))
     }
 
-    /// Decides on the state in memory: the revocations first (nothing is counted for a revoked
-    /// caller), then the windows. An admission's change is written before the answer or within
-    /// the caller's `write_within_ms` ([`WriteBehind`]). `None` if what `body` needs is not in
-    /// memory (the caller reads storage first).
+    /// Decides on the state in memory, on the object's own clock: the revocations first
+    /// (nothing is counted for a revoked caller), then the windows. An admission past the
+    /// stored reservation starts the write its answer waits for. `None` if what `body` needs is
+    /// not in memory (the caller reads storage first).
     fn consume_loaded(&self, body: &ConsumeRequest) -> Option<Result<Decision>> {
+        let now = object_now();
         if let Some(caller) = &body.caller {
             let revocations = self.revocations.borrow();
             let hit = revocations
                 .as_ref()?
-                .check(caller, body.now.as_secs())
+                .check(caller, now.as_secs())
                 .map(|e| e.scope.kind());
             if let Some(scope) = hit {
                 return Some(Ok(Decision::Revoked { scope }));
@@ -298,60 +279,35 @@ impl RateLimiter {
                 full_for_ms: 0,
             }));
         }
-        let decision =
-            self.cached
-                .borrow_mut()
-                .as_mut()?
-                .decide(&body.windows, body.cost, body.now);
-        // Only an admission adds to the counts; buckets a refusal pruned are deleted with the
-        // next write.
-        if !matches!(decision, Decision::Admitted { .. }) {
-            return Some(Ok(decision));
+        let mut cell = self.counter.borrow_mut();
+        let counter = cell.as_mut()?;
+        let (decision, write) =
+            counter.consume(&body.windows, body.cost, now, body.write_within_ms);
+        if let Some(write) = write
+            && let Err(e) = start_writes(&self.state.storage(), &write)
+        {
+            *cell = None;
+            return Some(Err(e));
         }
-        let mut schedule = self.write_behind.get();
-        let action = schedule.changed(body.now, body.write_within_ms);
-        self.write_behind.set(schedule);
-        match action {
-            WriteAction::Now => {
-                if let Err(e) = self.write_changes(true) {
-                    return Some(Err(e));
-                }
-            }
-            WriteAction::After(ms) => self.timer_wanted.set(Some(ms)),
-            WriteAction::Scheduled => {}
-        }
+        self.want_timer(counter, now);
         Some(Ok(decision))
     }
 
-    /// Writes what changed since the last write, without waiting ([`start_writes`];
-    /// `confirmed`: answers wait until it is durable). A write that fails to start forgets the
-    /// state in memory, so the next call reads storage again (`ensure_loaded` then sets the
-    /// state and what was written together).
-    fn write_changes(&self, confirmed: bool) -> Result<()> {
-        let mut cached = self.cached.borrow_mut();
-        let Some(state) = cached.as_ref() else {
-            return Ok(());
-        };
-        let mut written = self.written.borrow_mut();
-        let legacy = self.legacy.get();
-        let writes = state.writes_since(&written);
-        if writes.is_empty() && !legacy {
-            return Ok(());
+    /// Asks for the idle write's timer when one is pending and none is set.
+    fn want_timer(&self, counter: &Counter, now: UnixMillis) {
+        if self.timer_set.get() {
+            return;
         }
-        if let Err(e) = start_writes(&self.state.storage(), &writes, legacy, confirmed) {
-            *cached = None;
-            return Err(e);
+        if let Some(due) = counter.idle_due() {
+            let ms = due.saturating_sub(now.0).clamp(1, u64::from(u32::MAX));
+            self.timer_wanted.set(u32::try_from(ms).ok());
+            self.timer_set.set(true);
         }
-        *written = state.clone();
-        self.legacy.set(false);
-        Ok(())
     }
-}
 
-impl RateLimiter {
     async fn revoke(&self, command: RevocationCommand) -> Result<RevocationReply> {
         let mut list = self.take_revocations().await?;
-        let reply = list.apply(command);
+        let reply = list.apply(command, object_now().as_secs());
         if reply.changed {
             store(&self.state.storage(), REVOCATIONS_KEY, &list).await?;
         }
@@ -386,24 +342,34 @@ impl RateLimiter {
         }
     }
 
-    /// The delay of a write the last decision wants scheduled (ms), once; `undefined` when
-    /// none is wanted. `durable/entry.mjs` asks after every decision and calls
+    /// The delay of the idle write's timer (ms) the last call asked for, once; `undefined`
+    /// when none is wanted. `durable/entry.mjs` asks after every call and calls
     /// [`Self::write_scheduled`] when the timer fires.
     #[wasm_bindgen(js_name = takeWriteTimer)]
     pub fn take_write_timer(&self) -> Option<u32> {
         self.timer_wanted.take()
     }
 
-    /// The scheduled write: everything not written yet. Never throws (a write that fails to
-    /// start makes the next call read storage again; one that fails later resets the object).
+    /// The idle write's timer fired: once the object has been idle long enough, every admission
+    /// is written and the reservation shrunk to zero; otherwise a timer for the new due time is
+    /// asked for. Never throws (a write that fails to start makes the next call read storage
+    /// again; one that fails later resets the object).
     #[wasm_bindgen(js_name = writeScheduled)]
     pub fn write_scheduled(&self) {
-        let mut schedule = self.write_behind.get();
-        schedule.fired();
-        self.write_behind.set(schedule);
-        if let Err(e) = self.write_changes(false) {
-            worker::console_error!("counter object: scheduled write failed: {e}");
+        self.timer_set.set(false);
+        let now = object_now();
+        let mut cell = self.counter.borrow_mut();
+        let Some(counter) = cell.as_mut() else {
+            return;
+        };
+        if let Some(write) = counter.idle(now)
+            && let Err(e) = start_writes(&self.state.storage(), &write)
+        {
+            *cell = None;
+            worker::console_error!("counter object: idle write failed: {e}");
+            return;
         }
+        self.want_timer(counter, now);
     }
 
     /// `consume(ConsumeRequest as JSON) -> Decision as JSON`.
@@ -437,10 +403,8 @@ impl DurableObject for RateLimiter {
     fn new(state: State, _env: Env) -> Self {
         RateLimiter {
             state,
-            cached: RefCell::new(None),
-            written: RefCell::new(LimiterState::default()),
-            legacy: std::cell::Cell::new(false),
-            write_behind: std::cell::Cell::new(WriteBehind::default()),
+            counter: RefCell::new(None),
+            timer_set: std::cell::Cell::new(false),
             timer_wanted: std::cell::Cell::new(None),
             revocations: RefCell::new(None),
         }
@@ -457,10 +421,10 @@ impl DurableObject for RateLimiter {
                 Err(_) => return Response::error("malformed consume request", 400),
             };
             let decision = self.consume(body).await?;
-            // Nothing here runs a timer: what the decision deferred is written now.
-            if self.timer_wanted.take().is_some() {
-                self.write_scheduled();
-            }
+            // Nothing here runs a timer: without the idle write, a restart of this object
+            // charges at most its reservation (gateway_core::counter).
+            self.timer_wanted.take();
+            self.timer_set.set(false);
             return Response::from_json(&decision);
         }
         if path == REVOCATIONS_PATH {

@@ -80,6 +80,16 @@ impl Service {
         let _ = self.child.wait();
     }
 
+    /// SIGKILL of the whole process group (wrangler and workerd): a crash, no shutdown.
+    fn kill(&mut self) {
+        let target = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &target])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -894,6 +904,16 @@ impl Stack {
     /// runs in the same `wrangler dev`, so it restarts too.
     pub fn restart_gateway(&mut self) -> Result<(), String> {
         self.stop_service("gateway");
+        self.services.retain(|s| s.name != "gateway");
+        self.start_gateway()
+    }
+
+    /// Kills the runtime (SIGKILL of `wrangler dev` and workerd, both Workers: a crash, an
+    /// eviction, no shutdown) and starts it again on a new port with the same persisted state.
+    pub fn crash_gateway(&mut self) -> Result<(), String> {
+        for service in self.services.iter_mut().filter(|s| s.name == "gateway") {
+            service.kill();
+        }
         self.services.retain(|s| s.name != "gateway");
         self.start_gateway()
     }
