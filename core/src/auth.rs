@@ -328,15 +328,51 @@ impl JwkSet {
         })
     }
 
-    /// Parses the static JWKS secret: `{"<issuer name>": {"keys": [...]}}`.
+    /// Parses the static JWKS secret: `{"<issuer name>": {"keys": [...]}}`. Its text is secret,
+    /// so a refusal says what kind of mistake it is and where, never what it read (serde's own
+    /// messages quote the values they did not expect).
     pub fn from_static_secret(text: &str) -> Result<BTreeMap<String, JwkSet>, String> {
-        let raw: BTreeMap<String, Value> =
-            serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+        let raw: BTreeMap<String, Value> = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "not a JSON object of issuer names to JWKS ({})",
+                crate::signing::classify(&e)
+            )
+        })?;
         raw.into_iter()
-            .map(|(name, v)| Ok((name, JwkSet::from_json(&v.to_string())?)))
+            .map(|(name, v)| {
+                // Issuer names are [a-z0-9_-]; anything else may be a pasted key.
+                let shown = if !name.is_empty()
+                    && name.len() <= 64
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b))
+                {
+                    format!("issuer '{name}'")
+                } else {
+                    "an entry whose name is not an issuer name".to_owned()
+                };
+                #[derive(Deserialize)]
+                struct Raw {
+                    keys: Vec<Value>,
+                }
+                let raw: Raw = serde_json::from_value(v).map_err(|e| {
+                    format!("{shown}: not a JWKS ({})", crate::signing::classify(&e))
+                })?;
+                let set = JwkSet {
+                    keys: raw
+                        .keys
+                        .into_iter()
+                        .filter_map(|k| serde_json::from_value(k).ok())
+                        .collect(),
+                };
+                Ok((name, set))
+            })
             .collect()
     }
 }
+
+/// The namespace of organisations made from a subject (`org_from_subject`): `sub:<sub>`.
+pub const SUBJECT_ORG_PREFIX: &str = "sub:";
 
 /// Why no key was selected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -418,13 +454,20 @@ pub fn validate_claims(
     {
         return Err(GatewayError::InvalidToken("the token is not valid yet"));
     }
-    let iat = claims.issued_at.map(|t| t.timestamp());
-    if iat.is_some_and(|iat| iat > now_s.saturating_add(leeway)) {
+    // Every issuer caps lifetimes (`max_lifetime_seconds`), and the cap is measured from `iat`;
+    // revocations by issue time need it too. RFC 9068 access tokens always carry it.
+    let iat = claims
+        .issued_at
+        .map(|t| t.timestamp())
+        .ok_or(GatewayError::InvalidToken(
+            "the token has no issue time (iat)",
+        ))?;
+    if iat > now_s.saturating_add(leeway) {
         return Err(GatewayError::InvalidToken(
             "the token was issued in the future",
         ));
     }
-    let lifetime = exp.saturating_sub(iat.unwrap_or(now_s));
+    let lifetime = exp.saturating_sub(iat);
     if lifetime > i64::try_from(issuer.max_lifetime_seconds).unwrap_or(i64::MAX) {
         return Err(GatewayError::InvalidToken(
             "the token's lifetime exceeds the allowed maximum",
@@ -450,8 +493,20 @@ pub fn validate_claims(
         _ => return Err(GatewayError::InvalidToken("the token has no subject")),
     };
     let org = match custom.get(&issuer.org_claim) {
+        Some(Value::String(s)) if s.starts_with(SUBJECT_ORG_PREFIX) => {
+            return Err(GatewayError::InvalidToken(
+                "the token's organisation claim uses the reserved sub: namespace",
+            ));
+        }
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        None | Some(Value::Null) => subject.clone(),
+        None | Some(Value::Null) if issuer.org_from_subject => {
+            format!("{SUBJECT_ORG_PREFIX}{subject}")
+        }
+        None | Some(Value::Null) => {
+            return Err(GatewayError::InvalidToken(
+                "the token has no organisation claim",
+            ));
+        }
         Some(_) => {
             return Err(GatewayError::InvalidToken(
                 "the token's organisation claim is malformed",
@@ -514,7 +569,7 @@ pub fn validate_claims(
         token_id,
         permissions,
         expires_at: u64::try_from(exp).unwrap_or(0),
-        issued_at: iat.and_then(|t| u64::try_from(t).ok()),
+        issued_at: u64::try_from(iat).ok(),
         api_key: None,
         cert_thumbprint: certificate_binding(custom.get("cnf"))?,
     })
@@ -822,9 +877,17 @@ mod tests {
         );
         check(
             h(),
-            with(with(c(), "iat", Value::Null), "exp", json!(NOW + 3601)),
+            with(with(c(), "iat", json!(NOW - 3000)), "exp", json!(NOW + 601)),
             too_long,
         );
+        // Without `iat` no lifetime can be checked, however short `exp` is: refused.
+        for exp in [NOW + 1, NOW + 60, NOW + 3601] {
+            check(
+                h(),
+                with(with(c(), "iat", Value::Null), "exp", json!(exp)),
+                invalid("the token has no issue time (iat)"),
+            );
+        }
         let wrong_aud = invalid("the token is not for this API (audience)");
         check(h(), with(c(), "aud", Value::Null), wrong_aud.clone());
         check(
@@ -908,14 +971,50 @@ mod tests {
     }
 
     #[test]
+    fn an_issuer_may_make_the_subject_its_own_organisation_in_a_namespace() {
+        let policy = policy();
+        let env = environment(&policy);
+        let claims = with(
+            with(good_claims(), "org_id", Value::Null),
+            "sub",
+            json!("acme"),
+        );
+        let text = token(&good_header(), &claims);
+        let parsed = parse(&text).unwrap();
+        let (issuer, _) = parsed.issuer(&policy, &env).unwrap();
+        let mut issuer = issuer.clone();
+        issuer.org_from_subject = true;
+        let caller = validate_claims(&parsed, &issuer, &policy, UnixMillis(NOW * 1000)).unwrap();
+        // Subject "acme" is not organisation "acme": no shared budget, no shared revocations.
+        assert_eq!(caller.org, OrgId("sub:acme".into()));
+    }
+
+    #[test]
     fn identity_fallbacks() {
-        let caller = check_all(
-            &good_header(),
-            &with(good_claims(), "org_id", Value::Null),
-            NOW,
-        )
-        .unwrap();
-        assert_eq!(caller.org, OrgId("client-acme".into()));
+        // No organisation claim: refused, unless the issuer makes the subject its own
+        // organisation, in a namespace no claimed organisation can enter.
+        assert_eq!(
+            check_all(
+                &good_header(),
+                &with(good_claims(), "org_id", Value::Null),
+                NOW,
+            )
+            .map(|c| c.org),
+            Err(GatewayError::InvalidToken(
+                "the token has no organisation claim"
+            ))
+        );
+        assert_eq!(
+            check_all(
+                &good_header(),
+                &with(good_claims(), "org_id", json!("sub:client-acme")),
+                NOW,
+            )
+            .map(|c| c.org),
+            Err(GatewayError::InvalidToken(
+                "the token's organisation claim uses the reserved sub: namespace"
+            ))
+        );
         for tier in [json!("platinum"), json!(7), Value::Null] {
             let caller = check_all(
                 &good_header(),
@@ -1025,5 +1124,29 @@ mod tests {
         .unwrap();
         assert_eq!(statics["partners"].keys[0].kty, "oct");
         assert!(JwkSet::from_static_secret(r#"{"partners": 1}"#).is_err());
+    }
+
+    /// A malformed static JWKS secret is described, never echoed: serde's messages would quote
+    /// the values it read (`invalid type: string "…"`).
+    #[test]
+    fn static_jwks_errors_never_quote_the_secret() {
+        let canary = "c4nary-k3y-m4terial-0123456789";
+        for text in [
+            format!(r#"{{"internal": {{"keys": "{canary}"}}}}"#),
+            format!(r#"{{"internal": "{canary}"}}"#),
+            format!(r#"{{"{canary}": {{"keys": []}}, "x": 1}}"#),
+            format!(r#"{{"internal": {{"keys": [], "{canary}": true}}, "b": {{"keys": 7}}}}"#),
+            format!(r#"["{canary}"]"#),
+            format!(r#"{{"internal": {{"keys": [{{"kty": "oct", "k": "{canary}"}}]}}, "y": [1]}}"#),
+            canary.to_owned(),
+            format!(r#"{{"internal": {{"keys": ["{canary}"#),
+        ] {
+            let err = JwkSet::from_static_secret(&text).unwrap_err();
+            assert!(!err.contains("c4nary"), "{err}");
+            assert!(
+                err.contains("malformed JSON") || err.contains("wrong shape"),
+                "{err}"
+            );
+        }
     }
 }

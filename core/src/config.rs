@@ -285,9 +285,17 @@ pub struct IssuerPolicy {
     /// Required `typ` header (e.g. `at+jwt`, RFC 9068); unset: not checked.
     #[serde(default)]
     pub typ: Option<String>,
-    /// Claim holding the organisation id (default `org_id`; falls back to `sub`).
+    /// Claim holding the organisation id (default `org_id`). A token without it is refused,
+    /// unless `org_from_subject` is set.
     #[serde(default = "default_org_claim")]
     pub org_claim: String,
+    /// A token without the organisation claim is its own organisation, `sub:<sub>` (default
+    /// false: refused). The `sub:` namespace cannot collide with a claimed organisation (an
+    /// organisation claim starting with `sub:` is refused), so a subject never shares another
+    /// organisation's budget or revocations. For machine issuers whose clients have no
+    /// organisation; never for user issuers, whose subjects are people.
+    #[serde(default)]
+    pub org_from_subject: bool,
     /// Claim holding the tier (default `tier`; missing or unknown tiers are `free`).
     #[serde(default = "default_tier_claim")]
     pub tier_claim: String,
@@ -651,10 +659,13 @@ impl PolicyFile {
                 "must be between 1024 and 131072",
             ));
         }
-        if !(1..=512).contains(&g.max_json_depth) {
+        if !(1..=crate::shape::MAX_JSON_DEPTH).contains(&g.max_json_depth) {
             return Err(ConfigError::invalid(
                 "gateway.max_json_depth",
-                "must be between 1 and 512",
+                format!(
+                    "must be between 1 and {} (the JSON parser's nesting limit)",
+                    crate::shape::MAX_JSON_DEPTH
+                ),
             ));
         }
         for (i, name) in g.strip_request_headers.iter().enumerate() {
@@ -1123,6 +1134,12 @@ scopes = ["transactions:read"]
             &with("[gateway]\norigin_timeout_ms = 5"),
             Err("gateway.origin_timeout_ms"),
         );
+        // Deeper than the JSON parser nests would refuse well-formed bodies as malformed.
+        check(
+            &with("[gateway]\nmax_json_depth = 129"),
+            Err("gateway.max_json_depth: must be between 1 and 128"),
+        );
+        check(&with("[gateway]\nmax_json_depth = 128"), Ok(()));
         check(
             &with("[gateway]\nlimiter_write_interval_ms = 10001"),
             Err("gateway.limiter_write_interval_ms: must be at most 10000"),

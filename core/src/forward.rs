@@ -4,7 +4,8 @@
 
 use crate::identity::VerifiedClaims;
 use crate::names::{
-    CLIENT_REQUEST_ID_HEADER, REQUEST_ID_HEADER, SIGNATURE_HEADER, identity_headers,
+    CLIENT_REQUEST_ID_HEADER, GATEWAY_HEADER_PREFIX, REQUEST_ID_HEADER, SIGNATURE_HEADER,
+    identity_headers,
 };
 use crate::route::RouteId;
 
@@ -66,6 +67,29 @@ pub const SECURITY_HEADERS: [(&str, &str); 8] = [
 /// Origin response headers that reveal the origin's software; removed before the client sees them.
 pub const ORIGIN_HEADERS_REMOVED: [&str; 2] = ["server", "x-powered-by"];
 
+/// One `Vary` from the response's own (any number of header lines, each a comma list) and the
+/// gateway's: every field name once (compared in any case, first spelling kept), or `*` when
+/// either varies on everything. Replacing the origin's `Vary` would let a shared cache serve one
+/// caller's response to another (RFC 9110 §12.5.5).
+pub fn merge_vary(theirs: &[&str], ours: &str) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for name in theirs
+        .iter()
+        .chain(std::iter::once(&ours))
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        if name == "*" {
+            return "*".to_owned();
+        }
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            names.push(name);
+        }
+    }
+    names.join(", ")
+}
+
 /// `Headers.set` on a list of pairs: every entry named `name` (any case) replaced by one.
 pub fn set_header(list: &mut Vec<(String, String)>, name: &str, value: String) {
     list.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
@@ -105,6 +129,14 @@ pub fn response_headers(
     for (name, value) in merged {
         if name == "link" {
             out.push((name.to_owned(), value));
+        } else if name == "vary" {
+            let theirs: Vec<&str> = out
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("vary"))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            let joined = merge_vary(&theirs, &value);
+            set_header(&mut out, name, joined);
         } else {
             set_header(&mut out, name, value);
         }
@@ -135,8 +167,10 @@ fn folded(name: &str) -> String {
 
 /// Whether an inbound request header is forwarded to the origin as it is.
 ///
-/// Dropped: hop-by-hop headers, `Content-Length` (the runtime sets it), every spelling of the
-/// gateway's identity, request-id and signature headers and of the legacy identity headers,
+/// Dropped: hop-by-hop headers, `Content-Length` (the runtime sets it), every header of the
+/// gateway's namespace (`x-gateway-*`, in any spelling: the gateway's own identity and
+/// signature headers and any other name an origin might read there), the request-id headers,
+/// every spelling of the legacy identity headers,
 /// inbound `Forwarded`/`X-Forwarded-*` (the gateway sets its own from what the edge saw),
 /// Cloudflare's `cf-*` headers, the operator's `strip` list (`gateway.strip_request_headers`),
 /// and `Authorization` unless `forward_authorization` is set.
@@ -146,7 +180,8 @@ pub fn forwards_inbound_header(name: &str, forward_authorization: bool, strip: &
     if HOP_BY_HOP.contains(&name) || name == "content-length" {
         return false;
     }
-    if identity_headers::ALL.contains(&name)
+    if name.starts_with(GATEWAY_HEADER_PREFIX)
+        || identity_headers::ALL.contains(&name)
         || LEGACY_IDENTITY_HEADERS.contains(&name)
         || OVERRIDE_HEADERS.contains(&name)
         || name == REQUEST_ID_HEADER
@@ -199,6 +234,30 @@ mod tests {
             .filter(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
             .collect()
+    }
+
+    #[test]
+    fn vary_is_merged_never_replaced() {
+        let check = |theirs: &[&str], ours: &str, expected: &str| {
+            assert_eq!(merge_vary(theirs, ours), expected, "{theirs:?} + {ours}");
+        };
+        check(&[], "Origin", "Origin");
+        check(&["Accept-Encoding"], "Origin", "Accept-Encoding, Origin");
+        check(
+            &["Accept-Encoding, Authorization", "Accept-Language"],
+            "Origin",
+            "Accept-Encoding, Authorization, Accept-Language, Origin",
+        );
+        check(&["origin, Accept"], "Origin", "origin, Accept");
+        check(&["*"], "Origin", "*");
+        check(&[" , "], "Origin", "Origin");
+        // Through the response headers: the origin's lines become one merged line.
+        let origin = pairs(&[("Vary", "Accept-Encoding"), ("vary", "Authorization")]);
+        let out = response_headers(origin, "req-1", &[("vary", "Origin".to_owned())], false);
+        assert_eq!(
+            values(&out, "vary"),
+            ["Accept-Encoding, Authorization, Origin"]
+        );
     }
 
     #[test]
@@ -300,6 +359,10 @@ mod tests {
             "x-request-id",
             "X_Request_Id",
             "x-gateway-signature",
+            "X-Gateway-Sub",
+            "X_Gateway_Identity",
+            "x-gateway-",
+            "X-GATEWAY-ANYTHING",
             "X-HTTP-Method-Override",
             "x_original_url",
             "X-Rewrite-URL",

@@ -11,6 +11,10 @@ pub const HEALTH_PATH: &str = "/_gateway/health";
 /// The admin API's revocation endpoint (`GET`/`POST`/`DELETE`; `[admin]` in the policy).
 pub const ADMIN_REVOCATIONS_PATH: &str = "/_gateway/admin/revocations";
 
+/// The gateway's header namespace: every inbound header whose name starts with it, in any
+/// spelling (case, `_` for `-`), is dropped before forwarding; only the gateway sets these.
+pub const GATEWAY_HEADER_PREFIX: &str = "x-gateway-";
+
 /// Identity headers the gateway sets on forwarded requests (after stripping any inbound copy).
 pub mod identity_headers {
     /// The issuer's configured name (from the policy file), not its URL.

@@ -185,6 +185,11 @@ impl fmt::Display for JsonRejection {
     }
 }
 
+/// The deepest nesting [`check_json`] can accept: serde_json, which checks well-formedness
+/// after the depth scan, refuses input nested deeper than 128 (its recursion limit), so a
+/// `gateway.max_json_depth` above this would turn well-formed bodies into "not well-formed".
+pub const MAX_JSON_DEPTH: u32 = 128;
+
 /// Checks a JSON body: nesting depth first (a linear scan, so a 100 000-deep body costs no
 /// recursion), then well-formedness.
 pub fn check_json(body: &[u8], max_depth: u32) -> Result<(), JsonRejection> {
@@ -316,6 +321,30 @@ mod tests {
         assert!(check_media_type_entry("application/json").is_ok());
         assert!(check_media_type_entry("application/json; charset=utf-8").is_err());
         assert!(check_media_type_entry("Application/json").is_err());
+    }
+
+    #[test]
+    fn every_depth_the_policy_allows_parses() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(
+            check_json(nested(MAX_JSON_DEPTH as usize).as_bytes(), MAX_JSON_DEPTH),
+            Ok(())
+        );
+        assert_eq!(
+            check_json(
+                nested(MAX_JSON_DEPTH as usize + 1).as_bytes(),
+                MAX_JSON_DEPTH
+            ),
+            Err(JsonRejection::TooDeep {
+                max_depth: MAX_JSON_DEPTH
+            })
+        );
+        let objects = format!(
+            "{}1{}",
+            "{\"a\":".repeat(MAX_JSON_DEPTH as usize),
+            "}".repeat(MAX_JSON_DEPTH as usize)
+        );
+        assert_eq!(check_json(objects.as_bytes(), MAX_JSON_DEPTH), Ok(()));
     }
 
     #[test]

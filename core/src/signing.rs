@@ -81,7 +81,7 @@ impl Keyset {
     /// Errors never include a secret.
     pub fn from_json(text: &str) -> Result<Keyset, String> {
         let file: KeysetFile = serde_json::from_str(text)
-            .map_err(|e| format!("not a signing keyset ({})", e.classify_name()))?;
+            .map_err(|e| format!("not a signing keyset ({})", classify(&e)))?;
         let mut keys = Vec::with_capacity(file.keys.len());
         for key in file.keys {
             if key.kid.is_empty()
@@ -126,19 +126,13 @@ impl Keyset {
     }
 }
 
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "unreadable",
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                "malformed JSON"
-            }
-            serde_json::error::Category::Data => "wrong shape",
-        }
+/// What kind of mistake a JSON error is, without its message (which may quote the text: a
+/// secret's, for the secrets parsed here and in `auth`).
+pub(crate) fn classify(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "malformed JSON",
+        serde_json::error::Category::Data => "wrong shape",
     }
 }
 

@@ -13,4 +13,5 @@ pub mod devvars;
 pub mod mapping;
 pub mod plan;
 pub mod sync;
+pub mod transport;
 pub mod vault;

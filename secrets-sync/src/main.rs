@@ -6,6 +6,7 @@
 #![allow(clippy::indexing_slicing)]
 
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -135,6 +136,7 @@ fn options(args: &Args) -> Result<Options, String> {
         .ok()
         .filter(|v| !v.is_empty())
         .ok_or("VAULT_ADDR is not set")?;
+    secrets_sync::transport::check("VAULT_ADDR", &vault_addr)?;
     let ca_pem = match std::env::var("VAULT_CACERT").ok().filter(|v| !v.is_empty()) {
         Some(path) => {
             Some(std::fs::read(&path).map_err(|e| format!("VAULT_CACERT ({path}): {e}"))?)
@@ -156,12 +158,14 @@ fn options(args: &Args) -> Result<Options, String> {
     };
     let target = match args.target.as_str() {
         "dev-vars" => Target::DevVars(args.out.clone()),
-        "cloudflare" => Target::Cloudflare {
-            api_base: std::env::var("CLOUDFLARE_API_BASE_URL")
+        "cloudflare" => {
+            let api_base = std::env::var("CLOUDFLARE_API_BASE_URL")
                 .ok()
                 .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
-        },
+                .unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
+            secrets_sync::transport::check("CLOUDFLARE_API_BASE_URL", &api_base)?;
+            Target::Cloudflare { api_base }
+        }
         "secrets-file" => Target::SecretsFile(args.out.clone()),
         other => {
             return Err(format!(
@@ -208,9 +212,11 @@ fn main() -> ExitCode {
     let line = outcome.audit.to_string();
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{line}");
+    // Mode 0600 when created: the line names Vault paths, versions and the token's accessor.
     let appended = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&args.audit_log)
         .and_then(|mut f| writeln!(f, "{line}"));
     if let Err(e) = appended {

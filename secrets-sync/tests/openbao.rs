@@ -553,3 +553,52 @@ fn secrets_file_target_writes_one_json_object_for_the_deploy() {
     assert_eq!(failed.audit["written"], false);
     assert!(!out.exists(), "a failed sync writes no file");
 }
+
+/// Credentials and secrets never travel on plain http:// beyond this machine: a remote
+/// http:// VAULT_ADDR or CLOUDFLARE_API_BASE_URL is refused before anything is sent (no server
+/// listens at either address here, so a request would fail differently); the audit log is
+/// created with mode 0600.
+#[test]
+fn plain_http_beyond_loopback_is_refused_and_the_audit_log_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = scratch("transport");
+    std::fs::write(dir.join("secrets-sync.toml"), MAPPING).unwrap();
+    let run = sync(
+        &dir,
+        &["--env", "dev", "--target", "dev-vars"],
+        &[
+            ("VAULT_ADDR", "http://vault.invalid:8200"),
+            ("VAULT_ROLE_ID", "r"),
+            ("VAULT_SECRET_ID", "s"),
+        ],
+    );
+    assert_eq!(run.status, 1, "{}{}", run.stdout, run.stderr);
+    let error = run.audit["error"].as_str().unwrap();
+    assert!(error.contains("VAULT_ADDR is plain http://"), "{error}");
+    assert!(
+        !error.contains("dns") && !error.contains("resolve"),
+        "{error}"
+    );
+    let mode = std::fs::metadata(dir.join("secrets-sync-audit.log"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let run = sync(
+        &dir,
+        &["--env", "dev", "--target", "cloudflare"],
+        &[
+            ("VAULT_ADDR", "http://127.0.0.1:9"),
+            ("VAULT_ROLE_ID", "r"),
+            ("VAULT_SECRET_ID", "s"),
+            ("CLOUDFLARE_API_BASE_URL", "http://api.invalid/client/v4"),
+        ],
+    );
+    assert_eq!(run.status, 1);
+    let error = run.audit["error"].as_str().unwrap();
+    assert!(
+        error.contains("CLOUDFLARE_API_BASE_URL is plain http://"),
+        "{error}"
+    );
+}

@@ -141,6 +141,10 @@ fn echo_equals_what_was_sent(stack: &Stack) {
             ("X-Forwarded-For", "6.6.6.6"),
             ("X-Request-Id", "client-chosen"),
             ("X-Client-Request-Id", "forged"),
+            // The gateway's namespace, names it does not set itself.
+            ("X-Gateway-Sub", "admin"),
+            ("X_Gateway_Identity", "{\"org\":\"evil-corp\"}"),
+            ("x-gateway-verified", "true"),
             // On the operator's list (gateway.strip_request_headers), in another spelling.
             ("x_account_id", "acct-of-someone-else"),
         ],
@@ -183,6 +187,10 @@ fn echo_equals_what_was_sent(stack: &Stack) {
     for spoofed in [
         "x-user-id",
         "x_gateway_org",
+        "x-gateway-sub",
+        "x_gateway_identity",
+        "x-gateway-identity",
+        "x-gateway-verified",
         "authorization",
         "x_account_id",
         "x-account-id",
