@@ -5,7 +5,8 @@
 //!
 //! Per-isolate state:
 //! - each issuer's JWKS with its [`JwksStamp`] (freshness from `Cache-Control` within the
-//!   issuer's bounds, refetch throttling, bounded stale-if-error);
+//!   issuer's bounds, refetch throttling, bounded stale-if-error), and the fetch in flight per
+//!   issuer: concurrent requests wait for it rather than fetch again (single flight);
 //! - imported `CryptoKey`s by (issuer, algorithm, key material): `importKey` is expensive;
 //! - the verified-token cache (digest of the token -> verified claims), pruned when a key leaves
 //!   its issuer's JWKS.
@@ -41,7 +42,68 @@ struct IssuerKeys {
     stamp: JwksStamp,
 }
 
+/// A JWKS fetch in flight for one issuer: requests that need the same issuer's keys meanwhile
+/// wait for it ([`Landed`]) instead of starting their own (single flight per issuer and
+/// isolate), then read what it stored.
+#[derive(Default)]
+struct Flight {
+    landed: bool,
+}
+
+/// A request waiting for another request's flight. It polls the flight on timers of its own
+/// (every [`LANDING_POLL_MS`]): a waker of the fetching request's context must not resume
+/// another request, whose continuation the runtime would cancel.
+struct Landed(Rc<RefCell<Flight>>);
+
+/// How often a waiting request looks whether the flight landed.
+const LANDING_POLL_MS: u64 = 5;
+
+impl Landed {
+    /// Returns once the flight landed (succeeded, failed or was dropped), or after the fetch's
+    /// own deadline at the latest.
+    async fn wait(self) {
+        let mut waited = 0u64;
+        while !self.0.borrow().landed && waited < JWKS_TIMEOUT_MS {
+            crate::runtime::sleep(LANDING_POLL_MS).await;
+            waited = waited.saturating_add(LANDING_POLL_MS);
+        }
+    }
+}
+
+/// The fetching request's hold on its issuer's flight: it lands when dropped, whatever the
+/// outcome, even if the request itself is cancelled.
+struct Pilot {
+    issuer: String,
+    flight: Rc<RefCell<Flight>>,
+}
+
+impl Pilot {
+    /// The flight for `issuer`: `Err` with the one already in the air, or a new one to fly.
+    fn board(issuer: &str) -> Result<Pilot, Landed> {
+        FLIGHTS.with(|f| {
+            let mut flights = f.borrow_mut();
+            if let Some(flight) = flights.get(issuer) {
+                return Err(Landed(Rc::clone(flight)));
+            }
+            let flight = Rc::new(RefCell::new(Flight::default()));
+            flights.insert(issuer.to_owned(), Rc::clone(&flight));
+            Ok(Pilot {
+                issuer: issuer.to_owned(),
+                flight,
+            })
+        })
+    }
+}
+
+impl Drop for Pilot {
+    fn drop(&mut self) {
+        FLIGHTS.with(|f| f.borrow_mut().remove(&self.issuer));
+        self.flight.borrow_mut().landed = true;
+    }
+}
+
 thread_local! {
+    static FLIGHTS: RefCell<HashMap<String, Rc<RefCell<Flight>>>> = RefCell::new(HashMap::new());
     static JWKS: RefCell<HashMap<String, IssuerKeys>> = RefCell::new(HashMap::new());
     static KEYS: RefCell<HashMap<String, web_sys::CryptoKey>> = RefCell::new(HashMap::new());
     static TOKENS: RefCell<Option<VerifiedTokenCache>> = const { RefCell::new(None) };
@@ -287,6 +349,26 @@ async fn key_set(
     }
 
     if timing.should_fetch(current.as_ref().map(|(_, s)| s), now, kid_unknown) {
+        let _pilot = match Pilot::board(&issuer.name) {
+            Ok(pilot) => pilot,
+            Err(landed) => {
+                // Another request of this isolate is fetching this issuer's keys: use what it
+                // stores (or, if it failed, what was usable before).
+                landed.wait().await;
+                let after = JWKS.with(|c| {
+                    c.borrow()
+                        .get(&issuer.name)
+                        .map(|e| (Rc::clone(&e.set), e.stamp))
+                });
+                return match after.or(current) {
+                    Some((set, stamp)) if timing.usable(&stamp, now) => Ok(set),
+                    _ => Err(GatewayError::IssuerUnavailable(format!(
+                        "issuer '{}': no usable JWKS (the fetch this request waited for failed)",
+                        issuer.name
+                    ))),
+                };
+            }
+        };
         match fetch_from(&source, &issuer.name, &endpoints.issuer).await {
             Ok((set, cache_control)) => {
                 let set = Rc::new(set);

@@ -145,6 +145,23 @@ fn millis(timeout_ms: u64) -> f64 {
     timeout_ms as f64
 }
 
+/// Waits `ms` on a timer of the calling request's own (`scheduler.wait`, a workerd global): what
+/// a request polls with while another request of the isolate does the work it waits for (a
+/// promise or waker of another request's context must not resume it: the runtime cancels such
+/// continuations). Returns at once if the timer cannot be set.
+pub(crate) async fn sleep(ms: u64) {
+    let wait = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("scheduler"))
+        .and_then(|scheduler| {
+            let wait: js_sys::Function =
+                js_sys::Reflect::get(&scheduler, &JsValue::from_str("wait"))?.dyn_into()?;
+            wait.call1(&scheduler, &JsValue::from_f64(millis(ms)))
+        })
+        .and_then(|p| p.dyn_into::<js_sys::Promise>());
+    if let Ok(promise) = wait {
+        let _ = crate::settle::settled(&promise).await;
+    }
+}
+
 /// How a promise raced against a deadline ended.
 pub(crate) enum Raced {
     /// It settled first: its value or its rejection.

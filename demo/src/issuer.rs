@@ -298,16 +298,41 @@ pub(crate) fn serve(
         "id_token_signing_alg_values_supported": ["ES256"],
         "grant_types_supported": ["client_credentials"],
     });
-    server::serve_on(listener, 2, move |request| {
-        let path = request
+    // What tests read of the issuer's side: how many JWKS requests reached it (GET /stats), and
+    // a delay before each JWKS answer (POST /jwks-delay?ms=N), so concurrent fetches overlap.
+    let jwks_requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let jwks_delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    server::serve_on(listener, 8, move |request| {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (path, query) = request
             .url()
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+            .split_once('?')
+            .map_or((request.url().to_owned(), String::new()), |(p, q)| {
+                (p.to_owned(), q.to_owned())
+            });
         match (request.method().as_str(), path.as_str()) {
             ("GET", "/.well-known/openid-configuration") => Reply::json(200, &discovery),
-            ("GET", "/jwks") => match KeySet::load_or_create(&keys_dir).and_then(|k| k.jwks()) {
+            ("GET", "/stats") => {
+                Reply::json(200, &json!({"jwks_requests": jwks_requests.load(SeqCst)}))
+            }
+            ("POST", "/jwks-delay") => {
+                let ms = query
+                    .strip_prefix("ms=")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .filter(|ms| *ms <= 10_000);
+                match ms {
+                    Some(ms) => {
+                        jwks_delay_ms.store(ms, SeqCst);
+                        Reply::json(200, &json!({"jwks_delay_ms": ms}))
+                    }
+                    None => Reply::json(400, &json!({"error": "ms=0..10000"})),
+                }
+            }
+            ("GET", "/jwks") => match KeySet::load_or_create(&keys_dir).and_then(|k| {
+                jwks_requests.fetch_add(1, SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(jwks_delay_ms.load(SeqCst)));
+                k.jwks()
+            }) {
                 Ok(jwks) => {
                     let mut reply = Reply::json(200, &jwks);
                     let cache_control = format!("public, max-age={jwks_max_age}");

@@ -18,7 +18,83 @@ pub(crate) const CASES: &[Case] = &[
         "rotation::a_real_provider_rolls_its_keys_over",
         a_real_provider_rolls_its_keys_over,
     ),
+    (
+        "rotation::concurrent_unknown_kids_share_one_jwks_fetch",
+        concurrent_unknown_kids_share_one_jwks_fetch,
+    ),
 ];
+
+/// The JWKS requests the local issuer has answered, counted on its side.
+fn jwks_requests(stack: &Stack) -> u64 {
+    let stats = gateway_e2e::http::get(&format!("{}/stats", stack.issuer), &[]).unwrap();
+    stats.json()["jwks_requests"].as_u64().unwrap()
+}
+
+/// Fifty requests arriving together, each with a key id the isolate has never seen, while the
+/// JWKS is due for a refresh: one fetch reaches the issuer (single flight per issuer and
+/// isolate), counted at the issuer; the others wait for it, and every one of them is answered
+/// (401: the keys really are unknown), none with a 5xx.
+fn concurrent_unknown_kids_share_one_jwks_fetch(_shared: &Stack) {
+    let stack = Stack::start("jwks-single-flight").expect("stack");
+    let good = stack.token(&TokenSpec {
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    assert_eq!(status(&stack, &good), 200);
+    // Each JWKS answer takes 500 ms, so the fetches of concurrent requests would overlap.
+    let delay = gateway_e2e::http::request(
+        "POST",
+        &format!("{}/jwks-delay?ms=500", stack.issuer),
+        &[],
+        None,
+    )
+    .unwrap();
+    assert_eq!(delay.status, 200);
+    // Past the JWKS max-age (1 s) and the refetch interval (1 s): the next request fetches.
+    std::thread::sleep(Duration::from_millis(2_200));
+    let before = jwks_requests(&stack);
+    let signer = stack.signer();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let tokens: Vec<String> = (0..50)
+        .map(|i| {
+            let case: gateway_e2e::corpus::Case = serde_json::from_value(serde_json::json!({
+                "name": "unknown kid",
+                "header": {"kid": format!("unknown-{i}")},
+                "expect": [401, "invalid_token"],
+            }))
+            .unwrap();
+            let carried = case.build(&signer, now);
+            carried.authorization[0]
+                .strip_prefix("Bearer ")
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(tokens.len()));
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = tokens
+            .iter()
+            .map(|token| {
+                let barrier = std::sync::Arc::clone(&barrier);
+                let stack = &stack;
+                scope.spawn(move || {
+                    barrier.wait();
+                    status(stack, token)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(
+        jwks_requests(&stack) - before,
+        1,
+        "JWKS fetches reaching the issuer for 50 concurrent unknown key ids"
+    );
+}
 
 fn status(stack: &Stack, token: &str) -> u16 {
     stack.get_as("/api/transactions", token).status
