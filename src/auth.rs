@@ -123,13 +123,13 @@ fn cached_claims(token: &str, policy: &Policy, now: UnixMillis) -> Option<Verifi
 fn remember(
     token: &str,
     claims: &VerifiedClaims,
-    kid: Option<&str>,
+    key: String,
     issuer: &IssuerPolicy,
     now: UnixMillis,
 ) {
     let entry = CachedToken {
         claims: claims.clone(),
-        kid: kid.map(str::to_owned),
+        key,
         valid_until: claims.expires_at.saturating_add(issuer.leeway_seconds),
     };
     TOKENS.with(|t| {
@@ -239,7 +239,7 @@ pub(crate) async fn authenticate_token(
     let parsed = parse(token)?;
     let (issuer, endpoints) = parsed.issuer(policy, environment)?;
     let alg = check_header(&parsed, issuer)?;
-    let (key, kid) = verification_key(
+    let (key, thumbprint) = verification_key(
         issuer,
         endpoints,
         timing_of(environment, issuer),
@@ -256,7 +256,7 @@ pub(crate) async fn authenticate_token(
     }
     let claims = validate_claims(&parsed, issuer, policy, now)?;
     if use_cache {
-        remember(token, &claims, kid.as_deref(), issuer, now);
+        remember(token, &claims, thumbprint, issuer, now);
     }
     Ok(claims)
 }
@@ -283,7 +283,7 @@ pub(crate) async fn verification_key(
     alg: Algorithm,
     token: &ParsedToken<'_>,
     now: UnixMillis,
-) -> Result<(web_sys::CryptoKey, Option<String>), GatewayError> {
+) -> Result<(web_sys::CryptoKey, String), GatewayError> {
     let kid = token.key_id();
     let mut set = key_set(issuer, endpoints, timing, env, now, false).await?;
     if select_key(&set, alg, kid) == Err(KeyMiss::UnknownKid) {
@@ -303,8 +303,15 @@ pub(crate) async fn verification_key(
             ));
         }
     };
+    // The key material itself, for the verified-token cache (a `kid` can be reused).
+    let thumbprint = jwk.thumbprint().ok_or_else(|| {
+        GatewayError::IssuerUnavailable(format!(
+            "issuer '{}': a JWK lacks a required member",
+            issuer.name
+        ))
+    })?;
     let key = import(&issuer.name, alg, jwk).await?;
-    Ok((key, jwk.kid.clone()))
+    Ok((key, thumbprint))
 }
 
 fn store_keys(issuer: &str, set: &Rc<JwkSet>, stamp: JwksStamp) {
@@ -380,7 +387,7 @@ async fn key_set(
                 store_keys(&issuer.name, &set, stamp);
                 let prefix = format!("{}|", issuer.name);
                 KEYS.with(|k| k.borrow_mut().retain(|name, _| !name.starts_with(&prefix)));
-                let live: Vec<&str> = set.keys.iter().filter_map(|k| k.kid.as_deref()).collect();
+                let live: Vec<String> = set.keys.iter().filter_map(Jwk::thumbprint).collect();
                 TOKENS.with(|t| {
                     if let Some(cache) = t.borrow_mut().as_mut() {
                         cache.retain_live_keys(&issuer.name, &live);

@@ -262,6 +262,38 @@ pub struct Jwk {
 }
 
 impl Jwk {
+    /// The key's RFC 7638 thumbprint (SHA-256 over its required members, in lexicographic order
+    /// with no whitespace), as hex: what identifies the key material itself, whatever `kid` it
+    /// is published under. `None` for a key missing a required member.
+    pub fn thumbprint(&self) -> Option<String> {
+        let text = |v: &Option<String>| {
+            v.as_deref()
+                .map(|s| Value::String(s.to_owned()).to_string())
+        };
+        let kty = Value::String(self.kty.clone()).to_string();
+        let canonical = match self.kty.as_str() {
+            "EC" => format!(
+                r#"{{"crv":{},"kty":{kty},"x":{},"y":{}}}"#,
+                text(&self.crv)?,
+                text(&self.x)?,
+                text(&self.y)?
+            ),
+            "RSA" => format!(
+                r#"{{"e":{},"kty":{kty},"n":{}}}"#,
+                text(&self.e)?,
+                text(&self.n)?
+            ),
+            "OKP" => format!(
+                r#"{{"crv":{},"kty":{kty},"x":{}}}"#,
+                text(&self.crv)?,
+                text(&self.x)?
+            ),
+            "oct" => format!(r#"{{"k":{},"kty":{kty}}}"#, text(&self.k)?),
+            _ => return None,
+        };
+        Some(crate::signing::sha256_hex(canonical.as_bytes()))
+    }
+
     /// Whether this key can verify `alg` (key type, curve, declared `alg` and `use`).
     pub fn fits(&self, alg: Algorithm) -> bool {
         let kind = match alg {
@@ -1124,6 +1156,39 @@ mod tests {
         .unwrap();
         assert_eq!(statics["partners"].keys[0].kty, "oct");
         assert!(JwkSet::from_static_secret(r#"{"partners": 1}"#).is_err());
+    }
+
+    /// RFC 7638 §3.1's example: the thumbprint of its RSA key, whatever the `kid`.
+    #[test]
+    fn jwk_thumbprints_follow_rfc_7638() {
+        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        let expected: String = decode_base64url("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        for kid in [Some("2011-04-29"), None, Some("renamed")] {
+            let mut jwk = json!({"kty": "RSA", "n": n, "e": "AQAB", "alg": "RS256"});
+            if let Some(kid) = kid {
+                jwk["kid"] = kid.into();
+            }
+            let jwk: Jwk = serde_json::from_value(jwk).unwrap();
+            assert_eq!(jwk.thumbprint().as_deref(), Some(expected.as_str()));
+        }
+        let ec: Jwk =
+            serde_json::from_value(json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AQ"}))
+                .unwrap();
+        let other: Jwk =
+            serde_json::from_value(json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "Ag"}))
+                .unwrap();
+        assert_ne!(
+            ec.thumbprint(),
+            other.thumbprint(),
+            "other material, other thumbprint"
+        );
+        let partial: Jwk =
+            serde_json::from_value(json!({"kty": "EC", "crv": "P-256", "x": "AA"})).unwrap();
+        assert_eq!(partial.thumbprint(), None);
     }
 
     /// A malformed static JWKS secret is described, never echoed: serde's messages would quote

@@ -1,8 +1,9 @@
 //! The verified-token cache: a token whose signature and claims were verified once is not
 //! verified again until it expires. Keyed by the SHA-256 of the token (the token itself is never
-//! stored), bounded in size, entries expire with the token, and entries are dropped when their
-//! signing key leaves the issuer's JWKS (so removing a key revokes its tokens everywhere once the
-//! JWKS refreshes).
+//! stored), bounded in size, entries expire with the token, and entries are dropped when the key
+//! material that verified them leaves the issuer's JWKS: each entry holds the RFC 7638
+//! thumbprint of its key, not its `kid` (a key replaced under the same `kid`, or a set of keys
+//! without `kid`s rotated, drops its tokens once the JWKS refreshes).
 //!
 //! The Worker holds one per isolate; this type only decides.
 
@@ -26,8 +27,8 @@ pub fn digest(token: &str) -> TokenDigest {
 pub struct CachedToken {
     /// What verification produced.
     pub claims: VerifiedClaims,
-    /// The `kid` of the key that verified it (`None`: the issuer's only key).
-    pub kid: Option<String>,
+    /// The RFC 7638 thumbprint of the key that verified it (`gateway_core::auth::Jwk::thumbprint`).
+    pub key: String,
     /// Last second at which the token is still accepted (`exp` + leeway).
     pub valid_until: u64,
 }
@@ -131,17 +132,11 @@ impl VerifiedTokenCache {
         before.saturating_sub(self.entries.len())
     }
 
-    /// Drops the issuer's tokens whose key is no longer published (`live_kids`: the key ids
-    /// in the freshly fetched JWKS). Tokens verified without a `kid` are dropped if the set
-    /// changed to hold no key at all.
-    pub fn retain_live_keys(&mut self, issuer: &str, live_kids: &[&str]) {
-        self.entries.retain(|_, e| {
-            e.claims.issuer != issuer
-                || match &e.kid {
-                    Some(kid) => live_kids.contains(&kid.as_str()),
-                    None => !live_kids.is_empty(),
-                }
-        });
+    /// Drops the issuer's tokens whose key is no longer published (`live_keys`: the
+    /// thumbprints of the keys in the freshly fetched JWKS).
+    pub fn retain_live_keys(&mut self, issuer: &str, live_keys: &[String]) {
+        self.entries
+            .retain(|_, e| e.claims.issuer != issuer || live_keys.contains(&e.key));
     }
 }
 
@@ -150,7 +145,8 @@ mod tests {
     use super::*;
     use crate::identity::OrgId;
 
-    fn entry(issuer: &str, kid: &str, valid_until: u64) -> CachedToken {
+    /// An entry verified by the key whose thumbprint is `key`.
+    fn entry(issuer: &str, key: &str, valid_until: u64) -> CachedToken {
         CachedToken {
             claims: VerifiedClaims {
                 issuer: issuer.into(),
@@ -165,7 +161,7 @@ mod tests {
                 api_key: None,
                 cert_thumbprint: None,
             },
-            kid: Some(kid.into()),
+            key: key.into(),
             valid_until,
         }
     }
@@ -284,12 +280,16 @@ mod tests {
         cache.insert([1; 32], entry("users", "old", 100), at(0));
         cache.insert([2; 32], entry("users", "new", 100), at(0));
         cache.insert([3; 32], entry("partners", "old", 100), at(0));
-        cache.retain_live_keys("users", &["new"]);
+        cache.retain_live_keys("users", &["new".to_owned()]);
         assert!(cache.get(&[1; 32], at(0)).is_none());
         assert!(cache.get(&[2; 32], at(0)).is_some());
         assert!(
             cache.get(&[3; 32], at(0)).is_some(),
-            "another issuer's kid is unaffected"
+            "another issuer's key is unaffected"
         );
+        // The same key id with new material, or keys without ids replaced: the thumbprints
+        // differ, so the tokens go.
+        cache.retain_live_keys("users", &["newer".to_owned()]);
+        assert!(cache.get(&[2; 32], at(0)).is_none());
     }
 }

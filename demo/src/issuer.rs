@@ -116,14 +116,25 @@ impl KeySet {
 
     /// Adds a fresh key and makes it the signing key; with `keep_previous` false, every other
     /// key is dropped from the set (and so from the JWKS). Returns the new key id.
-    pub(crate) fn rotate(dir: &Path, keep_previous: bool) -> Result<String, String> {
+    /// A new signing key, made active; `kid`: publish it under that key id instead of its
+    /// thumbprint (an issuer reusing a key id for new material, which the gateway must not
+    /// mistake for the old key).
+    pub(crate) fn rotate(
+        dir: &Path,
+        keep_previous: bool,
+        kid: Option<&str>,
+    ) -> Result<String, String> {
         let file = dir.join(KEYS_FILE);
         let text =
             std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         let mut stored: StoredKeySet = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a keyset: {e}", file.display()))?;
         let signing = SigningKey::random(&mut OsRng);
-        let kid = thumbprint(&signing)?;
+        let kid = match kid {
+            Some(kid) => kid.to_owned(),
+            None => thumbprint(&signing)?,
+        };
+        stored.keys.retain(|k| k.kid != kid);
         if !keep_previous {
             stored.keys.clear();
         }
@@ -421,7 +432,7 @@ mod tests {
             .unwrap()
             .active_kid()
             .to_owned();
-        let second = KeySet::rotate(&dir, true).unwrap();
+        let second = KeySet::rotate(&dir, true, None).unwrap();
         let keys = KeySet::load_or_create(&dir).unwrap();
         assert_eq!(keys.active_kid(), second);
         let kids: Vec<String> = keys.jwks().unwrap()["keys"]
@@ -431,7 +442,7 @@ mod tests {
             .map(|k| k["kid"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(kids, [second.clone(), first.clone()]);
-        let third = KeySet::rotate(&dir, false).unwrap();
+        let third = KeySet::rotate(&dir, false, None).unwrap();
         let keys = KeySet::load_or_create(&dir).unwrap();
         assert_eq!(keys.jwks().unwrap()["keys"].as_array().unwrap().len(), 1);
         assert_eq!(keys.active_kid(), third);

@@ -25,7 +25,7 @@ const USAGE: &str = "usage: gateway-demo <origin|issuer|token|keys|rotate> [--fl
          (with a keyset file, every request must carry a valid gateway signature, else 401)
   issuer --listen ADDR --keys DIR [--issuer URL] [--jwks-max-age SECONDS]
          (default issuer: http://<bound address>; JWKS Cache-Control max-age default 300)
-  rotate --keys DIR [--keep-previous true|false]
+  rotate --keys DIR [--keep-previous true|false] [--kid ID]
          (new signing key; the previous ones stay published unless --keep-previous false)
   token  --keys DIR --issuer URL --audience AUD --org ORG [--tier TIER] [--scopes \"a b\"]
          [--sub SUB] [--expires-in SECONDS] [--claims JSON]
@@ -64,7 +64,11 @@ fn run() -> Result<(), String> {
                     ));
                 }
             };
-            let kid = issuer::KeySet::rotate(std::path::Path::new(&args.required("keys")?), keep)?;
+            let kid = issuer::KeySet::rotate(
+                std::path::Path::new(&args.required("keys")?),
+                keep,
+                args.get("kid"),
+            )?;
             println!("{kid}");
             Ok(())
         }

@@ -22,7 +22,30 @@ pub(crate) const CASES: &[Case] = &[
         "rotation::concurrent_unknown_kids_share_one_jwks_fetch",
         concurrent_unknown_kids_share_one_jwks_fetch,
     ),
+    (
+        "rotation::new_material_under_an_old_kid_drops_cached_tokens",
+        new_material_under_an_old_kid_drops_cached_tokens,
+    ),
 ];
+
+/// The verified-token cache is bound to the key material (its RFC 7638 thumbprint), not to the
+/// key id: an issuer that replaces its key under the same `kid` ends the old key's tokens once
+/// the JWKS refreshes, even those already cached; tokens of the new key are accepted.
+fn new_material_under_an_old_kid_drops_cached_tokens(_shared: &Stack) {
+    let stack = Stack::start("kid-reuse").expect("stack");
+    let spec = TokenSpec {
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    };
+    let old = stack.token(&spec);
+    assert_eq!(status(&stack, &old), 200);
+    assert_eq!(status(&stack, &old), 200, "cached");
+    let kid = stack.signer().kid;
+    assert_eq!(stack.rotate_keys_with(false, Some(&kid)), kid);
+    let new = stack.token(&spec);
+    eventually(&stack, &new, 200, "the new material under the old kid");
+    eventually(&stack, &old, 401, "the cached token of the replaced key");
+}
 
 /// The JWKS requests the local issuer has answered, counted on its side.
 fn jwks_requests(stack: &Stack) -> u64 {

@@ -713,16 +713,20 @@ impl Stack {
     /// Rotates the issuer's signing key (`keep_previous`: the old keys stay published);
     /// returns the new key id. The running issuer serves the new JWKS at once.
     pub fn rotate_keys(&self, keep_previous: bool) -> String {
-        let out = Command::new(&self.demo_bin)
-            .arg("rotate")
-            .arg("--keys")
-            .arg(&self.keys_dir)
-            .args([
-                "--keep-previous",
-                if keep_previous { "true" } else { "false" },
-            ])
-            .output()
-            .expect("run gateway-demo rotate");
+        self.rotate_keys_with(keep_previous, None)
+    }
+
+    /// [`Stack::rotate_keys`], publishing the new key under `kid` (new material, old key id).
+    pub fn rotate_keys_with(&self, keep_previous: bool, kid: Option<&str>) -> String {
+        let mut cmd = Command::new(&self.demo_bin);
+        cmd.arg("rotate").arg("--keys").arg(&self.keys_dir).args([
+            "--keep-previous",
+            if keep_previous { "true" } else { "false" },
+        ]);
+        if let Some(kid) = kid {
+            cmd.args(["--kid", kid]);
+        }
+        let out = cmd.output().expect("run gateway-demo rotate");
         assert!(
             out.status.success(),
             "rotate: {}",
