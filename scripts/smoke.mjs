@@ -5,9 +5,9 @@
 //   1. GET /_gateway/health answers 200 and names <commit> as its build (when given): the
 //      version just deployed answers, with a valid configuration and its secrets;
 //   2. GET <path> with the token answers 200 with the RateLimit headers (`ratelimit`,
-//      `ratelimit-policy`) and without `x-ratelimit-status` (which marks an answer admitted
-//      while the counters Worker was unreachable): the request was counted by the counters
-//      Worker through the gateway's binding.
+//      `ratelimit-policy`), the answer of the counters Worker through the gateway's binding
+//      (without it the gateway answers 503; gateways before that release marked an answer
+//      admitted without it `x-ratelimit-status`, refused here too).
 // The token is never printed. Exit status 0 (serves), 1 (does not serve: the last reason is
 // printed), 2 (usage).
 const [base, path, commit] = process.argv.slice(2);

@@ -1,5 +1,6 @@
 //! The rate-limit stage's I/O: one round trip to the organisation's counter object, with a
-//! deadline, and the route's failure policy when it does not answer. The same round trip checks
+//! deadline; a request it does not answer is refused (503), since its answer carries the
+//! revocation check. The same round trip checks
 //! the organisation's revocations (on routes that are not limited it does only that).
 
 use gateway_core::config::Policy;
@@ -8,7 +9,7 @@ use gateway_core::identity::VerifiedClaims;
 use gateway_core::limit::{ConsumeRequest, Decision, response_headers};
 use gateway_core::names::bindings::RATE_LIMITER;
 use gateway_core::protocol;
-use gateway_core::route::{FailurePolicy, Route};
+use gateway_core::route::Route;
 use gateway_core::time::UnixMillis;
 use worker::Env;
 
@@ -16,8 +17,6 @@ use wasm_bindgen::JsCast as _;
 
 use crate::runtime::{Raced, race_deadline};
 
-/// Header marking a response admitted while the limiter was unavailable (fail-open routes).
-const FAIL_OPEN_HEADER: &str = "x-ratelimit-status";
 /// Header marking a response the limits would have refused (shadow mode).
 const SHADOW_HEADER: &str = "x-ratelimit-shadow";
 
@@ -224,21 +223,11 @@ async fn enforce(
             headers: Vec::new(),
             refusal: Some(GatewayError::CostExceedsLimit { cost, limit }),
         },
-        Err(detail) => match route.on_limiter_error {
-            FailurePolicy::Closed => LimitOutcome {
-                headers: Vec::new(),
-                refusal: Some(GatewayError::LimiterUnavailable(detail)),
-            },
-            FailurePolicy::Open => {
-                worker::console_warn!(
-                    "{}",
-                    serde_json::json!({"event": "limiter_fail_open", "route": route.id.0, "org": claims.org.0, "detail": detail})
-                );
-                LimitOutcome {
-                    headers: vec![(FAIL_OPEN_HEADER, "unavailable".to_owned())],
-                    refusal: None,
-                }
-            }
+        // No answer, no revocation check: refused on every route (a token revoked before the
+        // object became unreachable must not be served). Counting fails closed with it.
+        Err(detail) => LimitOutcome {
+            headers: Vec::new(),
+            refusal: Some(GatewayError::LimiterUnavailable(detail)),
         },
     }
 }

@@ -481,7 +481,7 @@ pub struct RouteSpec {
     /// Body limit in bytes (default `gateway.max_body_bytes`).
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
-    /// `closed` (default, 503 when the counter store fails) or `open`.
+    /// `closed` (the default and the only value accepted: 503 when the counter store fails).
     #[serde(default = "default_failure_policy")]
     pub on_limiter_error: FailurePolicy,
     /// Shadow mode: decide and send the headers, log "would limit", but admit (default false).
@@ -865,6 +865,12 @@ impl PolicyFile {
             if !spec.failure_limit.is_empty() {
                 check_windows(&format!("{key}.failure_limit"), &spec.failure_limit)?;
             }
+            if spec.on_limiter_error == FailurePolicy::Open {
+                return Err(ConfigError::invalid(
+                    format!("{key}.on_limiter_error"),
+                    "\"open\" is not offered: the counter object's answer carries the revocation check, so admitting without it would serve revoked tokens; use \"closed\" (503 with Retry-After)",
+                ));
+            }
             routes.push(Route {
                 id: RouteId(spec.id.clone()),
                 method: spec.method,
@@ -873,7 +879,6 @@ impl PolicyFile {
                 scopes: spec.scopes.clone(),
                 cost: spec.cost,
                 max_body_bytes,
-                on_limiter_error: spec.on_limiter_error,
                 rate_limit_shadow: spec.rate_limit_shadow,
                 limited: spec.limited,
                 content_types: spec.content_types.clone(),
@@ -1133,6 +1138,21 @@ scopes = ["transactions:read"]
         check(
             &with("[gateway]\norigin_timeout_ms = 5"),
             Err("gateway.origin_timeout_ms"),
+        );
+        // Admitting without the counter object's answer would skip the revocation check.
+        check(
+            &with(
+                "[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\non_limiter_error = \"open\"",
+            ),
+            Err(
+                "routes[2].on_limiter_error: \"open\" is not offered: the counter object's answer carries the revocation check",
+            ),
+        );
+        check(
+            &with(
+                "[[routes]]\nid = \"x\"\nmethod = \"GET\"\npath = \"/x\"\non_limiter_error = \"closed\"",
+            ),
+            Ok(()),
         );
         // Deeper than the JSON parser nests would refuse well-formed bodies as malformed.
         check(

@@ -124,7 +124,7 @@ impl RateLimitKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::{AuthRequirement, FailurePolicy, Method, PathPattern, RouteId};
+    use crate::route::{AuthRequirement, Method, PathPattern, RouteId};
 
     fn claims(issuer: &str, org: &str, scopes: &[&str]) -> VerifiedClaims {
         VerifiedClaims {
@@ -151,7 +151,6 @@ mod tests {
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             cost: 1,
             max_body_bytes: 0,
-            on_limiter_error: FailurePolicy::Closed,
             rate_limit_shadow: false,
             limited: true,
             content_types: Vec::new(),

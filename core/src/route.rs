@@ -251,13 +251,15 @@ pub enum AuthRequirement {
     Public,
 }
 
-/// What the limit stage does when the counter store cannot answer.
+/// What a route asks for when the counter store cannot answer (`on_limiter_error`). Only
+/// `closed` is accepted: the counter object's answer carries the caller's revocation check, so
+/// admitting without it would serve revoked tokens. `open` is parsed to be refused by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailurePolicy {
-    /// Refuse the request (503): the safe default for anything that moves money.
+    /// Refuse the request (503 `limiter_unavailable`, with `Retry-After`).
     Closed,
-    /// Admit the request and log it: for reads where availability matters more.
+    /// Admit without the answer: refused by the policy validation.
     Open,
 }
 
@@ -278,8 +280,6 @@ pub struct Route {
     pub cost: u32,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: u64,
-    /// Behaviour when the counter store is unavailable.
-    pub on_limiter_error: FailurePolicy,
     /// Shadow mode for this route's limits.
     pub rate_limit_shadow: bool,
     /// Whether the rate-limit stage runs for this route.
@@ -397,7 +397,6 @@ mod tests {
             scopes: vec![],
             cost: 1,
             max_body_bytes: 1024,
-            on_limiter_error: FailurePolicy::Closed,
             rate_limit_shadow: false,
             limited: true,
             content_types: Vec::new(),
