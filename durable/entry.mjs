@@ -117,6 +117,22 @@ export class RateLimiter extends DurableObject {
     }, ms);
   }
 
+  /** HoldRequest (JSON text) -> Decision (JSON text): a slot for a request about to be forwarded. */
+  hold(body, protocol) {
+    return guarded(() => this.inner.holdJson(body, protocol));
+  }
+
+  /** SettleRequest (JSON text) -> Decision (JSON text): the origin answered a held request. */
+  settle(body, protocol) {
+    return guarded(() => {
+      const inner = this.inner;
+      return inner.settleJson(body, protocol).then((answer) => {
+        this.scheduleWrite(inner);
+        return answer;
+      });
+    });
+  }
+
   /** RevocationCommand (JSON text) -> RevocationReply (JSON text). */
   revocations(command, protocol) {
     return guarded(() => this.inner.revocationsJson(command, protocol));

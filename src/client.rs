@@ -13,6 +13,7 @@ use gateway_core::client::{Block, BlockList, ClientClass, client_key};
 use gateway_core::config::{Policy, Window};
 use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
+use gateway_core::holds::{HOLD_MARGIN_MS, HoldRequest, SettleRequest};
 use gateway_core::limit::{ConsumeRequest, Decision, response_headers};
 use gateway_core::route::Route;
 use gateway_core::time::UnixMillis;
@@ -142,5 +143,75 @@ impl Counter {
     /// the budget.
     pub(crate) async fn record_failure(&self, env: &Env, policy: &Policy, now: UnixMillis) {
         self.consume(env, policy, now).await;
+    }
+
+    /// Before forwarding a request of a route that counts only failures: a hold on a slot of
+    /// the failure budget (`gateway_core::holds`), so attempts in flight count as possible
+    /// failures. `Ok(true)`: held (settle it once the origin answered); `Ok(false)`: the counter
+    /// object did not answer (the request goes on, its failure counted afterwards as before:
+    /// these limits never take the gateway down); `Err`: refused before the origin is asked.
+    pub(crate) async fn hold(
+        &self,
+        env: &Env,
+        policy: &Policy,
+        request_id: &str,
+        origin_timeout_ms: u64,
+        now: UnixMillis,
+    ) -> Result<bool, (GatewayError, Vec<(&'static str, String)>)> {
+        let request = HoldRequest {
+            id: request_id.to_owned(),
+            windows: self.windows.to_vec(),
+            hold_ms: origin_timeout_ms.saturating_add(HOLD_MARGIN_MS),
+        };
+        let reply: Result<Decision, String> =
+            call(env, policy, &self.object, Endpoint::Hold, &request).await;
+        match reply {
+            Ok(Decision::Admitted { .. }) => Ok(true),
+            Ok(decision) => {
+                let block = Block::after(&decision, now).unwrap_or(Block {
+                    until: now.0.saturating_add(1000),
+                    limit: self.windows.iter().map(|w| w.limit).min().unwrap_or(0),
+                    seconds: self.windows.first().map_or(0, |w| w.seconds),
+                });
+                Err(self.refusal(&block, now))
+            }
+            Err(detail) => {
+                worker::console_warn!(
+                    "{}",
+                    serde_json::json!({"event": "client_limiter_unavailable", "object": self.object, "detail": detail})
+                );
+                Ok(false)
+            }
+        }
+    }
+
+    /// The origin answered a held request: its hold goes, a failure counted in its place.
+    pub(crate) async fn settle(
+        &self,
+        env: &Env,
+        policy: &Policy,
+        request_id: &str,
+        failed: bool,
+        now: UnixMillis,
+    ) {
+        let request = SettleRequest {
+            id: request_id.to_owned(),
+            failed,
+            windows: self.windows.to_vec(),
+            write_within_ms: policy.gateway.limiter_write_interval_ms,
+        };
+        let reply: Result<Decision, String> =
+            call(env, policy, &self.object, Endpoint::Settle, &request).await;
+        match reply {
+            Ok(decision) => {
+                if let Some(block) = Block::after(&decision, now) {
+                    BLOCKED.with(|b| b.borrow_mut().block(self.object.clone(), block, now));
+                }
+            }
+            Err(detail) => worker::console_warn!(
+                "{}",
+                serde_json::json!({"event": "client_limiter_unavailable", "object": self.object, "detail": detail})
+            ),
+        }
     }
 }

@@ -61,6 +61,20 @@ extern "C" {
         command: &str,
         protocol: u32,
     ) -> Result<js_sys::Promise, wasm_bindgen::JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn hold(
+        this: &CounterStub,
+        body: &str,
+        protocol: u32,
+    ) -> Result<js_sys::Promise, wasm_bindgen::JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn settle(
+        this: &CounterStub,
+        body: &str,
+        protocol: u32,
+    ) -> Result<js_sys::Promise, wasm_bindgen::JsValue>;
 }
 
 /// The counter object's two calls.
@@ -70,6 +84,10 @@ pub(crate) enum Endpoint {
     Consume,
     /// `revocations`: `RevocationCommand` -> `RevocationReply`.
     Revocations,
+    /// `hold`: `HoldRequest` -> `Decision` (a client counting only failures).
+    Hold,
+    /// `settle`: `SettleRequest` -> `Decision`.
+    Settle,
 }
 
 /// One call to the counter object named `object`, by Workers RPC, within
@@ -93,6 +111,8 @@ pub(crate) async fn call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
     let promise = match endpoint {
         Endpoint::Consume => stub.consume(&json, protocol::CURRENT),
         Endpoint::Revocations => stub.revocations(&json, protocol::CURRENT),
+        Endpoint::Hold => stub.hold(&json, protocol::CURRENT),
+        Endpoint::Settle => stub.settle(&json, protocol::CURRENT),
     }
     .map_err(|e| format!("counter call: {e:?}"))?;
     let reply = match race_deadline(promise, timeout_ms).await {

@@ -42,6 +42,9 @@ struct Trace {
     /// Where this client's failures count, once the request got far enough to fail
     /// authentication (`None`: exempt, or refused before that).
     failures: Option<Counter>,
+    /// The request holds a slot of its client's failure budget (a route counting only
+    /// failures): settled once the answer is known.
+    held: bool,
 }
 
 /// Runs the pipeline for one request. Never fails: every outcome is a response.
@@ -80,7 +83,11 @@ pub(crate) async fn handle(req: web_sys::Request, env: &Env) -> web_sys::Respons
         };
         // Replays of a revoked token count too: each one costs a counter call.
         let failed = status == 401 || (counter.failures_only && status == 403);
-        if failed {
+        if trace.held {
+            counter
+                .settle(env, policy, &request_id, failed, started)
+                .await;
+        } else if failed {
             counter.record_failure(env, policy, started).await;
         }
     }
@@ -296,7 +303,20 @@ async fn run(
                 trace.response_headers = headers;
                 return Err(refusal);
             }
-        } else if route.auth == AuthRequirement::Public && route.limited && !counter.failures_only {
+        } else if counter.failures_only {
+            // Attempts in flight count as possible failures: a slot is held before the origin
+            // is asked, so parallel guesses cannot outrun the failure limit.
+            match counter
+                .hold(env, policy, request_id, environment.origin_timeout_ms, now)
+                .await
+            {
+                Ok(held) => trace.held = held,
+                Err((refusal, headers)) => {
+                    trace.response_headers = headers;
+                    return Err(refusal);
+                }
+            }
+        } else if route.auth == AuthRequirement::Public && route.limited {
             match counter.count_request(env, policy, now).await {
                 Ok(headers) => trace.response_headers = headers,
                 Err((refusal, headers)) => {

@@ -136,15 +136,51 @@ impl Counter {
         if !matches!(decision, Decision::Admitted { .. }) {
             return (decision, None);
         }
+        (decision, self.admitted(windows, cost, now, idle_ms))
+    }
+
+    /// Counts `cost` at `now` in `windows` without a check: something that already happened (a
+    /// failed login the origin answered). The same durability rule as an admission.
+    pub fn count(
+        &mut self,
+        windows: &[Window],
+        cost: u32,
+        now: UnixMillis,
+        idle_ms: u32,
+    ) -> Option<CounterWrite> {
+        self.live
+            .add(windows.iter().map(|w| w.seconds), now.0, u64::from(cost));
+        self.admitted(windows, cost, now, idle_ms)
+    }
+
+    /// Whether `cost` more fits every window at `now` (nothing is counted).
+    pub fn fits(&self, windows: &[Window], cost: u32, now: UnixMillis) -> Decision {
+        self.live.clone().decide(windows, cost, now)
+    }
+
+    /// Where the windows stand at `now` (nothing is counted).
+    pub fn standing(&mut self, windows: &[Window], now: UnixMillis) -> Decision {
+        self.live.standing(windows, now)
+    }
+
+    /// The durability rule after `cost` was counted: the write an answer must wait for, if the
+    /// stored allowance does not cover it.
+    fn admitted(
+        &mut self,
+        windows: &[Window],
+        cost: u32,
+        now: UnixMillis,
+        idle_ms: u32,
+    ) -> Option<CounterWrite> {
         self.idle_ms = idle_ms;
         self.last_admission = self.last_admission.max(now.0);
         self.unrecorded = self.unrecorded.saturating_add(u64::from(cost));
         if self.unrecorded <= self.reservation.allow && self.reservation.covers(windows) {
-            return (decision, None);
+            return None;
         }
         let listed = self.listed(windows);
         let allow = slack(&listed, idle_ms);
-        (decision, Some(self.record(listed, allow, true)))
+        Some(self.record(listed, allow, true))
     }
 
     /// The windows a new reservation lists: the stored list and the request's, those still

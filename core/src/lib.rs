@@ -23,6 +23,7 @@ pub mod forward;
 pub mod header_block;
 pub mod header_edit;
 pub mod health;
+pub mod holds;
 pub mod identity;
 pub mod jwks;
 pub mod limit;

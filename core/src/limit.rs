@@ -273,6 +273,17 @@ impl LimiterState {
         }
     }
 
+    /// Where the windows stand at `now`, nothing counted: `Admitted` with every window's status
+    /// and how long until one more unit fits (0: it fits now).
+    pub fn standing(&mut self, windows: &[Window], now: UnixMillis) -> Decision {
+        let now = now.0.max(self.clock);
+        self.prune(now);
+        Decision::Admitted {
+            windows: self.statuses(windows, now),
+            full_for_ms: self.fits_at(windows, now, 1).saturating_sub(now),
+        }
+    }
+
     /// Checks `cost` against every window at `now` and consumes it if it fits all of them.
     /// `now` earlier than a time already seen is taken as that time. States of windows the
     /// request does not name are kept (and still pruned).

@@ -61,6 +61,7 @@
 use std::cell::RefCell;
 
 use gateway_core::counter::{Counter, CounterWrite, RESERVATION_KEY, Reservation};
+use gateway_core::holds::{self, HOLDS_KEY, HoldRequest, Holds, SettleRequest};
 use gateway_core::limit::{
     BUCKET_KEY_PREFIX, CONSUME_PATH, ConsumeRequest, Decision, LimiterState,
 };
@@ -104,6 +105,7 @@ struct Stored {
     revocations: RevocationList,
     limiter: LimiterState,
     reservation: Option<Reservation>,
+    holds: Holds,
 }
 
 /// Everything the object stores, in one `list`: a cold object (the runtime evicts idle ones)
@@ -114,6 +116,7 @@ async fn read_all(storage: &worker::Storage) -> Result<Stored> {
     let listed = storage.list().await?;
     let mut revocations = RevocationList::default();
     let mut reservation = None;
+    let mut holds = Holds::default();
     let mut buckets = Vec::with_capacity(usize::try_from(listed.size()).unwrap_or(0));
     for entry in listed.entries() {
         let pair: worker::js_sys::Array = entry?.into();
@@ -125,6 +128,8 @@ async fn read_all(storage: &worker::Storage) -> Result<Stored> {
             revocations = decode(&key, &value)?;
         } else if key == RESERVATION_KEY {
             reservation = Some(decode(&key, &value)?);
+        } else if key == HOLDS_KEY {
+            holds = decode(&key, &value)?;
         } else if key.starts_with(BUCKET_KEY_PREFIX) {
             let text = value.as_string().ok_or_else(|| {
                 worker::Error::RustError(format!("bucket '{key}' is not JSON text"))
@@ -139,6 +144,7 @@ async fn read_all(storage: &worker::Storage) -> Result<Stored> {
         revocations,
         limiter,
         reservation,
+        holds,
     })
 }
 
@@ -196,6 +202,17 @@ fn start_writes(storage: &worker::Storage, write: &CounterWrite) -> Result<()> {
     Ok(())
 }
 
+/// The write of the live holds (`confirmed`: a granted hold, stored before its answer).
+fn holds_write(holds: &Holds, confirmed: bool) -> CounterWrite {
+    CounterWrite {
+        writes: gateway_core::limit::StateWrites {
+            put: vec![(HOLDS_KEY.to_owned(), holds.to_json())],
+            delete: Vec::new(),
+        },
+        confirmed,
+    }
+}
+
 /// The object's own clock.
 fn object_now() -> UnixMillis {
     UnixMillis(worker::Date::now().as_millis())
@@ -214,6 +231,8 @@ pub struct RateLimiter {
     timer_wanted: std::cell::Cell<Option<u32>>,
     /// The stored deny list, once read.
     revocations: RefCell<Option<RevocationList>>,
+    /// The live holds of a client counting only failures (`gateway_core::holds`), once read.
+    holds: RefCell<Option<Holds>>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -234,6 +253,7 @@ impl RateLimiter {
         self.revocations
             .borrow_mut()
             .get_or_insert(stored.revocations);
+        self.holds.borrow_mut().get_or_insert(stored.holds);
         self.counter
             .borrow_mut()
             .get_or_insert_with(|| Counter::load(stored.limiter, stored.reservation, object_now()));
@@ -303,6 +323,53 @@ impl RateLimiter {
             self.timer_wanted.set(u32::try_from(ms).ok());
             self.timer_set.set(true);
         }
+    }
+
+    /// A hold for a request about to be forwarded (`gateway_core::holds`): granted holds are
+    /// stored before the answer leaves.
+    async fn hold(&self, request: HoldRequest) -> Result<Decision> {
+        self.ensure_loaded().await?;
+        let now = object_now();
+        let mut counter_cell = self.counter.borrow_mut();
+        let mut holds_cell = self.holds.borrow_mut();
+        let (Some(counter), Some(held)) = (counter_cell.as_mut(), holds_cell.as_mut()) else {
+            return Err(worker::Error::RustError("state not loaded".to_owned()));
+        };
+        let decision = holds::decide(counter, held, &request, now);
+        if matches!(decision, Decision::Admitted { .. }) {
+            let write = holds_write(held, true);
+            if let Err(e) = start_writes(&self.state.storage(), &write) {
+                *holds_cell = None;
+                return Err(e);
+            }
+        }
+        Ok(decision)
+    }
+
+    /// The origin answered a held request: its hold goes, and a failure is counted in its
+    /// place. Answers where the client's failures stand.
+    async fn settle(&self, request: SettleRequest) -> Result<Decision> {
+        self.ensure_loaded().await?;
+        let now = object_now();
+        let mut counter_cell = self.counter.borrow_mut();
+        let mut holds_cell = self.holds.borrow_mut();
+        let (Some(counter), Some(held)) = (counter_cell.as_mut(), holds_cell.as_mut()) else {
+            return Err(worker::Error::RustError("state not loaded".to_owned()));
+        };
+        let changed = held.take(&request.id) | held.prune(now.0);
+        if request.failed
+            && let Some(write) = counter.count(&request.windows, 1, now, request.write_within_ms)
+            && let Err(e) = start_writes(&self.state.storage(), &write)
+        {
+            *counter_cell = None;
+            return Err(e);
+        }
+        if changed && let Err(e) = start_writes(&self.state.storage(), &holds_write(held, false)) {
+            *holds_cell = None;
+            return Err(e);
+        }
+        self.want_timer(counter, now);
+        Ok(counter.standing(&request.windows, now))
     }
 
     async fn revoke(&self, command: RevocationCommand) -> Result<RevocationReply> {
@@ -385,6 +452,32 @@ impl RateLimiter {
         serde_json::to_string(&decision).map_err(rpc_error)
     }
 
+    /// `hold(HoldRequest as JSON) -> Decision as JSON` (`gateway_core::holds`).
+    #[wasm_bindgen(js_name = holdJson)]
+    pub async fn hold_json(
+        &self,
+        body: String,
+        protocol: Option<u32>,
+    ) -> std::result::Result<String, wasm_bindgen::JsValue> {
+        protocol::accept(protocol).map_err(rpc_error)?;
+        let body: HoldRequest = serde_json::from_str(&body).map_err(rpc_error)?;
+        let decision = self.hold(body).await.map_err(rpc_error)?;
+        serde_json::to_string(&decision).map_err(rpc_error)
+    }
+
+    /// `settle(SettleRequest as JSON) -> Decision as JSON` (`gateway_core::holds`).
+    #[wasm_bindgen(js_name = settleJson)]
+    pub async fn settle_json(
+        &self,
+        body: String,
+        protocol: Option<u32>,
+    ) -> std::result::Result<String, wasm_bindgen::JsValue> {
+        protocol::accept(protocol).map_err(rpc_error)?;
+        let body: SettleRequest = serde_json::from_str(&body).map_err(rpc_error)?;
+        let decision = self.settle(body).await.map_err(rpc_error)?;
+        serde_json::to_string(&decision).map_err(rpc_error)
+    }
+
     /// `revocations(RevocationCommand as JSON) -> RevocationReply as JSON`.
     #[wasm_bindgen(js_name = revocationsJson)]
     pub async fn revocations_json(
@@ -407,6 +500,7 @@ impl DurableObject for RateLimiter {
             timer_set: std::cell::Cell::new(false),
             timer_wanted: std::cell::Cell::new(None),
             revocations: RefCell::new(None),
+            holds: RefCell::new(None),
         }
     }
 

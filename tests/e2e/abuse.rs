@@ -39,6 +39,10 @@ pub(crate) const CASES: &[Case] = &[
         auth_route_counts_only_failures,
     ),
     (
+        "abuse::parallel_guesses_cannot_outrun_the_failure_limit",
+        parallel_guesses_cannot_outrun_the_failure_limit,
+    ),
+    (
         "abuse::legacy_keys_work_with_deprecation_headers_until_their_cut_off",
         legacy_keys_work_with_deprecation_headers_until_their_cut_off,
     ),
@@ -430,12 +434,19 @@ fn ipv6_clients_are_counted_per_64(stack: &Stack) {
 }
 
 fn login(stack: &Stack, ip: &str, password: &str) -> http::Response {
+    login_slowly(stack, ip, password, 0)
+}
+
+/// A login the demo origin answers only after `delay_ms`.
+fn login_slowly(stack: &Stack, ip: &str, password: &str, delay_ms: u64) -> http::Response {
+    let delay = delay_ms.to_string();
     http::request(
         "POST",
         &format!("{}/api/auth/login", stack.gateway),
         &[
             ("Content-Type", "application/json"),
             ("CF-Connecting-IP", ip),
+            ("X-Demo-Delay-Ms", &delay),
         ],
         Some(
             serde_json::json!({"user": "ops", "password": password})
@@ -477,6 +488,40 @@ fn auth_route_counts_only_failures(stack: &Stack) {
     );
     // Another address logs in.
     assert_eq!(login(stack, "203.0.113.51", "demo-password").status, 200);
+}
+
+/// "5 failures per 15 minutes" holds against parallel guesses: twenty wrong passwords sent at
+/// once, each answered by the origin only after 800 ms, and five reach the origin (their 401s);
+/// the other fifteen are refused before it (429), because attempts in flight hold slots of the
+/// failure budget. Successes free their slots: a client that logs in correctly in parallel is
+/// never refused.
+fn parallel_guesses_cannot_outrun_the_failure_limit(stack: &Stack) {
+    let parallel = |ip: &str, password: &str, n: usize| -> Vec<u16> {
+        let barrier = std::sync::Barrier::new(n);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        login_slowly(stack, ip, password, 800).status
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    let statuses = parallel("203.0.113.60", "guess", 20);
+    let reached = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((reached, refused), (5, 15), "{statuses:?}");
+    // And the budget is spent: the right password is refused too.
+    assert_eq!(login(stack, "203.0.113.60", "demo-password").status, 429);
+    // Five correct logins at once, twice: each frees its slot when it succeeds.
+    for _ in 0..2 {
+        let ok = parallel("203.0.113.61", "demo-password", 5);
+        assert!(ok.iter().all(|s| *s == 200), "{ok:?}");
+    }
 }
 
 fn sha256_hex(text: &str) -> String {
