@@ -41,7 +41,7 @@ ENV ?=
 COUNTERS_MIGRATION ?=
 DRY_RUN ?=
 
-.PHONY: help setup build deploy dev token test fuzz bench-build bench-auth bench-limit bench-boundary bench clean secrets-sync vault-dev scan
+.PHONY: help setup build deploy dev token test fuzz bench-build bench-auth bench-limit bench-boundary bench bench-reservations clean secrets-sync vault-dev scan
 
 help:
 	@echo "make dev     run the gateway on http://127.0.0.1:8787 with the demo origin and local issuer"
@@ -53,6 +53,7 @@ help:
 	@echo "make build   build both Workers: the gateway (build/) and the counters Worker (durable/build/)"
 	@echo "make setup   install the pinned toolchain pieces (idempotent)"
 	@echo "make bench   the gateway vs a JavaScript peer (jose + Durable Object limiter), same runtime, same run"
+	@echo "make bench-reservations  the counter object's writes per admitted request and req/s: reservations vs the previous write-behind"
 	@echo "make bench-limit req/s and p99 through the gateway with rate limiting on and off (autocannon)"
 	@echo "make bench-auth  time token verification in workerd: gateway (cache off/on) vs crypto.subtle vs pure Rust"
 	@echo "make bench-boundary  the two header blocks of a forwarded request: rebuilt whole vs copied and edited, in workerd"
@@ -131,6 +132,15 @@ bench: bench-build build
 	cargo build --release -p gateway-demo --locked
 	@[ -x bench/node_modules/.bin/autocannon ] && [ -d bench/node_modules/jose ] || npm ci --prefix bench --no-audit --no-fund --loglevel=error
 	node bench/compare/run.mjs
+	scripts/build-previous.sh
+	node bench/reservations/run.mjs
+
+# The counter object's durability side by side: this build's reservations against the previous
+# release's write-behind (req/s and storage writes per admitted request, free/pro/enterprise).
+# BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_CONNECTIONS (8).
+bench-reservations: build
+	scripts/build-previous.sh
+	node bench/reservations/run.mjs
 
 # Fuzz targets for every parser of untrusted bytes (fuzz/fuzz_targets). Not part of `make test`:
 # it needs the nightly toolchain and cargo-fuzz. Seeds in fuzz/seeds/<target>; findings in

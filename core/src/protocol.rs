@@ -13,6 +13,12 @@
 //! | 1 (no argument) | `limit::ConsumeRequest` / `revocation::RevocationCommand` as JSON text | `limit::Decision` / `revocation::RevocationReply` as JSON text |
 //! | 2 | the same, with the version as the second argument | the same |
 //!
+//! Version 2's counters Worker also answers `hold(body, protocol)` and `settle(body,
+//! protocol)` (`holds::HoldRequest` / `holds::SettleRequest` -> `limit::Decision`, the attempts in
+//! flight on a route counting only failures). A method is only ever added: a gateway calling one
+//! an older counters Worker lacks gets an RPC error, which its callers treat as the object not
+//! answering.
+//!
 //! A change to the body or the reply gets a new version, is accepted by the counters Worker
 //! first (deployed first), and is sent by the gateway only once that counters Worker is live
 //! everywhere (`docs/deploy.md`, "Order of deploys").
