@@ -77,6 +77,7 @@ workflow_lint() {
 }
 run_phase "workflow lint" workflow_lint
 run_phase "deploy scripts" node --test scripts/deploy-config.test.mjs
+run_phase "links" node scripts/check-links.mjs
 run_phase "native tests" cargo test --workspace --locked --exclude gateway-e2e
 run_phase "wasm build" make --no-print-directory build
 run_phase "release build check" release_has_no_bench_code

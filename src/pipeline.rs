@@ -1,5 +1,5 @@
-//! The request pipeline, in the order the contract fixes (ARCHITECTURE.md, "The request
-//! pipeline"):
+//! The request pipeline, in the order the contract fixes (ARCHITECTURE.md, "The request's
+//! path"):
 //!
 //! request id -> normalise and check the request (method, path, size) -> match the route ->
 //! authenticate -> authorise (scopes) -> rate limit -> sign and forward -> decorate the response

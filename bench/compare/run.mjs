@@ -62,7 +62,7 @@ writeFileSync(join(benchDir, '.dev.vars'), `GATEWAY_SIGNING_KEYS='${JSON.stringi
 // them (bench/serve-workerd.mjs): no inspector attached, no Node.js process printing every
 // request's log line (under `wrangler dev` that process spent ~2 ms per request, capped both
 // Workers near 300 req/s on this machine and diluted the difference between them).
-// BENCH_RUNTIME=wrangler: each in `wrangler dev`, as the earlier sessions measured.
+// BENCH_RUNTIME=wrangler: each in `wrangler dev`.
 const runtimeName = process.env.BENCH_RUNTIME ?? 'workerd';
 if (!['workerd', 'wrangler'].includes(runtimeName)) throw new Error(`BENCH_RUNTIME must be workerd or wrangler, not ${runtimeName}`);
 const plainWorkerd = runtimeName === 'workerd';

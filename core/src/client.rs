@@ -2,7 +2,7 @@
 //! address, IPv6 grouped by prefix), which counter object counts it, and the per-isolate list
 //! of clients currently refused without any work.
 //!
-//! Two classes of counting (ARCHITECTURE.md, "Limits before authentication"):
+//! Two classes of counting (docs/abuse.md, "Limits before authentication"):
 //! - the gateway-wide class (`[client_limits]`): every request to a public route, and every
 //!   failed authentication (401) on a bearer route, per client;
 //! - an auth route's own class (`failure_limit` on the route, e.g. a login route): only its

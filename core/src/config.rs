@@ -299,8 +299,8 @@ pub struct IssuerPolicy {
     /// Claim holding the tier (default `tier`; missing or unknown tiers are `free`).
     #[serde(default = "default_tier_claim")]
     pub tier_claim: String,
-    /// Optional claim holding RBAC permissions (array of strings, e.g. the founding material's
-    /// `permissions`). Unset: not read. A permission satisfies a route's required scope like a
+    /// Optional claim holding RBAC permissions (array of strings, e.g. `permissions`).
+    /// Unset: not read. A permission satisfies a route's required scope like a
     /// scope does (exactly or as `resource:*`), and `*` satisfies every scope.
     #[serde(default)]
     pub permissions_claim: Option<String>,

@@ -1,6 +1,6 @@
 //! The error model: one type for everything the gateway refuses or fails at, and its one
-//! client-facing shape, `application/problem+json` (RFC 9457) with the founding story's `error`
-//! and `message` fields. The Worker maps a [`GatewayError`] to a response in exactly one place
+//! client-facing shape, `application/problem+json` (RFC 9457) with a stable `error` code
+//! and a `message` field. The Worker maps a [`GatewayError`] to a response in exactly one place
 //! (`src/respond.rs`), using [`GatewayError::problem`] and [`GatewayError::headers`].
 //!
 //! Internal detail ([`GatewayError::Internal`], upstream failures) goes to the log through
@@ -643,7 +643,7 @@ pub struct Problem {
     pub request_id: String,
     /// The stable code.
     pub error: &'static str,
-    /// Same text as `detail` (the founding story's field name).
+    /// Same text as `detail`, under the name clients of the old API read.
     pub message: String,
     /// For `insufficient_scope`: the scopes the route requires.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -427,7 +427,7 @@ impl LimiterState {
     }
 }
 
-/// The rate-limit headers for a limited route's response (also on 429s): the founding story's
+/// The rate-limit headers for a limited route's response (also on 429s): the
 /// `X-RateLimit-*` for the most restrictive window (least remaining; `Reset` in Unix epoch
 /// seconds), and the IETF structured fields (draft-ietf-httpapi-ratelimit-headers) listing every
 /// window, named `"<tier>-<seconds>s"`.

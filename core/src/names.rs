@@ -1,7 +1,7 @@
 //! Every name the gateway shares with something outside the Worker: the origin (identity and
 //! signature headers), the deployment (Worker secrets, `[vars]`, bindings) and clients (response
 //! headers, the reserved prefix). One module, so a rename is one change and the docs have one
-//! source (ARCHITECTURE.md, "Names", lists the same values; a test checks they agree).
+//! source (docs/reference.md, "Names", lists the same values; a test checks they agree).
 
 /// Prefix of the gateway's own endpoints. Never forwarded to the origin, never matched against
 /// the route table.

@@ -1,6 +1,6 @@
 //! Request shape checks that need no I/O: header size, `Host` allowlist, `Content-Type`
 //! allowlists, JSON well-formedness and nesting depth, and the client's correlation id.
-//! The Worker calls these in pipeline order (ARCHITECTURE.md, "Request checks").
+//! The Worker calls these in pipeline order (ARCHITECTURE.md, "The request's path").
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! The contracts written outside the code (ARCHITECTURE.md, .dev.vars.example, wrangler.toml)
+//! The contracts written outside the code (docs/reference.md, .dev.vars.example, wrangler.toml)
 //! agree with the names and rules in the code.
 
 #![allow(
@@ -18,8 +18,8 @@ fn read(path: &str) -> String {
 }
 
 #[test]
-fn architecture_lists_every_shared_name_and_error_code() {
-    let doc = read("ARCHITECTURE.md");
+fn the_reference_lists_every_shared_name_and_error_code() {
+    let doc = read("docs/reference.md");
     let mut names: Vec<&str> = identity_headers::ALL.to_vec();
     names.extend([
         names::REQUEST_ID_HEADER,
@@ -34,12 +34,12 @@ fn architecture_lists_every_shared_name_and_error_code() {
     for name in names {
         assert!(
             doc.contains(&format!("`{name}`")),
-            "ARCHITECTURE.md does not list `{name}`"
+            "docs/reference.md does not list `{name}`"
         );
     }
     for code in ErrorCode::ALL {
         let row = format!("| `{}` | {} |", code.as_str(), code.status());
-        assert!(doc.contains(&row), "ARCHITECTURE.md lacks the row {row}");
+        assert!(doc.contains(&row), "docs/reference.md lacks the row {row}");
     }
 }
 

@@ -1,4 +1,4 @@
-//! The demo origin: the founding story's endpoints, each answering with a JSON echo of exactly
+//! The demo origin: the demo API's endpoints, each answering with a JSON echo of exactly
 //! what it received (method, path, raw query, headers in order, body size and SHA-256), so tests
 //! can assert what crossed the gateway byte for byte.
 

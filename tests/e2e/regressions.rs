@@ -1,4 +1,4 @@
-//! Regression tests for what the founding story's first ZAP scan found: reflected input,
+//! Regression tests for what a first ZAP scan of the demo API found: reflected input,
 //! missing security headers, cookie flags. Every answer the gateway generates itself is
 //! checked: it never echoes request input unescaped, always carries the security headers, and
 //! sets no cookie.
