@@ -72,10 +72,6 @@ export class RateLimiter extends DurableObject {
     return this.rust;
   }
 
-  fetch(request) {
-    return guarded(() => this.inner.fetch(request));
-  }
-
   /**
    * ConsumeRequest (JSON text) -> Decision (JSON text): at once when the object's state is in
    * memory (every call but an instance's first), else after reading storage.

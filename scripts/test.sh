@@ -81,7 +81,7 @@ run_phase "links" node scripts/check-links.mjs
 run_phase "native tests" cargo test --workspace --locked --exclude gateway-e2e
 run_phase "wasm build" make --no-print-directory build
 run_phase "release build check" release_has_no_bench_code
-run_phase "counters Worker (workerd)" bash -c 'cd miniflare && node --test counters.test.mjs'
+run_phase "runtime-level tests (workerd)" bash -c 'cd miniflare && node --test counters.test.mjs shim.test.mjs'
 deployability() {
   # Both Workers bundle in every environment and bind as intended (a dry run: no account, no
   # migration), and `make deploy`'s own dry run goes through both paths for both environments.

@@ -99,8 +99,10 @@ fn default_limiter_write_interval_ms() -> u32 {
 /// The longest a counter object waits, idle, before it writes its admissions down
 /// (`limiter_write_interval_ms`).
 pub const MAX_WRITE_INTERVAL_MS: u32 = 10_000;
+/// Off unless set: its effect on p99 was measurable on one machine and within the noise on
+/// another (BENCHMARKS.md, "Collection pauses").
 fn default_collection_pacing_kib() -> u32 {
-    128
+    0
 }
 /// The most short-lived JavaScript a request may allocate to pace collections
 /// (`collection_pacing_kib`).
@@ -179,7 +181,7 @@ pub struct GatewaySettings {
     /// before its answer (no reservation). Tiers may set their own (`write_interval_ms`).
     #[serde(default = "default_limiter_write_interval_ms")]
     pub limiter_write_interval_ms: u32,
-    /// Short-lived JavaScript allocated per request (KiB; default 128; 0: none), which paces the
+    /// Short-lived JavaScript allocated per request (KiB; default 0: none), which paces the
     /// isolate's minor collections. The runtime destroys the request and response objects a
     /// collection frees (their header blocks most of the cost) in that collection's pause, so
     /// the requests served between two collections set its length; the gateway's own work

@@ -27,9 +27,6 @@ use serde::{Deserialize, Serialize};
 use crate::config::Window;
 use crate::time::UnixMillis;
 
-/// Path of the counter object's one internal endpoint (`POST`, JSON body [`ConsumeRequest`]).
-pub const CONSUME_PATH: &str = "/consume";
-
 /// Buckets per window (so 500 ms buckets for a 60 s window). 60 buckets falsely denied 2.6% of
 /// the reference trace's requests, 120 none (`tests/limiter.rs`).
 pub const BUCKETS: u64 = 120;

@@ -264,9 +264,6 @@ impl AdminRevocation {
     }
 }
 
-/// Path of the counter object's revocation endpoint (`POST`, body [`RevocationCommand`]).
-pub const REVOCATIONS_PATH: &str = "/revocations";
-
 /// Worker -> counter object: one change to (or a read of) the organisation's deny list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -309,7 +306,7 @@ pub struct RevocationReply {
 }
 
 impl RevocationList {
-    /// Runs one command (the counter object's whole job for [`REVOCATIONS_PATH`]) at the
+    /// Runs one command (the counter object's `revocations` call) at the
     /// object's own time `now_secs`: the caller's clock (the command's `now_secs`, kept on the
     /// wire for older objects) decides nothing, so a gateway with a clock far off cannot expire
     /// entries early.

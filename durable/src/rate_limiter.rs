@@ -21,14 +21,13 @@
 //! `extends DurableObject`, which the `worker-build` shim's class does not, so `durable/entry.mjs`
 //! (copied next to the build) exports a `RateLimiter` that extends it and delegates here.
 //!
-//! # Internal endpoints (the same over `fetch`)
-//! - `POST /consume`, body `gateway_core::limit::ConsumeRequest` (JSON: cost, the Worker's clock,
-//!   the tier's windows, the caller's `sub`/`jti`/`iat`) -> 200 `gateway_core::limit::Decision`
-//!   (JSON); 400 for a body that does not parse; 404 for any other path. One call checks the
-//!   organisation's revocations, then checks and consumes atomically (no windows: revocations
-//!   only).
-//! - `POST /revocations`, body `gateway_core::revocation::RevocationCommand` (add, remove, list)
-//!   -> 200 `gateway_core::revocation::RevocationReply`.
+//! - `consume`: `gateway_core::limit::ConsumeRequest` (cost, the tier's windows, the caller's
+//!   `sub`/`jti`/`iat`) -> `gateway_core::limit::Decision`. One call checks the organisation's
+//!   revocations, then checks and counts atomically (no windows: revocations only).
+//! - `revocations`: `gateway_core::revocation::RevocationCommand` (add, remove, list) ->
+//!   `gateway_core::revocation::RevocationReply`.
+//! - `hold`, `settle`: `gateway_core::holds` (attempts in flight on a route counting only
+//!   failures). `fetch` answers 404: there is no HTTP interface.
 //!
 //! # Storage layout
 //! - keys `b:<window seconds>:<bucket index>`: one per bucket of `gateway_core::limit::LimiterState`,
@@ -62,19 +61,15 @@ use std::cell::RefCell;
 
 use gateway_core::counter::{Counter, CounterWrite, RESERVATION_KEY, Reservation};
 use gateway_core::holds::{self, HOLDS_KEY, HoldRequest, Holds, SettleRequest};
-use gateway_core::limit::{
-    BUCKET_KEY_PREFIX, CONSUME_PATH, ConsumeRequest, Decision, LimiterState,
-};
+use gateway_core::limit::{BUCKET_KEY_PREFIX, ConsumeRequest, Decision, LimiterState};
 use gateway_core::protocol;
-use gateway_core::revocation::{
-    REVOCATIONS_PATH, RevocationCommand, RevocationList, RevocationReply,
-};
+use gateway_core::revocation::{RevocationCommand, RevocationList, RevocationReply};
 use gateway_core::time::UnixMillis;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
-use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
+use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
 /// The most keys one `put` or `delete` takes.
 const MAX_KEYS_PER_CALL: usize = 128;
@@ -504,30 +499,9 @@ impl DurableObject for RateLimiter {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        if req.method() != Method::Post {
-            return Response::error("unknown counter endpoint", 404);
-        }
-        let path = req.path();
-        if path == CONSUME_PATH {
-            let body: ConsumeRequest = match req.json().await {
-                Ok(body) => body,
-                Err(_) => return Response::error("malformed consume request", 400),
-            };
-            let decision = self.consume(body).await?;
-            // Nothing here runs a timer: without the idle write, a restart of this object
-            // charges at most its reservation (gateway_core::counter).
-            self.timer_wanted.take();
-            self.timer_set.set(false);
-            return Response::from_json(&decision);
-        }
-        if path == REVOCATIONS_PATH {
-            let command: RevocationCommand = match req.json().await {
-                Ok(command) => command,
-                Err(_) => return Response::error("malformed revocation command", 400),
-            };
-            return Response::from_json(&self.revoke(command).await?);
-        }
-        Response::error("unknown counter endpoint", 404)
+    /// No HTTP interface: the object is called by Workers RPC only (and the counters Worker has
+    /// no route).
+    async fn fetch(&self, _req: Request) -> Result<Response> {
+        Response::error("the counter object answers Workers RPC only", 404)
     }
 }
