@@ -100,8 +100,16 @@ impl Counter {
             caller: None,
             write_within_ms: policy.gateway.limiter_write_interval_ms,
         };
-        let reply: Result<Decision, String> =
-            call(env, policy, &self.object, Endpoint::Consume, &request).await;
+        self.heard(
+            call(env, policy, &self.object, Endpoint::Consume, &request).await,
+            now,
+        )
+    }
+
+    /// The counter object's answer about this client: when it says the budget is spent, this
+    /// isolate refuses the client without asking until then; no answer is logged (these limits
+    /// never take the gateway down).
+    fn heard(&self, reply: Result<Decision, String>, now: UnixMillis) -> Option<Decision> {
         match reply {
             Ok(decision) => {
                 if let Some(block) = Block::after(&decision, now) {
@@ -110,13 +118,17 @@ impl Counter {
                 Some(decision)
             }
             Err(detail) => {
-                worker::console_warn!(
-                    "{}",
-                    serde_json::json!({"event": "client_limiter_unavailable", "object": self.object, "detail": detail})
-                );
+                self.unanswered(&detail);
                 None
             }
         }
+    }
+
+    fn unanswered(&self, detail: &str) {
+        worker::console_warn!(
+            "{}",
+            serde_json::json!({"event": "client_limiter_unavailable", "object": self.object, "detail": detail})
+        );
     }
 
     /// Counts one unauthenticated request (public routes): its rate-limit headers, or the 429
@@ -176,10 +188,7 @@ impl Counter {
                 Err(self.refusal(&block, now))
             }
             Err(detail) => {
-                worker::console_warn!(
-                    "{}",
-                    serde_json::json!({"event": "client_limiter_unavailable", "object": self.object, "detail": detail})
-                );
+                self.unanswered(&detail);
                 Ok(false)
             }
         }
@@ -200,18 +209,9 @@ impl Counter {
             windows: self.windows.to_vec(),
             write_within_ms: policy.gateway.limiter_write_interval_ms,
         };
-        let reply: Result<Decision, String> =
-            call(env, policy, &self.object, Endpoint::Settle, &request).await;
-        match reply {
-            Ok(decision) => {
-                if let Some(block) = Block::after(&decision, now) {
-                    BLOCKED.with(|b| b.borrow_mut().block(self.object.clone(), block, now));
-                }
-            }
-            Err(detail) => worker::console_warn!(
-                "{}",
-                serde_json::json!({"event": "client_limiter_unavailable", "object": self.object, "detail": detail})
-            ),
-        }
+        self.heard(
+            call(env, policy, &self.object, Endpoint::Settle, &request).await,
+            now,
+        );
     }
 }

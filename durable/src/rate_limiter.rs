@@ -382,6 +382,24 @@ fn rpc_error(e: impl std::fmt::Display) -> wasm_bindgen::JsValue {
     worker::js_sys::Error::new(&e.to_string()).into()
 }
 
+/// One RPC call: the caller's protocol version checked, its JSON body parsed, `call` run, its
+/// answer as JSON; any failure an `Error` for the caller.
+async fn rpc<B, R, F>(
+    body: &str,
+    protocol: Option<u32>,
+    call: impl FnOnce(B) -> F,
+) -> std::result::Result<String, wasm_bindgen::JsValue>
+where
+    B: DeserializeOwned,
+    R: Serialize,
+    F: std::future::Future<Output = Result<R>>,
+{
+    protocol::accept(protocol).map_err(rpc_error)?;
+    let body: B = serde_json::from_str(body).map_err(rpc_error)?;
+    let answer = call(body).await.map_err(rpc_error)?;
+    serde_json::to_string(&answer).map_err(rpc_error)
+}
+
 /// The Workers RPC methods (called through `durable/entry.mjs`).
 #[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures, js_sys = worker::js_sys)]
 impl RateLimiter {
@@ -441,10 +459,7 @@ impl RateLimiter {
         body: String,
         protocol: Option<u32>,
     ) -> std::result::Result<String, wasm_bindgen::JsValue> {
-        protocol::accept(protocol).map_err(rpc_error)?;
-        let body: ConsumeRequest = serde_json::from_str(&body).map_err(rpc_error)?;
-        let decision = self.consume(body).await.map_err(rpc_error)?;
-        serde_json::to_string(&decision).map_err(rpc_error)
+        rpc(&body, protocol, |body| self.consume(body)).await
     }
 
     /// `hold(HoldRequest as JSON) -> Decision as JSON` (`gateway_core::holds`).
@@ -454,10 +469,7 @@ impl RateLimiter {
         body: String,
         protocol: Option<u32>,
     ) -> std::result::Result<String, wasm_bindgen::JsValue> {
-        protocol::accept(protocol).map_err(rpc_error)?;
-        let body: HoldRequest = serde_json::from_str(&body).map_err(rpc_error)?;
-        let decision = self.hold(body).await.map_err(rpc_error)?;
-        serde_json::to_string(&decision).map_err(rpc_error)
+        rpc(&body, protocol, |body| self.hold(body)).await
     }
 
     /// `settle(SettleRequest as JSON) -> Decision as JSON` (`gateway_core::holds`).
@@ -467,10 +479,7 @@ impl RateLimiter {
         body: String,
         protocol: Option<u32>,
     ) -> std::result::Result<String, wasm_bindgen::JsValue> {
-        protocol::accept(protocol).map_err(rpc_error)?;
-        let body: SettleRequest = serde_json::from_str(&body).map_err(rpc_error)?;
-        let decision = self.settle(body).await.map_err(rpc_error)?;
-        serde_json::to_string(&decision).map_err(rpc_error)
+        rpc(&body, protocol, |body| self.settle(body)).await
     }
 
     /// `revocations(RevocationCommand as JSON) -> RevocationReply as JSON`.
@@ -480,10 +489,7 @@ impl RateLimiter {
         command: String,
         protocol: Option<u32>,
     ) -> std::result::Result<String, wasm_bindgen::JsValue> {
-        protocol::accept(protocol).map_err(rpc_error)?;
-        let command: RevocationCommand = serde_json::from_str(&command).map_err(rpc_error)?;
-        let reply = self.revoke(command).await.map_err(rpc_error)?;
-        serde_json::to_string(&reply).map_err(rpc_error)
+        rpc(&command, protocol, |command| self.revoke(command)).await
     }
 }
 
