@@ -359,8 +359,16 @@ async fn key_set(
         let _pilot = match Pilot::board(&issuer.name) {
             Ok(pilot) => pilot,
             Err(landed) => {
-                // Another request of this isolate is fetching this issuer's keys: use what it
-                // stores (or, if it failed, what was usable before).
+                // Another request of this isolate is fetching this issuer's keys. A set still
+                // usable serves a request whose key it holds at once; one that needs a new key
+                // (or has no usable set) waits for the fetch and uses what it stored (or, if it
+                // failed, what was usable before).
+                if !kid_unknown
+                    && let Some((set, stamp)) = &current
+                    && timing.usable(stamp, now)
+                {
+                    return Ok(Rc::clone(set));
+                }
                 landed.wait().await;
                 let after = JWKS.with(|c| {
                     c.borrow()
