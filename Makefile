@@ -132,8 +132,7 @@ bench: bench-build build
 	cargo build --release -p gateway-demo --locked
 	@[ -x bench/node_modules/.bin/autocannon ] && [ -d bench/node_modules/jose ] || npm ci --prefix bench --no-audit --no-fund --loglevel=error
 	node bench/compare/run.mjs
-	scripts/build-previous.sh
-	node bench/reservations/run.mjs
+	@$(MAKE) --no-print-directory bench-reservations
 
 # The counter object's durability side by side: this build's reservations against the previous
 # release's write-behind (req/s and storage writes per admitted request, free/pro/enterprise).

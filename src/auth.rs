@@ -271,7 +271,7 @@ pub(crate) fn timing_of(environment: &Environment, issuer: &IssuerPolicy) -> Jwk
 }
 
 fn refresh_due(issuer: &IssuerPolicy, timing: JwksTiming, now: UnixMillis) -> bool {
-    let stamp = JWKS.with(|c| c.borrow().get(&issuer.name).map(|e| e.stamp));
+    let stamp = cached_keys(&issuer.name).map(|(_, stamp)| stamp);
     timing.should_fetch(stamp.as_ref(), now, false)
 }
 
@@ -333,11 +333,7 @@ async fn key_set(
     now: UnixMillis,
     kid_unknown: bool,
 ) -> Result<Rc<JwkSet>, GatewayError> {
-    let current = JWKS.with(|c| {
-        c.borrow()
-            .get(&issuer.name)
-            .map(|e| (Rc::clone(&e.set), e.stamp))
-    });
+    let mut current = cached_keys(&issuer.name);
     let source = endpoints.key_source();
     if source == KeySource::Static {
         if let Some((set, _)) = current {
@@ -356,72 +352,24 @@ async fn key_set(
     }
 
     if timing.should_fetch(current.as_ref().map(|(_, s)| s), now, kid_unknown) {
-        let _pilot = match Pilot::board(&issuer.name) {
-            Ok(pilot) => pilot,
+        match Pilot::board(&issuer.name) {
+            Ok(pilot) => {
+                fetch_keys(issuer, endpoints, &source, timing, now, pilot).await;
+                current = cached_keys(&issuer.name).or(current);
+            }
             Err(landed) => {
                 // Another request of this isolate is fetching this issuer's keys. A set still
                 // usable serves a request whose key it holds at once; one that needs a new key
                 // (or has no usable set) waits for the fetch and uses what it stored (or, if it
                 // failed, what was usable before).
-                if !kid_unknown
-                    && let Some((set, stamp)) = &current
-                    && timing.usable(stamp, now)
-                {
-                    return Ok(Rc::clone(set));
+                let known_and_usable = !kid_unknown
+                    && current
+                        .as_ref()
+                        .is_some_and(|(_, stamp)| timing.usable(stamp, now));
+                if !known_and_usable {
+                    landed.wait().await;
+                    current = cached_keys(&issuer.name).or(current);
                 }
-                landed.wait().await;
-                let after = JWKS.with(|c| {
-                    c.borrow()
-                        .get(&issuer.name)
-                        .map(|e| (Rc::clone(&e.set), e.stamp))
-                });
-                return match after.or(current) {
-                    Some((set, stamp)) if timing.usable(&stamp, now) => Ok(set),
-                    _ => Err(GatewayError::IssuerUnavailable(format!(
-                        "issuer '{}': no usable JWKS (the fetch this request waited for failed)",
-                        issuer.name
-                    ))),
-                };
-            }
-        };
-        match fetch_from(&source, &issuer.name, &endpoints.issuer).await {
-            Ok((set, cache_control)) => {
-                let set = Rc::new(set);
-                let stamp = JwksStamp {
-                    fetched_at: Some(now),
-                    ttl_ms: timing.ttl_ms(cache_control.as_deref()),
-                    last_attempt: now,
-                };
-                store_keys(&issuer.name, &set, stamp);
-                let prefix = format!("{}|", issuer.name);
-                KEYS.with(|k| k.borrow_mut().retain(|name, _| !name.starts_with(&prefix)));
-                let live: Vec<String> = set.keys.iter().filter_map(Jwk::thumbprint).collect();
-                TOKENS.with(|t| {
-                    if let Some(cache) = t.borrow_mut().as_mut() {
-                        cache.retain_live_keys(&issuer.name, &live);
-                    }
-                });
-                return Ok(set);
-            }
-            Err(detail) => {
-                worker::console_warn!(
-                    "{}",
-                    serde_json::json!({"event": "jwks_fetch_failed", "issuer": issuer.name, "detail": detail})
-                );
-                JWKS.with(|c| {
-                    let mut cache = c.borrow_mut();
-                    let entry = cache
-                        .entry(issuer.name.clone())
-                        .or_insert_with(|| IssuerKeys {
-                            set: Rc::new(JwkSet::default()),
-                            stamp: JwksStamp {
-                                fetched_at: None,
-                                ttl_ms: 0,
-                                last_attempt: now,
-                            },
-                        });
-                    entry.stamp.last_attempt = now;
-                });
             }
         }
     }
@@ -431,6 +379,64 @@ async fn key_set(
             "issuer '{}': no usable JWKS (fetch failed or throttled, nothing fresh enough cached)",
             issuer.name
         ))),
+    }
+}
+
+/// This isolate's copy of the issuer's keys, with its stamp.
+fn cached_keys(issuer: &str) -> Option<(Rc<JwkSet>, JwksStamp)> {
+    JWKS.with(|c| c.borrow().get(issuer).map(|e| (Rc::clone(&e.set), e.stamp)))
+}
+
+/// One fetch of the issuer's JWKS by the request holding its flight (`_pilot`: the flight lands
+/// when this returns): on success the set is stored and the imported keys and cached tokens of
+/// keys no longer published are dropped; on failure the attempt is recorded (refetch
+/// throttling) and what is cached stays.
+async fn fetch_keys(
+    issuer: &IssuerPolicy,
+    endpoints: &IssuerEndpoints,
+    source: &KeySource,
+    timing: JwksTiming,
+    now: UnixMillis,
+    _pilot: Pilot,
+) {
+    match fetch_from(source, &issuer.name, &endpoints.issuer).await {
+        Ok((set, cache_control)) => {
+            let set = Rc::new(set);
+            let stamp = JwksStamp {
+                fetched_at: Some(now),
+                ttl_ms: timing.ttl_ms(cache_control.as_deref()),
+                last_attempt: now,
+            };
+            store_keys(&issuer.name, &set, stamp);
+            let prefix = format!("{}|", issuer.name);
+            KEYS.with(|k| k.borrow_mut().retain(|name, _| !name.starts_with(&prefix)));
+            let live: Vec<String> = set.keys.iter().filter_map(Jwk::thumbprint).collect();
+            TOKENS.with(|t| {
+                if let Some(cache) = t.borrow_mut().as_mut() {
+                    cache.retain_live_keys(&issuer.name, &live);
+                }
+            });
+        }
+        Err(detail) => {
+            worker::console_warn!(
+                "{}",
+                serde_json::json!({"event": "jwks_fetch_failed", "issuer": issuer.name, "detail": detail})
+            );
+            JWKS.with(|c| {
+                let mut cache = c.borrow_mut();
+                let entry = cache
+                    .entry(issuer.name.clone())
+                    .or_insert_with(|| IssuerKeys {
+                        set: Rc::new(JwkSet::default()),
+                        stamp: JwksStamp {
+                            fetched_at: None,
+                            ttl_ms: 0,
+                            last_attempt: now,
+                        },
+                    });
+                entry.stamp.last_attempt = now;
+            });
+        }
     }
 }
 
