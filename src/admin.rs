@@ -14,9 +14,9 @@ use gateway_core::config::Policy;
 use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
 use gateway_core::identity::{OrgId, RateLimitKey, VerifiedClaims};
+use gateway_core::method::Method;
 use gateway_core::names::ADMIN_REVOCATIONS_PATH;
 use gateway_core::revocation::{AdminRevocation, RevocationCommand, RevocationReply};
-use gateway_core::route::Method;
 use gateway_core::time::UnixMillis;
 use worker::Env;
 
@@ -210,7 +210,7 @@ fn log_change(
 }
 
 async fn read_body(req: &Incoming) -> Result<AdminRevocation, GatewayError> {
-    gateway_core::shape::check_content_type(
+    gateway_core::request::check_content_type(
         req.headers.get("content-type"),
         true,
         &["application/json".to_owned()],

@@ -17,14 +17,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use gateway_core::auth::{
-    Jwk, JwkSet, KeyMiss, ParsedToken, bearer_token, check_header, parse, select_key,
-    validate_claims,
-};
-use gateway_core::config::{Algorithm, IssuerPolicy, Policy};
+use gateway_core::auth::{ParsedToken, bearer_token, check_header, parse, validate_claims};
+use gateway_core::config::Policy;
 use gateway_core::env::{Environment, IssuerEndpoints, KeySource, jwks_uri_from_discovery};
 use gateway_core::error::GatewayError;
 use gateway_core::identity::VerifiedClaims;
+use gateway_core::issuer::{Algorithm, IssuerPolicy};
+use gateway_core::jwk::{Jwk, JwkSet, KeyMiss, select_key};
 use gateway_core::jwks::{JwksStamp, JwksTiming};
 use gateway_core::names::secrets::STATIC_JWKS;
 use gateway_core::time::UnixMillis;

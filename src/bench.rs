@@ -14,9 +14,10 @@
 //! Local workerd advances `Date.now()` during execution (production does not), so loop times are
 //! real; each mode runs `passes` times over all tokens to get well above the 1 ms resolution.
 
-use gateway_core::auth::{JwkSet, check_header, parse, select_key};
-use gateway_core::config::Algorithm;
+use gateway_core::auth::{check_header, parse};
 use gateway_core::error::GatewayError;
+use gateway_core::issuer::Algorithm;
+use gateway_core::jwk::{JwkSet, select_key};
 use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, RsaPublicKey};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{AlgorithmExt, UntrustedToken};
@@ -115,8 +116,8 @@ pub(crate) async fn limit(
     req: &Incoming,
     request_id: &str,
 ) -> Result<web_sys::Response, GatewayError> {
-    use gateway_core::config::Window;
     use gateway_core::limit::LimiterState;
+    use gateway_core::window::Window;
     let body: LimitBench = json_body(req)
         .await
         .map_err(|_| bad("body must be {\"decisions\": N}"))?;

@@ -10,13 +10,14 @@
 use std::cell::RefCell;
 
 use gateway_core::client::{Block, BlockList, ClientClass, client_key};
-use gateway_core::config::{Policy, Window};
+use gateway_core::config::Policy;
 use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
 use gateway_core::holds::{HOLD_MARGIN_MS, HoldRequest, SettleRequest};
 use gateway_core::limit::{ConsumeRequest, Decision, response_headers};
 use gateway_core::route::Route;
 use gateway_core::time::UnixMillis;
+use gateway_core::window::Window;
 use worker::Env;
 
 use crate::limit::{Endpoint, call};

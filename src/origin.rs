@@ -2,6 +2,7 @@
 //! plus the verified identity, the body buffered up to the route's limit, a timeout.
 
 use futures_util::StreamExt as _;
+use gateway_core::encoding::sha256_hex;
 use gateway_core::error::GatewayError;
 use gateway_core::forward::{forwards_inbound_header, identity_header_values};
 use gateway_core::identity::VerifiedClaims;
@@ -9,7 +10,7 @@ use gateway_core::names::{
     CLIENT_REQUEST_ID_HEADER, REQUEST_ID_HEADER, SIGNATURE_HEADER, identity_headers,
 };
 use gateway_core::route::Route;
-use gateway_core::signing::{self, SignedParts, SigningKey, sha256_hex};
+use gateway_core::signing::{self, SignedParts, SigningKey};
 
 use crate::http::{HeaderList, Incoming, forwarding_init, valid_header_value};
 use crate::runtime::{FetchFailure, fetch_with_deadline};

@@ -186,7 +186,7 @@ async fn run(
             "The request headers could not be read.",
         ));
     }
-    shape::check_header_size(req.headers.iter(), policy.gateway.max_header_bytes)?;
+    gateway_core::request::check_header_size(req.headers.iter(), policy.gateway.max_header_bytes)?;
     if !environment.allowed_hosts.is_empty() {
         let host = req.headers.get("host").unwrap_or_default();
         if !shape::host_allowed(host, &environment.allowed_hosts) {
@@ -279,7 +279,7 @@ async fn run(
     // A body is announced by its framing, or (HTTP/2, HTTP/3) simply present without a length.
     let has_body = check_body_framing(&req.headers, route)?
         || (req.body().is_some() && !req.headers.has("content-length"));
-    let media_type = shape::check_content_type(
+    let media_type = gateway_core::request::check_content_type(
         req.headers.get("content-type"),
         has_body,
         &route.content_types,
@@ -473,7 +473,7 @@ fn gateway_endpoint(
     }
     if method != "GET" {
         return Err(GatewayError::MethodNotAllowed {
-            allowed: vec![gateway_core::route::Method::Get],
+            allowed: vec![gateway_core::method::Method::Get],
         });
     }
     // Healthy only if the configuration this isolate runs with is valid.

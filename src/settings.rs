@@ -4,11 +4,12 @@
 use std::sync::{LazyLock, OnceLock};
 
 use gateway_core::api_key::ApiKeySet;
-use gateway_core::config::{ConfigError, Policy};
+use gateway_core::config::Policy;
 use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
 use gateway_core::names::secrets::{API_KEYS, SIGNING_KEYS, STATIC_JWKS};
 use gateway_core::signing::Keyset;
+use gateway_core::validate::ConfigError;
 use worker::Env;
 
 static POLICY: LazyLock<Result<Policy, ConfigError>> =

@@ -84,7 +84,7 @@ impl ApiKeySet {
             if keys.iter().any(|other| other.id == k.id) {
                 return Err(format!("{at}.id: '{}' is listed twice", k.id));
             }
-            let digest = crate::signing::decode_hex32(&k.sha256)
+            let digest = crate::encoding::decode_hex32(&k.sha256)
                 .ok_or_else(|| format!("{at}.sha256: not 64 hex digits"))?;
             if keys.iter().any(|other| other.digest == digest) {
                 return Err(format!("{at}.sha256: the same key is listed twice"));

@@ -6,16 +6,15 @@
 //! the issuer's configuration and the key, never by the token) -> [`select_key`] -> signature
 //! verification (Worker) -> [`validate_claims`].
 
-use std::collections::BTreeMap;
-
 use jwt_compact::{Claims, UntrustedToken};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::{Algorithm, IssuerPolicy, Policy};
+use crate::config::Policy;
 use crate::env::{Environment, IssuerEndpoints};
 use crate::error::GatewayError;
 use crate::identity::{OrgId, VerifiedClaims};
+use crate::issuer::{Algorithm, IssuerPolicy};
 use crate::time::UnixMillis;
 
 /// Tokens longer than this are refused before parsing.
@@ -82,7 +81,7 @@ pub struct ParsedToken<'a> {
 pub fn parse(token: &str) -> Result<ParsedToken<'_>, GatewayError> {
     const MALFORMED: GatewayError = GatewayError::InvalidToken("the token is malformed");
     let (signing_input, encoded_signature) = token.rsplit_once('.').ok_or(MALFORMED)?;
-    let signature = decode_base64url(encoded_signature).ok_or(MALFORMED)?;
+    let signature = crate::encoding::decode_base64url(encoded_signature).ok_or(MALFORMED)?;
     let untrusted = UntrustedToken::<ExtraHeader>::try_from(format!("{signing_input}.").as_str())
         .map_err(|_| MALFORMED)?
         .into_owned();
@@ -95,55 +94,6 @@ pub fn parse(token: &str) -> Result<ParsedToken<'_>, GatewayError> {
         signing_input,
         signature,
     })
-}
-
-fn base64url_value(c: u8) -> Option<u32> {
-    let v = match c {
-        b'A'..=b'Z' => c.wrapping_sub(b'A'),
-        b'a'..=b'z' => c.wrapping_sub(b'a').wrapping_add(26),
-        b'0'..=b'9' => c.wrapping_sub(b'0').wrapping_add(52),
-        b'-' => 62,
-        b'_' => 63,
-        _ => return None,
-    };
-    Some(u32::from(v))
-}
-
-/// Strict, variable-time base64url decoding (RFC 4648 section 5, no padding, canonical: the
-/// unused bits of the last character must be zero) — the rules `base64ct` applies, for public
-/// data only. `None` for anything else.
-pub fn decode_base64url(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    if bytes.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity((bytes.len() / 4).saturating_mul(3).saturating_add(2));
-    let mut chunks = bytes.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut n = 0u32;
-        for &c in chunk {
-            n = (n << 6) | base64url_value(c)?;
-        }
-        out.extend_from_slice(&n.to_be_bytes()[1..]);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut n = 0u32;
-        for &c in rest {
-            n = (n << 6) | base64url_value(c)?;
-        }
-        // 2 characters carry 1 byte (4 spare bits), 3 carry 2 bytes (2 spare bits).
-        let (spare, spare_mask, first_byte) = if rest.len() == 2 {
-            (4, 0xF, 3)
-        } else {
-            (2, 0x3, 2)
-        };
-        if n & spare_mask != 0 {
-            return None;
-        }
-        out.extend_from_slice((n >> spare).to_be_bytes().get(first_byte..)?);
-    }
-    Some(out)
 }
 
 impl ParsedToken<'_> {
@@ -227,216 +177,8 @@ pub fn check_header(
     Ok(algorithm)
 }
 
-/// A JSON Web Key as published; only public members are kept (and `k` for HS256 secrets).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwk {
-    /// Key type.
-    pub kty: String,
-    /// Key id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kid: Option<String>,
-    /// Intended algorithm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alg: Option<String>,
-    /// Intended use.
-    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
-    pub use_: Option<String>,
-    /// Curve (EC, OKP).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crv: Option<String>,
-    /// EC x / OKP public key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub x: Option<String>,
-    /// EC y.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub y: Option<String>,
-    /// RSA modulus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub n: Option<String>,
-    /// RSA exponent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub e: Option<String>,
-    /// Symmetric key (HS256, from the static JWKS secret only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub k: Option<String>,
-}
-
-impl Jwk {
-    /// The key's RFC 7638 thumbprint (SHA-256 over its required members, in lexicographic order
-    /// with no whitespace), as hex: what identifies the key material itself, whatever `kid` it
-    /// is published under. `None` for a key missing a required member.
-    pub fn thumbprint(&self) -> Option<String> {
-        let text = |v: &Option<String>| {
-            v.as_deref()
-                .map(|s| Value::String(s.to_owned()).to_string())
-        };
-        let kty = Value::String(self.kty.clone()).to_string();
-        let canonical = match self.kty.as_str() {
-            "EC" => format!(
-                r#"{{"crv":{},"kty":{kty},"x":{},"y":{}}}"#,
-                text(&self.crv)?,
-                text(&self.x)?,
-                text(&self.y)?
-            ),
-            "RSA" => format!(
-                r#"{{"e":{},"kty":{kty},"n":{}}}"#,
-                text(&self.e)?,
-                text(&self.n)?
-            ),
-            "OKP" => format!(
-                r#"{{"crv":{},"kty":{kty},"x":{}}}"#,
-                text(&self.crv)?,
-                text(&self.x)?
-            ),
-            "oct" => format!(r#"{{"k":{},"kty":{kty}}}"#, text(&self.k)?),
-            _ => return None,
-        };
-        Some(crate::signing::sha256_hex(canonical.as_bytes()))
-    }
-
-    /// Whether this key can verify `alg` (key type, curve, declared `alg` and `use`).
-    pub fn fits(&self, alg: Algorithm) -> bool {
-        let kind = match alg {
-            Algorithm::RS256 | Algorithm::PS256 => {
-                self.kty == "RSA" && self.n.is_some() && self.e.is_some()
-            }
-            Algorithm::ES256 => {
-                self.kty == "EC"
-                    && self.crv.as_deref() == Some("P-256")
-                    && self.x.is_some()
-                    && self.y.is_some()
-            }
-            Algorithm::EdDSA => {
-                self.kty == "OKP" && self.crv.as_deref() == Some("Ed25519") && self.x.is_some()
-            }
-            Algorithm::HS256 => self.kty == "oct" && self.k.is_some(),
-        };
-        kind && self.alg.as_deref().is_none_or(|a| a == alg.as_str())
-            && self.use_.as_deref().is_none_or(|u| u == "sig")
-    }
-
-    /// The members WebCrypto's JWK import needs (no `alg`/`use`/`key_ops`, which it would
-    /// cross-check against the import parameters).
-    pub fn import_form(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("kty".into(), Value::from(self.kty.clone()));
-        for (name, value) in [
-            ("crv", &self.crv),
-            ("x", &self.x),
-            ("y", &self.y),
-            ("n", &self.n),
-            ("e", &self.e),
-            ("k", &self.k),
-        ] {
-            if let Some(v) = value {
-                m.insert(name.into(), Value::from(v.clone()));
-            }
-        }
-        Value::Object(m)
-    }
-}
-
-/// A JWKS. Keys that do not parse are skipped (a provider may publish key types we don't use).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JwkSet {
-    /// The usable keys.
-    pub keys: Vec<Jwk>,
-}
-
-impl JwkSet {
-    /// Parses `{"keys": [...]}`.
-    pub fn from_json(text: &str) -> Result<JwkSet, String> {
-        #[derive(Deserialize)]
-        struct Raw {
-            keys: Vec<Value>,
-        }
-        let raw: Raw = serde_json::from_str(text).map_err(|e| format!("not a JWKS: {e}"))?;
-        Ok(JwkSet {
-            keys: raw
-                .keys
-                .into_iter()
-                .filter_map(|k| serde_json::from_value(k).ok())
-                .collect(),
-        })
-    }
-
-    /// Parses the static JWKS secret: `{"<issuer name>": {"keys": [...]}}`. Its text is secret,
-    /// so a refusal says what kind of mistake it is and where, never what it read (serde's own
-    /// messages quote the values they did not expect).
-    pub fn from_static_secret(text: &str) -> Result<BTreeMap<String, JwkSet>, String> {
-        let raw: BTreeMap<String, Value> = serde_json::from_str(text).map_err(|e| {
-            format!(
-                "not a JSON object of issuer names to JWKS ({})",
-                crate::signing::classify(&e)
-            )
-        })?;
-        raw.into_iter()
-            .map(|(name, v)| {
-                // Issuer names are [a-z0-9_-]; anything else may be a pasted key.
-                let shown = if !name.is_empty()
-                    && name.len() <= 64
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b))
-                {
-                    format!("issuer '{name}'")
-                } else {
-                    "an entry whose name is not an issuer name".to_owned()
-                };
-                #[derive(Deserialize)]
-                struct Raw {
-                    keys: Vec<Value>,
-                }
-                let raw: Raw = serde_json::from_value(v).map_err(|e| {
-                    format!("{shown}: not a JWKS ({})", crate::signing::classify(&e))
-                })?;
-                let set = JwkSet {
-                    keys: raw
-                        .keys
-                        .into_iter()
-                        .filter_map(|k| serde_json::from_value(k).ok())
-                        .collect(),
-                };
-                Ok((name, set))
-            })
-            .collect()
-    }
-}
-
 /// The namespace of organisations made from a subject (`org_from_subject`): `sub:<sub>`.
 pub const SUBJECT_ORG_PREFIX: &str = "sub:";
-
-/// Why no key was selected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyMiss {
-    /// The token names a `kid` the set does not have (refetch the JWKS: the issuer may have rotated).
-    UnknownKid,
-    /// No `kid`, and not exactly one key fits the algorithm.
-    Ambiguous,
-}
-
-/// Picks the verification key: by `kid` when the token names one (and the key must fit the
-/// algorithm), otherwise the only key that fits.
-pub fn select_key<'k>(
-    set: &'k JwkSet,
-    alg: Algorithm,
-    kid: Option<&str>,
-) -> Result<&'k Jwk, KeyMiss> {
-    match kid {
-        Some(kid) => set
-            .keys
-            .iter()
-            .find(|k| k.kid.as_deref() == Some(kid) && k.fits(alg))
-            .ok_or(KeyMiss::UnknownKid),
-        None => {
-            let mut fitting = set.keys.iter().filter(|k| k.fits(alg));
-            match (fitting.next(), fitting.next()) {
-                (Some(key), None) => Ok(key),
-                _ => Err(KeyMiss::Ambiguous),
-            }
-        }
-    }
-}
 
 /// The `cnf` claim (RFC 7800): absent, or an object whose only confirmation method is
 /// `x5t#S256` (RFC 8705) with a SHA-256 thumbprint. A token bound by a method the gateway
@@ -454,7 +196,9 @@ fn certificate_binding(cnf: Option<&Value>) -> Result<Option<String>, GatewayErr
         return Err(GatewayError::InvalidToken(MALFORMED));
     }
     match object.get("x5t#S256") {
-        Some(Value::String(t)) if decode_base64url(t).is_some_and(|b| b.len() == 32) => {
+        Some(Value::String(t))
+            if crate::encoding::decode_base64url(t).is_some_and(|b| b.len() == 32) =>
+        {
             Ok(Some(t.clone()))
         }
         _ => Err(GatewayError::InvalidToken(MALFORMED)),
@@ -610,6 +354,7 @@ pub fn validate_claims(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwk::{Jwk, JwkSet, KeyMiss, select_key};
     use base64ct::{Base64UrlUnpadded, Encoding};
     use serde_json::json;
 
@@ -731,7 +476,7 @@ mod tests {
                     index /= alphabet.len();
                 }
                 assert_eq!(
-                    decode_base64url(&s),
+                    crate::encoding::decode_base64url(&s),
                     Base64UrlUnpadded::decode_vec(&s).ok(),
                     "{s:?}"
                 );
@@ -743,7 +488,10 @@ mod tests {
         let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
         for cut in [0, 1, 2, 3, 256, 999, 1000] {
             let encoded = Base64UrlUnpadded::encode_string(&data[..cut]);
-            assert_eq!(decode_base64url(&encoded).as_deref(), Some(&data[..cut]));
+            assert_eq!(
+                crate::encoding::decode_base64url(&encoded).as_deref(),
+                Some(&data[..cut])
+            );
         }
     }
 
@@ -1162,11 +910,12 @@ mod tests {
     #[test]
     fn jwk_thumbprints_follow_rfc_7638() {
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        let expected: String = decode_base64url("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
-            .unwrap()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let expected: String =
+            crate::encoding::decode_base64url("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+                .unwrap()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
         for kid in [Some("2011-04-29"), None, Some("renamed")] {
             let mut jwk = json!({"kty": "RSA", "n": n, "e": "AQAB", "alg": "RS256"});
             if let Some(kid) = kid {

@@ -6,83 +6,18 @@
 //! on first use. Every key is documented in `docs/configuration.md`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::route::{
-    AuthRequirement, FailurePolicy, Method, PathPattern, Route, RouteId, RouteTable,
+use crate::issuer::{IssuerPolicy, check_issuers};
+use crate::route::{MAX_BODY_LIMIT, RouteSpec, RouteTable};
+use crate::shape::{MAX_JSON_DEPTH, is_header_name};
+use crate::tier::{
+    FALLBACK_TIER, OrgOverride, TierPolicy, check_overrides, check_tiers, check_write_interval,
 };
-
-/// Largest body limit a route may set (the Workers platform's own request limit is 100 MB).
-pub const MAX_BODY_LIMIT: u64 = 100 * 1024 * 1024;
-
-/// Why a policy (or environment) configuration was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigError {
-    /// Not valid TOML/JSON, or a key of the wrong type, missing or unknown.
-    Syntax(String),
-    /// A value that parses but breaks a rule; `key` is a path like `routes[2].cost`.
-    Invalid {
-        /// Where: `routes[2].cost`, `tiers.pro.windows[0].limit`.
-        key: String,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-impl ConfigError {
-    fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            key: key.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Syntax(msg) => write!(f, "{}", msg.trim_end()),
-            ConfigError::Invalid { key, reason } => write!(f, "{key}: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// JWS algorithms an issuer may be pinned to. `none` does not exist here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Algorithm {
-    /// RSASSA-PKCS1-v1_5 with SHA-256.
-    RS256,
-    /// RSASSA-PSS with SHA-256.
-    PS256,
-    /// ECDSA P-256 with SHA-256.
-    ES256,
-    /// Ed25519.
-    EdDSA,
-    /// HMAC with SHA-256 (keys from a Worker secret only).
-    HS256,
-}
-
-impl Algorithm {
-    /// The JOSE `alg` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::RS256 => "RS256",
-            Algorithm::PS256 => "PS256",
-            Algorithm::ES256 => "ES256",
-            Algorithm::EdDSA => "EdDSA",
-            Algorithm::HS256 => "HS256",
-        }
-    }
-
-    /// Whether the algorithm uses a shared secret.
-    pub fn is_symmetric(self) -> bool {
-        matches!(self, Algorithm::HS256)
-    }
-}
+use crate::url::check_url;
+use crate::validate::{ConfigError, is_scope_token};
+use crate::window::{Window, check_windows};
 
 fn default_max_body_bytes() -> u64 {
     1024 * 1024
@@ -96,9 +31,6 @@ fn default_limiter_timeout_ms() -> u64 {
 fn default_limiter_write_interval_ms() -> u32 {
     1000
 }
-/// The longest a counter object waits, idle, before it writes its admissions down
-/// (`limiter_write_interval_ms`).
-pub const MAX_WRITE_INTERVAL_MS: u32 = 10_000;
 /// Off unless set: its effect on p99 was measurable on one machine and within the noise on
 /// another (BENCHMARKS.md, "Collection pauses").
 fn default_collection_pacing_kib() -> u32 {
@@ -110,52 +42,12 @@ pub const MAX_COLLECTION_PACING_KIB: u32 = 1024;
 fn default_token_cache_entries() -> usize {
     4096
 }
-fn default_leeway_seconds() -> u64 {
-    5
-}
-fn default_max_lifetime_seconds() -> u64 {
-    3600
-}
-fn default_org_claim() -> String {
-    "org_id".to_owned()
-}
-fn default_tier_claim() -> String {
-    "tier".to_owned()
-}
-fn default_jwks_default_ttl() -> u64 {
-    300
-}
-fn default_jwks_min_ttl() -> u64 {
-    60
-}
-fn default_jwks_max_ttl() -> u64 {
-    3600
-}
-fn default_jwks_refetch_interval() -> u64 {
-    10
-}
-fn default_jwks_max_stale() -> u64 {
-    3600
-}
 fn default_max_header_bytes() -> u64 {
     16 * 1024
 }
 fn default_max_json_depth() -> u32 {
     32
 }
-fn default_limited() -> bool {
-    true
-}
-fn default_cost() -> u32 {
-    1
-}
-fn default_auth() -> AuthRequirement {
-    AuthRequirement::Bearer
-}
-fn default_failure_policy() -> FailurePolicy {
-    FailurePolicy::Closed
-}
-
 /// `[gateway]`: settings for every route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,166 +112,6 @@ impl Default for GatewaySettings {
             max_header_bytes: default_max_header_bytes(),
             max_json_depth: default_max_json_depth(),
             strip_request_headers: Vec::new(),
-        }
-    }
-}
-
-/// One sliding window of a tier: at most `limit` cost units in any `seconds`-long interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Window {
-    /// Cost units admitted per window.
-    pub limit: u32,
-    /// Window length in seconds.
-    pub seconds: u32,
-}
-
-/// `[tiers.<name>]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TierPolicy {
-    /// A request must fit every window.
-    pub windows: Vec<Window>,
-    /// Where an organisation on this tier can buy more (sent as `upgradeUrl` on 429).
-    #[serde(default)]
-    pub upgrade_url: Option<String>,
-    /// Shadow mode for the whole tier: decide, send headers, log "would limit", admit.
-    #[serde(default)]
-    pub shadow: bool,
-    /// This tier's `gateway.limiter_write_interval_ms` (0: every admission written before it is
-    /// answered, no reservation).
-    #[serde(default)]
-    pub write_interval_ms: Option<u32>,
-}
-
-/// `[[org_overrides]]`: an organisation's tier set by the operator, taking precedence over the
-/// token's tier claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OrgOverride {
-    /// The organisation id.
-    pub org: String,
-    /// Only for tokens of this issuer (default: every issuer).
-    #[serde(default)]
-    pub issuer: Option<String>,
-    /// The tier to limit it at.
-    pub tier: String,
-}
-
-/// `[[issuers]]`: the rules for one token issuer. Its URL and JWKS location are
-/// per-environment (`GATEWAY_ISSUERS`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IssuerPolicy {
-    /// Short name (`[a-z0-9_-]`, up to 32): the key in `GATEWAY_ISSUERS`, in the rate-limit
-    /// key and in `X-Gateway-Issuer`.
-    pub name: String,
-    /// Accepted `aud` values; the token's `aud` must contain one.
-    pub audiences: Vec<String>,
-    /// Accepted algorithms; the token header's `alg` must be one of them and match the key.
-    pub algorithms: Vec<Algorithm>,
-    /// Clock leeway for `exp`, `nbf` and `iat` (seconds; default 5).
-    #[serde(default = "default_leeway_seconds")]
-    pub leeway_seconds: u64,
-    /// Longest accepted token lifetime, `exp - iat` (seconds; default 3600).
-    #[serde(default = "default_max_lifetime_seconds")]
-    pub max_lifetime_seconds: u64,
-    /// Required `typ` header (e.g. `at+jwt`, RFC 9068); unset: not checked.
-    #[serde(default)]
-    pub typ: Option<String>,
-    /// Claim holding the organisation id (default `org_id`). A token without it is refused,
-    /// unless `org_from_subject` is set.
-    #[serde(default = "default_org_claim")]
-    pub org_claim: String,
-    /// A token without the organisation claim is its own organisation, `sub:<sub>` (default
-    /// false: refused). The `sub:` namespace cannot collide with a claimed organisation (an
-    /// organisation claim starting with `sub:` is refused), so a subject never shares another
-    /// organisation's budget or revocations. For machine issuers whose clients have no
-    /// organisation; never for user issuers, whose subjects are people.
-    #[serde(default)]
-    pub org_from_subject: bool,
-    /// Claim holding the tier (default `tier`; missing or unknown tiers are `free`).
-    #[serde(default = "default_tier_claim")]
-    pub tier_claim: String,
-    /// Optional claim holding RBAC permissions (array of strings, e.g. `permissions`).
-    /// Unset: not read. A permission satisfies a route's required scope like a
-    /// scope does (exactly or as `resource:*`), and `*` satisfies every scope.
-    #[serde(default)]
-    pub permissions_claim: Option<String>,
-    /// JWKS freshness when the response has no `Cache-Control: max-age` (seconds; default 300).
-    #[serde(default = "default_jwks_default_ttl")]
-    pub jwks_default_ttl_seconds: u64,
-    /// Lower bound on JWKS freshness (seconds; default 60).
-    #[serde(default = "default_jwks_min_ttl")]
-    pub jwks_min_ttl_seconds: u64,
-    /// Upper bound on JWKS freshness (seconds; default 3600).
-    #[serde(default = "default_jwks_max_ttl")]
-    pub jwks_max_ttl_seconds: u64,
-    /// Least time between two JWKS fetches, e.g. on unknown `kid`s (seconds; default 10).
-    #[serde(default = "default_jwks_refetch_interval")]
-    pub jwks_refetch_interval_seconds: u64,
-    /// How long past its freshness a JWKS may be used while the issuer is unreachable
-    /// (seconds; default 3600).
-    #[serde(default = "default_jwks_max_stale")]
-    pub jwks_max_stale_seconds: u64,
-}
-
-/// The JWKS lifecycle bounds of one issuer (policy values, possibly overridden per
-/// environment in `GATEWAY_ISSUERS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JwksBounds {
-    /// Freshness without `Cache-Control: max-age`.
-    pub default_ttl_seconds: u64,
-    /// Lower bound on freshness.
-    pub min_ttl_seconds: u64,
-    /// Upper bound on freshness.
-    pub max_ttl_seconds: u64,
-    /// Least time between two fetches.
-    pub refetch_interval_seconds: u64,
-    /// Stale-if-error bound.
-    pub max_stale_seconds: u64,
-}
-
-impl JwksBounds {
-    /// Checks the bounds; the error names the offending key (with its `jwks_` prefix).
-    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
-        if !(1..=86_400).contains(&self.min_ttl_seconds)
-            || self.max_ttl_seconds < self.min_ttl_seconds
-            || self.max_ttl_seconds > 86_400
-        {
-            return Err((
-                "jwks_max_ttl_seconds",
-                "need 1 <= jwks_min_ttl_seconds <= jwks_max_ttl_seconds <= 86400",
-            ));
-        }
-        if !(self.min_ttl_seconds..=self.max_ttl_seconds).contains(&self.default_ttl_seconds) {
-            return Err((
-                "jwks_default_ttl_seconds",
-                "must lie between jwks_min_ttl_seconds and jwks_max_ttl_seconds",
-            ));
-        }
-        if !(1..=3600).contains(&self.refetch_interval_seconds) {
-            return Err((
-                "jwks_refetch_interval_seconds",
-                "must be between 1 and 3600",
-            ));
-        }
-        if self.max_stale_seconds > 7 * 86_400 {
-            return Err(("jwks_max_stale_seconds", "must be at most 604800 (7 days)"));
-        }
-        Ok(())
-    }
-}
-
-impl IssuerPolicy {
-    /// The policy's JWKS bounds for this issuer.
-    pub fn jwks_bounds(&self) -> JwksBounds {
-        JwksBounds {
-            default_ttl_seconds: self.jwks_default_ttl_seconds,
-            min_ttl_seconds: self.jwks_min_ttl_seconds,
-            max_ttl_seconds: self.jwks_max_ttl_seconds,
-            refetch_interval_seconds: self.jwks_refetch_interval_seconds,
-            max_stale_seconds: self.jwks_max_stale_seconds,
         }
     }
 }
@@ -454,62 +186,6 @@ pub struct ApiKeyPolicy {
     pub deprecated_since: String,
 }
 
-impl ApiKeyPolicy {
-    /// `deprecated_since` in Unix seconds (checked when the policy is validated).
-    pub fn deprecated_since_secs(&self) -> u64 {
-        crate::time::parse_rfc3339_utc(&self.deprecated_since).unwrap_or(0)
-    }
-}
-
-/// `[[routes]]` as written in the file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteSpec {
-    /// Stable id (`[a-z0-9._-]`).
-    pub id: String,
-    /// Method.
-    pub method: Method,
-    /// Path pattern (see [`crate::route`]).
-    pub path: String,
-    /// `bearer` (default) or `public`.
-    #[serde(default = "default_auth")]
-    pub auth: AuthRequirement,
-    /// Required scopes (all of them).
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    /// Cost in rate-limit units (default 1).
-    #[serde(default = "default_cost")]
-    pub cost: u32,
-    /// Body limit in bytes (default `gateway.max_body_bytes`).
-    #[serde(default)]
-    pub max_body_bytes: Option<u64>,
-    /// `closed` (the default and the only value accepted: 503 when the counter store fails).
-    #[serde(default = "default_failure_policy")]
-    pub on_limiter_error: FailurePolicy,
-    /// Shadow mode: decide and send the headers, log "would limit", but admit (default false).
-    #[serde(default)]
-    pub rate_limit_shadow: bool,
-    /// Whether the route is rate limited at all (default true; `false` for e.g. a cheap
-    /// internal status route — the token is still required).
-    #[serde(default = "default_limited")]
-    pub limited: bool,
-    /// Media types a request body may have (`application/json`, ...); other types, or a body
-    /// without `Content-Type`, get 415. Empty (default): any type. When a JSON type is listed,
-    /// JSON bodies are checked for well-formedness and `gateway.max_json_depth`.
-    #[serde(default)]
-    pub content_types: Vec<String>,
-    /// Makes this an auth route (e.g. a login route the origin answers): per client IP, only
-    /// its failures (401/403 from the gateway or the origin) count, against these windows;
-    /// once they run out the client gets 429 before reaching the origin. Empty (default): an
-    /// ordinary route.
-    #[serde(default)]
-    pub failure_limit: Vec<Window>,
-    /// Requests must present a client certificate the edge verified (mTLS); others get 403
-    /// `client_certificate_required` (default false).
-    #[serde(default)]
-    pub require_client_certificate: bool,
-}
-
 /// The policy file as written (serde model; see [`Policy`] for the validated form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -564,428 +240,183 @@ pub struct Policy {
     pub api_keys: Option<ApiKeyPolicy>,
 }
 
-/// The tier every unknown or missing tier claim falls back to.
-pub const FALLBACK_TIER: &str = "free";
-
-fn is_name(s: &str, max: usize, extra: &[u8]) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b))
-}
-
-/// RFC 6749 `scope-token`: `%x21 / %x23-5B / %x5D-7E`, at least one.
-fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-}
-
-/// A counter object's idle write delay (`gateway.limiter_write_interval_ms`, a tier's
-/// `write_interval_ms`): at most [`MAX_WRITE_INTERVAL_MS`].
-fn check_write_interval(key: &str, ms: u32) -> Result<(), ConfigError> {
-    if ms > MAX_WRITE_INTERVAL_MS {
-        return Err(ConfigError::invalid(
-            key,
-            format!("must be at most {MAX_WRITE_INTERVAL_MS}"),
-        ));
-    }
-    Ok(())
-}
-
-/// A list of windows: at least one, each limit >= 1, lengths 1 s to a day, no length twice.
-fn check_windows(key: &str, windows: &[Window]) -> Result<(), ConfigError> {
-    if windows.is_empty() {
-        return Err(ConfigError::invalid(key, "at least one window is required"));
-    }
-    let mut lengths = BTreeSet::new();
-    for (i, w) in windows.iter().enumerate() {
-        let wkey = format!("{key}[{i}]");
-        if w.limit == 0 {
-            return Err(ConfigError::invalid(
-                format!("{wkey}.limit"),
-                "must be at least 1",
-            ));
-        }
-        if !(1..=86_400).contains(&w.seconds) {
-            return Err(ConfigError::invalid(
-                format!("{wkey}.seconds"),
-                "must be between 1 and 86400",
-            ));
-        }
-        if !lengths.insert(w.seconds) {
-            return Err(ConfigError::invalid(
-                format!("{wkey}.seconds"),
-                format!("a {} s window is already defined here", w.seconds),
-            ));
-        }
-    }
-    Ok(())
-}
-
-impl PolicyFile {
-    /// Checks every rule and builds the [`Policy`]. The first broken rule is reported.
-    pub fn validate(&self) -> Result<Policy, ConfigError> {
-        let g = &self.gateway;
-        if g.max_body_bytes > MAX_BODY_LIMIT {
-            return Err(ConfigError::invalid(
-                "gateway.max_body_bytes",
+impl GatewaySettings {
+    /// Checks `[gateway]`.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let fail =
+            |key: &str, reason: String| Err(ConfigError::invalid(format!("gateway.{key}"), reason));
+        if self.max_body_bytes > MAX_BODY_LIMIT {
+            return fail(
+                "max_body_bytes",
                 format!("must be at most {MAX_BODY_LIMIT}"),
-            ));
+            );
         }
-        if !(10..=30_000).contains(&g.limiter_timeout_ms) {
-            return Err(ConfigError::invalid(
-                "gateway.limiter_timeout_ms",
-                "must be between 10 and 30000",
-            ));
+        if !(10..=30_000).contains(&self.limiter_timeout_ms) {
+            return fail(
+                "limiter_timeout_ms",
+                "must be between 10 and 30000".to_owned(),
+            );
         }
         check_write_interval(
             "gateway.limiter_write_interval_ms",
-            g.limiter_write_interval_ms,
+            self.limiter_write_interval_ms,
         )?;
-        if g.collection_pacing_kib > MAX_COLLECTION_PACING_KIB {
-            return Err(ConfigError::invalid(
-                "gateway.collection_pacing_kib",
+        if self.collection_pacing_kib > MAX_COLLECTION_PACING_KIB {
+            return fail(
+                "collection_pacing_kib",
                 format!("must be at most {MAX_COLLECTION_PACING_KIB}"),
-            ));
+            );
         }
-        if g.token_cache_entries > 100_000 {
-            return Err(ConfigError::invalid(
-                "gateway.token_cache_entries",
-                "must be at most 100000",
-            ));
+        if self.token_cache_entries > 100_000 {
+            return fail("token_cache_entries", "must be at most 100000".to_owned());
         }
-        if !(1024..=128 * 1024).contains(&g.max_header_bytes) {
-            return Err(ConfigError::invalid(
-                "gateway.max_header_bytes",
-                "must be between 1024 and 131072",
-            ));
+        if !(1024..=128 * 1024).contains(&self.max_header_bytes) {
+            return fail(
+                "max_header_bytes",
+                "must be between 1024 and 131072".to_owned(),
+            );
         }
-        if !(1..=crate::shape::MAX_JSON_DEPTH).contains(&g.max_json_depth) {
-            return Err(ConfigError::invalid(
-                "gateway.max_json_depth",
-                format!(
-                    "must be between 1 and {} (the JSON parser's nesting limit)",
-                    crate::shape::MAX_JSON_DEPTH
-                ),
-            ));
+        if !(1..=MAX_JSON_DEPTH).contains(&self.max_json_depth) {
+            return fail(
+                "max_json_depth",
+                format!("must be between 1 and {MAX_JSON_DEPTH} (the JSON parser's nesting limit)"),
+            );
         }
-        for (i, name) in g.strip_request_headers.iter().enumerate() {
-            if !crate::shape::is_header_name(name) {
-                return Err(ConfigError::invalid(
-                    format!("gateway.strip_request_headers[{i}]"),
+        for (i, name) in self.strip_request_headers.iter().enumerate() {
+            if !is_header_name(name) {
+                return fail(
+                    &format!("strip_request_headers[{i}]"),
                     format!("'{name}' is not a header name"),
-                ));
+                );
             }
         }
-        if !(100..=120_000).contains(&g.origin_timeout_ms) {
+        if !(100..=120_000).contains(&self.origin_timeout_ms) {
+            return fail(
+                "origin_timeout_ms",
+                "must be between 100 and 120000".to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl ClientLimits {
+    /// Checks `[client_limits]`.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        check_windows("client_limits.windows", &self.windows)?;
+        if !(32..=128).contains(&self.ipv6_prefix) {
             return Err(ConfigError::invalid(
-                "gateway.origin_timeout_ms",
-                "must be between 100 and 120000",
+                "client_limits.ipv6_prefix",
+                "must be between 32 and 128",
             ));
         }
+        Ok(())
+    }
+}
 
-        if !self.tiers.contains_key(FALLBACK_TIER) {
+impl AdminPolicy {
+    /// Checks `[admin]` against the issuers the policy defines.
+    pub fn check(&self, issuer_names: &BTreeSet<&str>) -> Result<(), ConfigError> {
+        if self.issuers.is_empty() {
             return Err(ConfigError::invalid(
-                "tiers",
-                format!(
-                    "a '{FALLBACK_TIER}' tier is required (tokens with a missing or unknown tier get it)"
-                ),
+                "admin.issuers",
+                "at least one issuer is required",
             ));
         }
-        for (name, tier) in &self.tiers {
-            let key = format!("tiers.{name}");
-            if !is_name(name, 32, b"_-") {
-                return Err(ConfigError::invalid(
-                    key,
-                    "tier names are [a-z0-9_-], at most 32 characters",
-                ));
-            }
-            if let Some(url) = &tier.upgrade_url {
-                crate::env::check_url(url)
-                    .map_err(|e| ConfigError::invalid(format!("{key}.upgrade_url"), e))?;
-            }
-            check_windows(&format!("{key}.windows"), &tier.windows)?;
-            if let Some(ms) = tier.write_interval_ms {
-                check_write_interval(&format!("{key}.write_interval_ms"), ms)?;
-            }
+        if let Some(bad) = self
+            .issuers
+            .iter()
+            .find(|i| !issuer_names.contains(i.as_str()))
+        {
+            return Err(ConfigError::invalid(
+                "admin.issuers",
+                format!("no issuer named '{bad}'"),
+            ));
         }
-
-        let mut issuer_names = BTreeSet::new();
-        for (i, issuer) in self.issuers.iter().enumerate() {
-            let key = format!("issuers[{i}]");
-            if !is_name(&issuer.name, 32, b"_-") {
-                return Err(ConfigError::invalid(
-                    format!("{key}.name"),
-                    "issuer names are [a-z0-9_-], at most 32 characters",
-                ));
-            }
-            if !issuer_names.insert(issuer.name.as_str()) {
-                return Err(ConfigError::invalid(
-                    format!("{key}.name"),
-                    format!("duplicate issuer name '{}'", issuer.name),
-                ));
-            }
-            if issuer.audiences.is_empty() || issuer.audiences.iter().any(String::is_empty) {
-                return Err(ConfigError::invalid(
-                    format!("{key}.audiences"),
-                    "at least one non-empty audience is required",
-                ));
-            }
-            if issuer.algorithms.is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("{key}.algorithms"),
-                    "at least one algorithm is required",
-                ));
-            }
-            let symmetric = issuer
-                .algorithms
-                .iter()
-                .filter(|a| a.is_symmetric())
-                .count();
-            if symmetric != 0 && symmetric != issuer.algorithms.len() {
-                return Err(ConfigError::invalid(
-                    format!("{key}.algorithms"),
-                    "HS256 cannot be mixed with asymmetric algorithms (algorithm confusion); use two issuers",
-                ));
-            }
-            if issuer.leeway_seconds > 300 {
-                return Err(ConfigError::invalid(
-                    format!("{key}.leeway_seconds"),
-                    "must be at most 300",
-                ));
-            }
-            if !(60..=86_400).contains(&issuer.max_lifetime_seconds) {
-                return Err(ConfigError::invalid(
-                    format!("{key}.max_lifetime_seconds"),
-                    "must be between 60 and 86400",
-                ));
-            }
-            if issuer.permissions_claim.as_deref() == Some("") {
-                return Err(ConfigError::invalid(
-                    format!("{key}.permissions_claim"),
-                    "must not be empty (omit it instead)",
-                ));
-            }
-            if issuer.typ.as_deref() == Some("") {
-                return Err(ConfigError::invalid(
-                    format!("{key}.typ"),
-                    "must not be empty (omit it instead)",
-                ));
-            }
-            issuer.jwks_bounds().check().map_err(|(field, reason)| {
-                ConfigError::invalid(format!("{key}.{field}"), reason)
-            })?;
-            for (field, value) in [
-                ("org_claim", &issuer.org_claim),
-                ("tier_claim", &issuer.tier_claim),
-            ] {
-                if value.is_empty() {
-                    return Err(ConfigError::invalid(
-                        format!("{key}.{field}"),
-                        "must not be empty",
-                    ));
-                }
-            }
+        if !is_scope_token(&self.scope) {
+            return Err(ConfigError::invalid(
+                "admin.scope",
+                format!("'{}' is not a valid scope token", self.scope),
+            ));
         }
+        Ok(())
+    }
+}
 
+impl ApiKeyPolicy {
+    /// `deprecated_since` in Unix seconds (checked when the policy is validated).
+    pub fn deprecated_since_secs(&self) -> u64 {
+        crate::time::parse_rfc3339_utc(&self.deprecated_since).unwrap_or(0)
+    }
+
+    /// Checks `[api_keys]` against the issuers the policy defines.
+    pub fn check(&self, issuer_names: &BTreeSet<&str>) -> Result<(), ConfigError> {
+        if !is_header_name(&self.header) || self.header.eq_ignore_ascii_case("authorization") {
+            return Err(ConfigError::invalid(
+                "api_keys.header",
+                format!("'{}' is not a usable header name", self.header),
+            ));
+        }
+        if !issuer_names.contains(self.issuer.as_str()) {
+            return Err(ConfigError::invalid(
+                "api_keys.issuer",
+                format!("no issuer named '{}'", self.issuer),
+            ));
+        }
+        check_url(&self.migration_guide)
+            .map_err(|e| ConfigError::invalid("api_keys.migration_guide", e))?;
+        if crate::time::parse_rfc3339_utc(&self.deprecated_since).is_none() {
+            return Err(ConfigError::invalid(
+                "api_keys.deprecated_since",
+                "must be YYYY-MM-DDTHH:MM:SSZ",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl PolicyFile {
+    /// Checks every rule and builds the [`Policy`]: each section checks itself; this checks how
+    /// they refer to each other. The first broken rule is reported.
+    pub fn validate(&self) -> Result<Policy, ConfigError> {
+        let g = &self.gateway;
+        g.check()?;
+        check_tiers(&self.tiers)?;
+        let issuer_names = check_issuers(&self.issuers)?;
         if self.routes.is_empty() {
             return Err(ConfigError::invalid(
                 "routes",
                 "at least one route is required",
             ));
         }
-        let mut routes = Vec::with_capacity(self.routes.len());
-        for (i, spec) in self.routes.iter().enumerate() {
-            let key = format!("routes[{i}]");
-            if !is_name(&spec.id, 64, b"._-") {
-                return Err(ConfigError::invalid(
-                    format!("{key}.id"),
-                    "route ids are [a-z0-9._-], at most 64 characters",
-                ));
-            }
-            let pattern = PathPattern::parse(&spec.path)
-                .map_err(|reason| ConfigError::invalid(format!("{key}.path"), reason))?;
-            if spec.path == crate::names::RESERVED_PREFIX
-                || spec
-                    .path
-                    .starts_with(&format!("{}/", crate::names::RESERVED_PREFIX))
-            {
-                return Err(ConfigError::invalid(
-                    format!("{key}.path"),
-                    format!(
-                        "'{}' is reserved for the gateway's own endpoints",
-                        crate::names::RESERVED_PREFIX
-                    ),
-                ));
-            }
-            match spec.auth {
-                AuthRequirement::Bearer if self.issuers.is_empty() => {
-                    return Err(ConfigError::invalid(
-                        format!("{key}.auth"),
-                        "'bearer' routes need at least one [[issuers]] entry",
-                    ));
-                }
-                AuthRequirement::Public if !spec.scopes.is_empty() => {
-                    return Err(ConfigError::invalid(
-                        format!("{key}.scopes"),
-                        "a public route cannot require scopes",
-                    ));
-                }
-                _ => {}
-            }
-            if let Some(bad) = spec.scopes.iter().find(|s| !is_scope_token(s)) {
-                return Err(ConfigError::invalid(
-                    format!("{key}.scopes"),
-                    format!("'{bad}' is not a valid scope token (RFC 6749 section 3.3)"),
-                ));
-            }
-            if spec.cost == 0 {
-                return Err(ConfigError::invalid(
-                    format!("{key}.cost"),
-                    "must be at least 1",
-                ));
-            }
-            let max_body_bytes = spec.max_body_bytes.unwrap_or(g.max_body_bytes);
-            if max_body_bytes > MAX_BODY_LIMIT {
-                return Err(ConfigError::invalid(
-                    format!("{key}.max_body_bytes"),
-                    format!("must be at most {MAX_BODY_LIMIT}"),
-                ));
-            }
-            for (j, media) in spec.content_types.iter().enumerate() {
-                crate::shape::check_media_type_entry(media).map_err(|reason| {
-                    ConfigError::invalid(format!("{key}.content_types[{j}]"), reason)
-                })?;
-            }
-            if !spec.content_types.is_empty() && !spec.method.allows_body() {
-                return Err(ConfigError::invalid(
-                    format!("{key}.content_types"),
-                    format!("{} requests carry no body", spec.method.as_str()),
-                ));
-            }
-            if !spec.failure_limit.is_empty() {
-                check_windows(&format!("{key}.failure_limit"), &spec.failure_limit)?;
-            }
-            if spec.on_limiter_error == FailurePolicy::Open {
-                return Err(ConfigError::invalid(
-                    format!("{key}.on_limiter_error"),
-                    "\"open\" is not offered: the counter object's answer carries the revocation check, so admitting without it would serve revoked tokens; use \"closed\" (503 with Retry-After)",
-                ));
-            }
-            routes.push(Route {
-                id: RouteId(spec.id.clone()),
-                method: spec.method,
-                pattern,
-                auth: spec.auth,
-                scopes: spec.scopes.clone(),
-                cost: spec.cost,
-                max_body_bytes,
-                rate_limit_shadow: spec.rate_limit_shadow,
-                limited: spec.limited,
-                content_types: spec.content_types.clone(),
-                failure_limit: spec.failure_limit.clone(),
-                require_client_certificate: spec.require_client_certificate,
-            });
-        }
+        let routes = self
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                spec.build(
+                    &format!("routes[{i}]"),
+                    !self.issuers.is_empty(),
+                    g.max_body_bytes,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         self.cors
             .check()
             .map_err(|(key, reason)| ConfigError::invalid(key, reason))?;
-        for (i, o) in self.org_overrides.iter().enumerate() {
-            let key = format!("org_overrides[{i}]");
-            if o.org.is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("{key}.org"),
-                    "must not be empty",
-                ));
-            }
-            if !self.tiers.contains_key(&o.tier) {
-                return Err(ConfigError::invalid(
-                    format!("{key}.tier"),
-                    format!("no tier named '{}'", o.tier),
-                ));
-            }
-            if let Some(issuer) = o.issuer.as_deref().filter(|i| !issuer_names.contains(i)) {
-                return Err(ConfigError::invalid(
-                    format!("{key}.issuer"),
-                    format!("no issuer named '{issuer}'"),
-                ));
-            }
-            let duplicate = self
-                .org_overrides
-                .iter()
-                .take(i)
-                .any(|p| p.org == o.org && p.issuer == o.issuer);
-            if duplicate {
-                return Err(ConfigError::invalid(
-                    key,
-                    format!("a second override for org '{}'", o.org),
-                ));
-            }
-        }
+        check_overrides(&self.org_overrides, &self.tiers, &issuer_names)?;
         let routes = RouteTable::new(routes)
             .map_err(|(i, reason)| ConfigError::invalid(format!("routes[{i}]"), reason))?;
-        check_windows("client_limits.windows", &self.client_limits.windows)?;
-        if !(32..=128).contains(&self.client_limits.ipv6_prefix) {
-            return Err(ConfigError::invalid(
-                "client_limits.ipv6_prefix",
-                "must be between 32 and 128",
-            ));
-        }
+        self.client_limits.check()?;
         if let Some(admin) = &self.admin {
-            if admin.issuers.is_empty() {
-                return Err(ConfigError::invalid(
-                    "admin.issuers",
-                    "at least one issuer is required",
-                ));
-            }
-            if let Some(bad) = admin
-                .issuers
-                .iter()
-                .find(|i| !issuer_names.contains(i.as_str()))
-            {
-                return Err(ConfigError::invalid(
-                    "admin.issuers",
-                    format!("no issuer named '{bad}'"),
-                ));
-            }
-            if !is_scope_token(&admin.scope) {
-                return Err(ConfigError::invalid(
-                    "admin.scope",
-                    format!("'{}' is not a valid scope token", admin.scope),
-                ));
-            }
-        }
-        if let Some(keys) = &self.api_keys {
-            if !crate::shape::is_header_name(&keys.header)
-                || keys.header.eq_ignore_ascii_case("authorization")
-            {
-                return Err(ConfigError::invalid(
-                    "api_keys.header",
-                    format!("'{}' is not a usable header name", keys.header),
-                ));
-            }
-            if !issuer_names.contains(keys.issuer.as_str()) {
-                return Err(ConfigError::invalid(
-                    "api_keys.issuer",
-                    format!("no issuer named '{}'", keys.issuer),
-                ));
-            }
-            crate::env::check_url(&keys.migration_guide)
-                .map_err(|e| ConfigError::invalid("api_keys.migration_guide", e))?;
-            if crate::time::parse_rfc3339_utc(&keys.deprecated_since).is_none() {
-                return Err(ConfigError::invalid(
-                    "api_keys.deprecated_since",
-                    "must be YYYY-MM-DDTHH:MM:SSZ",
-                ));
-            }
+            admin.check(&issuer_names)?;
         }
         // The key header is a credential: never forwarded.
         let mut gateway = g.clone();
         if let Some(keys) = &self.api_keys {
+            keys.check(&issuer_names)?;
             gateway.strip_request_headers.push(keys.header.clone());
         }
-
         Ok(Policy {
             gateway,
             tiers: self.tiers.clone(),
@@ -1051,6 +482,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::route::AuthRequirement;
 
     const BASE: &str = r#"
 [tiers.free]

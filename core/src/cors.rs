@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::route::Method;
+use crate::method::Method;
 
 /// `[cors]` in the policy file (absent: no CORS headers at all; browsers then refuse every
 /// cross-origin call, which is the safe default).
@@ -38,7 +38,7 @@ impl CorsPolicy {
     /// Checks the policy; the error names the key.
     pub fn check(&self) -> Result<(), (String, String)> {
         for (i, origin) in self.allowed_origins.iter().enumerate() {
-            let ok = crate::env::check_url(origin).is_ok_and(|u| {
+            let ok = crate::url::check_url(origin).is_ok_and(|u| {
                 u == *origin
                     && !origin
                         .trim_start_matches("https://")

@@ -33,9 +33,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Window;
 use crate::limit::{Decision, LimiterState, StateWrites};
 use crate::time::UnixMillis;
+use crate::window::Window;
 
 /// Storage key of the reservation (JSON text of [`Reservation`]).
 pub const RESERVATION_KEY: &str = "reservation";

@@ -11,10 +11,13 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, IssuerPolicy, JwksBounds, Policy};
+use crate::config::Policy;
+use crate::issuer::{IssuerPolicy, JwksBounds};
 use crate::jwks::JwksTiming;
 use crate::names::vars;
 use crate::path::NormalPath;
+use crate::url::check_url;
+use crate::validate::ConfigError;
 
 /// The deployment environments.
 pub const ENVIRONMENTS: [&str; 4] = ["dev", "test", "staging", "production"];
@@ -22,46 +25,6 @@ pub const ENVIRONMENTS: [&str; 4] = ["dev", "test", "staging", "production"];
 /// An origin base URL: scheme and authority, optional base path, no trailing slash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginUrl(String);
-
-fn is_loopback_host(authority: &str) -> bool {
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        rest.split(']').next().unwrap_or_default()
-    } else {
-        authority.split(':').next().unwrap_or_default()
-    };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Checks an absolute `http(s)` URL with no userinfo, query or fragment; returns it without a
-/// trailing slash. Plain `http` is accepted only for loopback hosts.
-pub fn check_url(value: &str) -> Result<String, String> {
-    let (scheme, rest) = value
-        .split_once("://")
-        .ok_or_else(|| format!("'{value}' is not an absolute URL"))?;
-    if scheme != "https" && scheme != "http" {
-        return Err(format!("'{value}': only http and https URLs are accepted"));
-    }
-    if value.contains(['?', '#']) || value.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(format!(
-            "'{value}': a query, fragment, space or control character is not allowed"
-        ));
-    }
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') {
-        return Err(format!(
-            "'{value}': a host is required and user info is not allowed"
-        ));
-    }
-    if scheme == "http" && !is_loopback_host(authority) {
-        return Err(format!(
-            "'{value}': plain http is only allowed for loopback hosts; use https"
-        ));
-    }
-    Ok(value.trim_end_matches('/').to_owned())
-}
 
 impl OriginUrl {
     /// Validates an origin base URL.
@@ -193,7 +156,7 @@ pub struct Environment {
     pub origin_timeout_ms: u64,
     /// `CLIENT_LIMIT_EXEMPT`: client addresses the limits before authentication skip (e.g. the
     /// operator's monitors or scanners; empty: none).
-    pub client_limit_exempt: Vec<crate::client::IpBlock>,
+    pub client_limit_exempt: Vec<crate::ip::IpBlock>,
 }
 
 impl Environment {
@@ -316,7 +279,7 @@ impl Environment {
             .split(',')
             .map(str::trim)
             .filter(|b| !b.is_empty())
-            .map(crate::client::IpBlock::parse)
+            .map(crate::ip::IpBlock::parse)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(vars::CLIENT_LIMIT_EXEMPT, e))?;
         Ok(Environment {
@@ -355,7 +318,7 @@ impl Environment {
             reason,
         };
         let sets =
-            crate::auth::JwkSet::from_static_secret(secret.ok_or_else(|| {
+            crate::jwk::JwkSet::from_static_secret(secret.ok_or_else(|| {
                 invalid(format!("is not set, but issuer '{first}' has no jwks_uri"))
             })?)
             .map_err(invalid)?;

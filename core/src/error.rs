@@ -8,8 +8,8 @@
 
 use serde::Serialize;
 
+use crate::method::Method;
 use crate::path::PathRejection;
-use crate::route::Method;
 
 /// Stable error codes, the `error` member of every problem body. The list is part of the
 /// public contract (README, "Errors"): codes are added, never renamed.
@@ -623,6 +623,15 @@ impl GatewayError {
             | GatewayError::Misconfigured(_)
             | GatewayError::IssuerUnavailable(_) => vec![("retry-after", "5".to_owned())],
             _ => vec![],
+        }
+    }
+}
+
+impl From<crate::identity::ScopeRejection> for GatewayError {
+    fn from(r: crate::identity::ScopeRejection) -> GatewayError {
+        GatewayError::InsufficientScope {
+            required: r.required,
+            granted: r.granted,
         }
     }
 }

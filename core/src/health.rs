@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 /// `sha256:<hex>` of `text`.
 pub fn digest(text: &str) -> String {
-    format!("sha256:{}", crate::signing::sha256_hex(text.as_bytes()))
+    format!("sha256:{}", crate::encoding::sha256_hex(text.as_bytes()))
 }
 
 /// What the deployed build is.

@@ -15,10 +15,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Window;
 use crate::counter::Counter;
 use crate::limit::Decision;
 use crate::time::UnixMillis;
+use crate::window::Window;
 
 /// Storage key of the live holds (JSON text of [`Holds`]).
 pub const HOLDS_KEY: &str = "holds";

@@ -4,7 +4,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::GatewayError;
 use crate::route::Route;
 
 /// An organisation id, from the issuer's org claim (default `org_id`) or, failing that, `sub`.
@@ -69,7 +68,7 @@ impl VerifiedClaims {
 
     /// The authorisation stage: every scope the route requires must be granted, exactly or by
     /// a `resource:*` wildcard (see [`scope_grants`]).
-    pub fn authorise(&self, route: &Route) -> Result<(), GatewayError> {
+    pub fn authorise(&self, route: &Route) -> Result<(), ScopeRejection> {
         let held = |required: &String| {
             self.scopes.iter().any(|g| scope_grants(g, required))
                 || self
@@ -80,12 +79,21 @@ impl VerifiedClaims {
         if route.scopes.iter().all(held) {
             Ok(())
         } else {
-            Err(GatewayError::InsufficientScope {
+            Err(ScopeRejection {
                 required: route.scopes.clone(),
                 granted: self.scopes.clone(),
             })
         }
     }
+}
+
+/// A token without every scope a route requires (403 `insufficient_scope`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeRejection {
+    /// The route's scopes.
+    pub required: Vec<String>,
+    /// The token's scopes.
+    pub granted: Vec<String>,
 }
 
 /// Whether a granted scope covers a required one: equal, or `<resource>:*` covering every
@@ -124,7 +132,8 @@ impl RateLimitKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::{AuthRequirement, Method, PathPattern, RouteId};
+    use crate::method::Method;
+    use crate::route::{AuthRequirement, PathPattern, RouteId};
 
     fn claims(issuer: &str, org: &str, scopes: &[&str]) -> VerifiedClaims {
         VerifiedClaims {
@@ -186,7 +195,7 @@ mod tests {
         );
         assert_eq!(
             c.authorise(&route(&["transactions:read", "transactions:write"])),
-            Err(GatewayError::InsufficientScope {
+            Err(ScopeRejection {
                 required: vec!["transactions:read".into(), "transactions:write".into()],
                 granted: vec!["transactions:read".into(), "reports:generate".into()],
             })

@@ -9,7 +9,7 @@
 //! - If a fetch fails, the last good set stays usable until `max_stale` past its freshness
 //!   (stale-if-error, bounded); after that the issuer is unavailable (503).
 
-use crate::config::JwksBounds;
+use crate::issuer::JwksBounds;
 use crate::time::UnixMillis;
 
 /// Timing rules for one issuer, in milliseconds.

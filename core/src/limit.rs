@@ -24,8 +24,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Window;
 use crate::time::UnixMillis;
+use crate::window::Window;
 
 /// Buckets per window (so 500 ms buckets for a 60 s window). 60 buckets falsely denied 2.6% of
 /// the reference trace's requests, 120 none (`tests/limiter.rs`).

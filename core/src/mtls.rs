@@ -25,7 +25,7 @@ impl ClientCertificate {
         if !(self.presented && self.verified) {
             return None;
         }
-        crate::signing::decode_hex32(self.fingerprint_sha256.as_deref()?.trim())
+        crate::encoding::decode_hex32(self.fingerprint_sha256.as_deref()?.trim())
     }
 }
 
@@ -40,7 +40,7 @@ pub fn check(
         return Err(GatewayError::ClientCertificateRequired);
     }
     if let Some(bound) = bound_to {
-        let bound = crate::auth::decode_base64url(bound);
+        let bound = crate::encoding::decode_base64url(bound);
         let matches = match (thumbprint, bound) {
             (Some(t), Some(b)) if b.len() == t.len() => {
                 t.iter()
@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn thumbprints_come_only_from_verified_certificates() {
-        let bytes = crate::auth::decode_base64url(X5T).unwrap();
+        let bytes = crate::encoding::decode_base64url(X5T).unwrap();
         assert_eq!(
             cert(true, true, Some(HEX)).thumbprint().map(|t| t.to_vec()),
             Some(bytes.clone())

@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::IssuerPolicy;
+use crate::issuer::IssuerPolicy;
 
 /// Most entries one organisation may hold at once (a bound on the object's state).
 pub const MAX_ENTRIES: usize = 1000;

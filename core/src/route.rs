@@ -24,7 +24,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::method::Method;
 use crate::path::NormalPath;
+use crate::validate::ConfigError;
+use crate::window::Window;
 
 /// A route's stable identifier, from the policy file (`transactions.list`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -34,72 +37,6 @@ pub struct RouteId(pub String);
 impl fmt::Display for RouteId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// The HTTP methods a route may list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Method {
-    /// GET
-    Get,
-    /// HEAD
-    Head,
-    /// POST
-    Post,
-    /// PUT
-    Put,
-    /// PATCH
-    Patch,
-    /// DELETE
-    Delete,
-    /// OPTIONS
-    Options,
-}
-
-impl Method {
-    /// All routable methods.
-    pub const ALL: [Method; 7] = [
-        Method::Get,
-        Method::Head,
-        Method::Post,
-        Method::Put,
-        Method::Patch,
-        Method::Delete,
-        Method::Options,
-    ];
-
-    /// Parses a request method token exactly (methods are case-sensitive); `None` for any other
-    /// method (`TRACE`, `CONNECT`, `get`, ...), which no route can match.
-    pub fn from_token(token: &str) -> Option<Method> {
-        Method::ALL.into_iter().find(|m| m.as_str() == token)
-    }
-
-    /// The method token.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-            Method::Options => "OPTIONS",
-        }
-    }
-
-    /// Whether requests with this method are expected to carry a body.
-    pub fn allows_body(self) -> bool {
-        matches!(
-            self,
-            Method::Post | Method::Put | Method::Patch | Method::Delete
-        )
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -287,7 +224,7 @@ pub struct Route {
     /// Accepted body media types (empty: any).
     pub content_types: Vec<String>,
     /// An auth route's failure windows, per client IP (empty: an ordinary route).
-    pub failure_limit: Vec<crate::config::Window>,
+    pub failure_limit: Vec<Window>,
     /// Whether a verified TLS client certificate is required.
     pub require_client_certificate: bool,
 }
@@ -380,6 +317,176 @@ impl RouteTable {
                 RouteMatch::MethodNotAllowed { allowed }
             }
         }
+    }
+}
+
+/// Largest body limit a route may set (the Workers platform's own request limit is 100 MB).
+pub const MAX_BODY_LIMIT: u64 = 100 * 1024 * 1024;
+
+fn default_limited() -> bool {
+    true
+}
+fn default_cost() -> u32 {
+    1
+}
+fn default_auth() -> AuthRequirement {
+    AuthRequirement::Bearer
+}
+fn default_failure_policy() -> FailurePolicy {
+    FailurePolicy::Closed
+}
+
+/// `[[routes]]` as written in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Stable id (`[a-z0-9._-]`).
+    pub id: String,
+    /// Method.
+    pub method: Method,
+    /// Path pattern (see [`crate::route`]).
+    pub path: String,
+    /// `bearer` (default) or `public`.
+    #[serde(default = "default_auth")]
+    pub auth: AuthRequirement,
+    /// Required scopes (all of them).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Cost in rate-limit units (default 1).
+    #[serde(default = "default_cost")]
+    pub cost: u32,
+    /// Body limit in bytes (default `gateway.max_body_bytes`).
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+    /// `closed` (the default and the only value accepted: 503 when the counter store fails).
+    #[serde(default = "default_failure_policy")]
+    pub on_limiter_error: FailurePolicy,
+    /// Shadow mode: decide and send the headers, log "would limit", but admit (default false).
+    #[serde(default)]
+    pub rate_limit_shadow: bool,
+    /// Whether the route is rate limited at all (default true; `false` for e.g. a cheap
+    /// internal status route — the token is still required).
+    #[serde(default = "default_limited")]
+    pub limited: bool,
+    /// Media types a request body may have (`application/json`, ...); other types, or a body
+    /// without `Content-Type`, get 415. Empty (default): any type. When a JSON type is listed,
+    /// JSON bodies are checked for well-formedness and `gateway.max_json_depth`.
+    #[serde(default)]
+    pub content_types: Vec<String>,
+    /// Makes this an auth route (e.g. a login route the origin answers): per client IP, only
+    /// its failures (401/403 from the gateway or the origin) count, against these windows;
+    /// once they run out the client gets 429 before reaching the origin. Empty (default): an
+    /// ordinary route.
+    #[serde(default)]
+    pub failure_limit: Vec<Window>,
+    /// Requests must present a client certificate the edge verified (mTLS); others get 403
+    /// `client_certificate_required` (default false).
+    #[serde(default)]
+    pub require_client_certificate: bool,
+}
+
+impl RouteSpec {
+    /// Checks one `[[routes]]` entry (at `key`, e.g. `routes[2]`) and builds its [`Route`];
+    /// `has_issuers`: whether any issuer exists (bearer routes need one).
+    pub fn build(
+        &self,
+        key: &str,
+        has_issuers: bool,
+        default_max_body_bytes: u64,
+    ) -> Result<Route, ConfigError> {
+        if !crate::validate::is_name(&self.id, 64, b"._-") {
+            return Err(ConfigError::invalid(
+                format!("{key}.id"),
+                "route ids are [a-z0-9._-], at most 64 characters",
+            ));
+        }
+        let pattern = PathPattern::parse(&self.path)
+            .map_err(|reason| ConfigError::invalid(format!("{key}.path"), reason))?;
+        if self.path == crate::names::RESERVED_PREFIX
+            || self
+                .path
+                .starts_with(&format!("{}/", crate::names::RESERVED_PREFIX))
+        {
+            return Err(ConfigError::invalid(
+                format!("{key}.path"),
+                format!(
+                    "'{}' is reserved for the gateway's own endpoints",
+                    crate::names::RESERVED_PREFIX
+                ),
+            ));
+        }
+        match self.auth {
+            AuthRequirement::Bearer if !has_issuers => {
+                return Err(ConfigError::invalid(
+                    format!("{key}.auth"),
+                    "'bearer' routes need at least one [[issuers]] entry",
+                ));
+            }
+            AuthRequirement::Public if !self.scopes.is_empty() => {
+                return Err(ConfigError::invalid(
+                    format!("{key}.scopes"),
+                    "a public route cannot require scopes",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(bad) = self
+            .scopes
+            .iter()
+            .find(|s| !crate::validate::is_scope_token(s))
+        {
+            return Err(ConfigError::invalid(
+                format!("{key}.scopes"),
+                format!("'{bad}' is not a valid scope token (RFC 6749 section 3.3)"),
+            ));
+        }
+        if self.cost == 0 {
+            return Err(ConfigError::invalid(
+                format!("{key}.cost"),
+                "must be at least 1",
+            ));
+        }
+        let max_body_bytes = self.max_body_bytes.unwrap_or(default_max_body_bytes);
+        if max_body_bytes > MAX_BODY_LIMIT {
+            return Err(ConfigError::invalid(
+                format!("{key}.max_body_bytes"),
+                format!("must be at most {MAX_BODY_LIMIT}"),
+            ));
+        }
+        for (j, media) in self.content_types.iter().enumerate() {
+            crate::shape::check_media_type_entry(media).map_err(|reason| {
+                ConfigError::invalid(format!("{key}.content_types[{j}]"), reason)
+            })?;
+        }
+        if !self.content_types.is_empty() && !self.method.allows_body() {
+            return Err(ConfigError::invalid(
+                format!("{key}.content_types"),
+                format!("{} requests carry no body", self.method.as_str()),
+            ));
+        }
+        if !self.failure_limit.is_empty() {
+            crate::window::check_windows(&format!("{key}.failure_limit"), &self.failure_limit)?;
+        }
+        if self.on_limiter_error == FailurePolicy::Open {
+            return Err(ConfigError::invalid(
+                format!("{key}.on_limiter_error"),
+                "\"open\" is not offered: the counter object's answer carries the revocation check, so admitting without it would serve revoked tokens; use \"closed\" (503 with Retry-After)",
+            ));
+        }
+        Ok(Route {
+            id: RouteId(self.id.clone()),
+            method: self.method,
+            pattern,
+            auth: self.auth,
+            scopes: self.scopes.clone(),
+            cost: self.cost,
+            max_body_bytes,
+            rate_limit_shadow: self.rate_limit_shadow,
+            limited: self.limited,
+            content_types: self.content_types.clone(),
+            failure_limit: self.failure_limit.clone(),
+            require_client_certificate: self.require_client_certificate,
+        })
     }
 }
 

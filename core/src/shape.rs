@@ -1,10 +1,9 @@
-//! Request shape checks that need no I/O: header size, `Host` allowlist, `Content-Type`
-//! allowlists, JSON well-formedness and nesting depth, and the client's correlation id.
-//! The Worker calls these in pipeline order (ARCHITECTURE.md, "The request's path").
+//! The syntax of what a request carries: header block size, host names and the `Host`
+//! allowlist, media types, JSON well-formedness and nesting depth, and the client's correlation
+//! id. Primitives: nothing here imports another module of the crate; the refusals built on them
+//! are decided in [`crate::request`].
 
 use std::fmt;
-
-use crate::error::GatewayError;
 
 /// Largest client correlation id kept (characters).
 pub const CLIENT_REQUEST_ID_MAX: usize = 64;
@@ -25,17 +24,6 @@ pub fn header_block_size<N: AsRef<str>, V: AsRef<str>>(
             u64::try_from(field).unwrap_or(u64::MAX)
         })
         .fold(0u64, u64::saturating_add)
-}
-
-/// 431 when the header block exceeds `limit` bytes.
-pub fn check_header_size<N: AsRef<str>, V: AsRef<str>>(
-    headers: impl IntoIterator<Item = (N, V)>,
-    limit: u64,
-) -> Result<(), GatewayError> {
-    if header_block_size(headers) > limit {
-        return Err(GatewayError::HeadersTooLarge { limit });
-    }
-    Ok(())
 }
 
 /// Whether the `Host` the client addressed is one the deployment serves. An empty allowlist
@@ -143,24 +131,6 @@ pub fn check_media_type_entry(entry: &str) -> Result<(), String> {
     }
 }
 
-/// 415 unless the body's `Content-Type` is on the route's allowlist. An empty allowlist accepts
-/// any type; a request without a body is not checked.
-pub fn check_content_type(
-    content_type: Option<&str>,
-    has_body: bool,
-    allowlist: &[String],
-) -> Result<Option<String>, GatewayError> {
-    if allowlist.is_empty() || !has_body {
-        return Ok(content_type.and_then(media_type));
-    }
-    match content_type.and_then(media_type) {
-        Some(m) if allowlist.contains(&m) => Ok(Some(m)),
-        _ => Err(GatewayError::UnsupportedMediaType {
-            allowed: allowlist.to_vec(),
-        }),
-    }
-}
-
 /// Why a JSON body was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JsonRejection {
@@ -239,17 +209,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_size_counts_names_values_and_framing() {
-        let h = [("a", "bc"), ("host", "x")];
-        assert_eq!(header_block_size(h), 7 + 9);
-        assert!(check_header_size(h, 16).is_ok());
-        assert_eq!(
-            check_header_size(h, 15),
-            Err(GatewayError::HeadersTooLarge { limit: 15 })
-        );
-    }
-
-    #[test]
     fn hosts() {
         let list = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert!(host_allowed("anything", &[]));
@@ -303,21 +262,6 @@ mod tests {
         assert!(is_json("application/json"));
         assert!(is_json("application/merge-patch+json"));
         assert!(!is_json("text/json5"));
-        let allow = vec!["application/json".to_owned()];
-        assert_eq!(
-            check_content_type(Some("application/json; charset=utf-8"), true, &allow),
-            Ok(Some("application/json".to_owned()))
-        );
-        let refused = GatewayError::UnsupportedMediaType {
-            allowed: allow.clone(),
-        };
-        assert_eq!(
-            check_content_type(Some("text/plain"), true, &allow),
-            Err(refused.clone())
-        );
-        assert_eq!(check_content_type(None, true, &allow), Err(refused));
-        assert!(check_content_type(None, false, &allow).is_ok());
-        assert!(check_content_type(Some("text/plain"), true, &[]).is_ok());
         assert!(check_media_type_entry("application/json").is_ok());
         assert!(check_media_type_entry("application/json; charset=utf-8").is_err());
         assert!(check_media_type_entry("Application/json").is_err());

@@ -28,7 +28,7 @@ use std::fmt;
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::names::identity_headers;
 
@@ -80,8 +80,12 @@ impl Keyset {
     /// Parses `{"current": "<kid>", "keys": [{"kid": "<kid>", "secret": "<base64url>"}]}`.
     /// Errors never include a secret.
     pub fn from_json(text: &str) -> Result<Keyset, String> {
-        let file: KeysetFile = serde_json::from_str(text)
-            .map_err(|e| format!("not a signing keyset ({})", classify(&e)))?;
+        let file: KeysetFile = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "not a signing keyset ({})",
+                crate::encoding::classify_json_error(&e)
+            )
+        })?;
         let mut keys = Vec::with_capacity(file.keys.len());
         for key in file.keys {
             if key.kid.is_empty()
@@ -92,7 +96,7 @@ impl Keyset {
             {
                 return Err("a key id must be non-empty [A-Za-z0-9._-]".to_owned());
             }
-            let secret = crate::auth::decode_base64url(&key.secret)
+            let secret = crate::encoding::decode_base64url(&key.secret)
                 .ok_or_else(|| format!("key '{}': the secret is not base64url", key.kid))?;
             if secret.len() < MIN_KEY_BYTES {
                 return Err(format!(
@@ -126,16 +130,6 @@ impl Keyset {
     }
 }
 
-/// What kind of mistake a JSON error is, without its message (which may quote the text: a
-/// secret's, for the secrets parsed here and in `auth`).
-pub(crate) fn classify(error: &serde_json::Error) -> &'static str {
-    match error.classify() {
-        serde_json::error::Category::Io => "unreadable",
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "malformed JSON",
-        serde_json::error::Category::Data => "wrong shape",
-    }
-}
-
 /// What a signature covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedParts<'a> {
@@ -151,22 +145,6 @@ pub struct SignedParts<'a> {
     pub identity: [&'a str; 6],
     /// Lower-case hex SHA-256 of the body.
     pub body_sha256: String,
-}
-
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes.iter().fold(
-        String::with_capacity(bytes.len().saturating_mul(2)),
-        |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        },
-    )
 }
 
 /// The canonical string (see the module documentation).
@@ -198,7 +176,7 @@ pub fn sign(key: &SigningKey, parts: &SignedParts<'_>) -> Option<String> {
         "t={},kid={},v1={}",
         parts.timestamp,
         key.kid,
-        hex(&tag)
+        crate::encoding::hex(&tag)
     ))
 }
 
@@ -241,7 +219,7 @@ pub fn verify(
     if now.abs_diff(t) > REPLAY_WINDOW_SECS {
         return Err(VerifyError::Stale);
     }
-    let tag = decode_hex(v1).ok_or(VerifyError::Malformed)?;
+    let tag = crate::encoding::decode_hex(v1).ok_or(VerifyError::Malformed)?;
     let signed = SignedParts {
         timestamp: t,
         ..parts.clone()
@@ -252,28 +230,10 @@ pub fn verify(
         .map_err(|_| VerifyError::Mismatch)
 }
 
-/// Hex (either case) to bytes; `None` for an odd length or a non-hex pair.
-pub(crate) fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i.checked_add(2)?)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-        })
-        .collect()
-}
-
-/// Exactly 64 hex digits (a SHA-256 digest) to its 32 bytes.
-pub(crate) fn decode_hex32(text: &str) -> Option<[u8; 32]> {
-    decode_hex(text)?.try_into().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoding::sha256_hex;
 
     #[derive(Deserialize)]
     struct Vector {

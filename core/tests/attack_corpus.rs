@@ -10,10 +10,11 @@
 )]
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use gateway_core::auth::{JwkSet, bearer_token, check_header, parse, select_key, validate_claims};
+use gateway_core::auth::{bearer_token, check_header, parse, validate_claims};
 use gateway_core::config::Policy;
 use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
+use gateway_core::jwk::{JwkSet, select_key};
 use gateway_core::path::normalise;
 use gateway_core::route::RouteMatch;
 use gateway_core::time::UnixMillis;
@@ -60,7 +61,7 @@ fn answer(
             ));
         }
         let claims = validate_claims(&parsed, issuer, policy, UnixMillis(NOW * 1000))?;
-        claims.authorise(route)
+        claims.authorise(route).map_err(GatewayError::from)
     })();
     match outcome {
         Ok(()) => (200, None),

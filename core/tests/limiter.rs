@@ -11,7 +11,7 @@
     clippy::cast_precision_loss
 )]
 
-use gateway_core::config::Window;
+use gateway_core::window::Window;
 use std::collections::BTreeMap;
 
 use gateway_core::counter::{Counter, CounterWrite, RESERVATION_KEY, Reservation};

@@ -7,7 +7,8 @@
 #![no_main]
 
 use gateway_core::api_key::ApiKeySet;
-use gateway_core::client::{ClientClass, ClientKey, IpBlock, is_exempt};
+use gateway_core::client::{ClientClass, ClientKey, is_exempt};
+use gateway_core::ip::IpBlock;
 use gateway_core::config::Policy;
 use gateway_core::revocation::{AdminRevocation, Caller, RevocationList};
 use gateway_core::time::{UnixMillis, http_date, parse_rfc3339_utc};
