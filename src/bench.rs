@@ -319,13 +319,28 @@ pub(crate) async fn boundary(
     req: &Incoming,
     request_id: &str,
 ) -> Result<web_sys::Response, GatewayError> {
-    use crate::http::{Body, decorated, forwarding_init, read_headers, request_init, response};
-    use gateway_core::forward::response_headers;
     let body: BoundaryBench = json_body(req)
         .await
         .map_err(|_| bad("body must be {\"passes\": N}"))?;
     let passes = u64::from(body.passes);
-    let failed = |what: &str, e: String| GatewayError::Internal(format!("{what}: {e}"));
+    let mut results = response_modes(passes, request_id)?;
+    let inbound = req.raw().headers();
+    let base = crate::http::read_headers(&inbound).unwrap_or_default();
+    let wanted = origin_request_headers(&base, request_id);
+    results.extend(request_modes(passes, &inbound, &wanted)?);
+    let value =
+        serde_json::json!({"passes": passes, "inbound_headers": base.len(), "results": results});
+    Ok(respond::json(200, &value, request_id))
+}
+
+fn failed(what: &str, e: String) -> GatewayError {
+    GatewayError::Internal(format!("{what}: {e}"))
+}
+
+/// The response's block, rebuilt whole and edited.
+fn response_modes(passes: u64, request_id: &str) -> Result<Vec<ModeResult>, GatewayError> {
+    use crate::http::{Body, decorated, read_headers, response};
+    use gateway_core::forward::response_headers;
     let extra: Vec<(&'static str, String)> = vec![
         ("x-ratelimit-limit", "100".to_owned()),
         ("x-ratelimit-remaining", "87".to_owned()),
@@ -371,10 +386,15 @@ pub(crate) async fn boundary(
     }
     results.push(result("response_edited", passes, started));
 
-    // The client's request as this one arrived, and what the origin gets: its headers minus the
-    // authorization, plus the forwarding, identity and signature headers.
-    let inbound = req.raw().headers();
-    let base = read_headers(&inbound).unwrap_or_default();
+    Ok(results)
+}
+
+/// What the origin gets from this request: its headers minus the authorization, plus the
+/// forwarding, identity and signature headers.
+fn origin_request_headers(
+    base: &crate::http::HeaderList,
+    request_id: &str,
+) -> Vec<(String, String)> {
     let mut wanted: Vec<(String, String)> = base
         .iter()
         .filter(|(n, _)| gateway_core::forward::forwards_inbound_header(n, false, &[]))
@@ -398,12 +418,23 @@ pub(crate) async fn boundary(
     ] {
         wanted.push((name.to_owned(), value.to_owned()));
     }
+    wanted
+}
+
+/// The origin request's block, rebuilt whole and edited.
+fn request_modes(
+    passes: u64,
+    inbound: &web_sys::Headers,
+    wanted: &[(String, String)],
+) -> Result<Vec<ModeResult>, GatewayError> {
+    use crate::http::{forwarding_init, read_headers, request_init};
+    let mut results = Vec::new();
     let url = "http://127.0.0.1:1/api/transactions?limit=10";
 
     let started = runtime::now().0;
     for _ in 0..passes {
-        let base = read_headers(&inbound).unwrap_or_default();
-        let init = request_init("GET", &wanted, None).map_err(|e| failed("request_init", e))?;
+        let base = read_headers(inbound).unwrap_or_default();
+        let init = request_init("GET", wanted, None).map_err(|e| failed("request_init", e))?;
         web_sys::Request::new_with_str_and_init(url, &init)
             .map_err(|e| failed("new Request", format!("{e:?}")))?;
         drop(base);
@@ -412,15 +443,39 @@ pub(crate) async fn boundary(
 
     let started = runtime::now().0;
     for _ in 0..passes {
-        let base = read_headers(&inbound).unwrap_or_default();
-        let init = forwarding_init("GET", &inbound, &base.pairs(), &wanted, None)
+        let base = read_headers(inbound).unwrap_or_default();
+        let init = forwarding_init("GET", inbound, &base.pairs(), wanted, None)
             .map_err(|e| failed("forwarding_init", e))?;
         web_sys::Request::new_with_str_and_init(url, &init)
             .map_err(|e| failed("new Request", format!("{e:?}")))?;
     }
     results.push(result("request_edited", passes, started));
 
-    let value =
-        serde_json::json!({"passes": passes, "inbound_headers": base.len(), "results": results});
-    Ok(respond::json(200, &value, request_id))
+    Ok(results)
+}
+
+/// The benchmark endpoints, dispatched before the request pipeline, which has no benchmark
+/// code: `Err` gives back a request that is for none of them.
+pub(crate) async fn dispatch(
+    raw: web_sys::Request,
+    env: &Env,
+) -> Result<web_sys::Response, web_sys::Request> {
+    let url = raw.url();
+    let path = gateway_core::path::split_request_url(&url).map(|u| u.path);
+    let endpoint = match (raw.method().as_str(), path) {
+        ("POST", Some("/_gateway/bench/auth")) => "auth",
+        ("POST", Some("/_gateway/bench/limit")) => "limit",
+        ("POST", Some("/_gateway/bench/boundary")) => "boundary",
+        ("GET", Some("/_gateway/bench/stats")) => "stats",
+        _ => return Err(raw),
+    };
+    let req = Incoming::read(raw);
+    let request_id = runtime::request_id();
+    let outcome = match endpoint {
+        "auth" => auth(&req, env, &request_id).await,
+        "limit" => limit(&req, &request_id).await,
+        "boundary" => boundary(&req, &request_id).await,
+        _ => Ok(stats(&request_id)),
+    };
+    Ok(outcome.unwrap_or_else(|e| respond::error(&e, &request_id, &[])))
 }

@@ -3,6 +3,8 @@
 //! ([`origin`]), the counter objects ([`limit`]) and the token issuers ([`auth`]), and turns every
 //! outcome into a response in one place ([`respond`]).
 
+#![warn(clippy::too_many_lines)]
+
 mod admin;
 mod auth;
 #[cfg(feature = "bench")]
@@ -24,5 +26,10 @@ use worker::{Context, Env, Result, event};
 /// gateway needs them or not (see `http`).
 #[event(fetch)]
 async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
+    #[cfg(feature = "bench")]
+    let req = match bench::dispatch(req, &env).await {
+        Ok(response) => return Ok(response),
+        Err(req) => req,
+    };
     Ok(pipeline::handle(req, &env).await)
 }

@@ -1,13 +1,13 @@
-//! The rate-limit stage's I/O: one round trip to the organisation's counter object, with a
-//! deadline; a request it does not answer is refused (503), since its answer carries the
-//! revocation check. The same round trip checks
-//! the organisation's revocations (on routes that are not limited it does only that).
+//! The counter objects' I/O: one Workers RPC round trip to an object, with a deadline and no
+//! retry. The rate-limit stage (`check`) and the admin API's revocation check make theirs here;
+//! what to ask and what the answer means are `gateway_core::pipeline`'s.
 
 use gateway_core::config::Policy;
 use gateway_core::error::GatewayError;
 use gateway_core::identity::VerifiedClaims;
-use gateway_core::limit::{ConsumeRequest, Decision, response_headers};
+use gateway_core::limit::Decision;
 use gateway_core::names::bindings::RATE_LIMITER;
+use gateway_core::pipeline::{self, Limited};
 use gateway_core::protocol;
 use gateway_core::route::Route;
 use gateway_core::time::UnixMillis;
@@ -16,15 +16,6 @@ use worker::Env;
 use wasm_bindgen::JsCast as _;
 
 use crate::runtime::{Raced, race_deadline};
-
-/// Header marking a response the limits would have refused (shadow mode).
-const SHADOW_HEADER: &str = "x-ratelimit-shadow";
-
-/// What the stage decided: headers for the response (success or error), and the refusal, if any.
-pub(crate) struct LimitOutcome {
-    pub(crate) headers: Vec<(&'static str, String)>,
-    pub(crate) refusal: Option<GatewayError>,
-}
 
 /// Counter-object calls made by this isolate (read by the benchmark build only).
 #[cfg(feature = "bench")]
@@ -133,121 +124,47 @@ pub(crate) async fn check_revocations(
     claims: &VerifiedClaims,
     now: UnixMillis,
 ) -> Result<(), GatewayError> {
-    let request = ConsumeRequest {
-        cost: 0,
-        now,
-        windows: Vec::new(),
-        caller: Some(claims.caller()),
-        // Nothing is counted.
-        write_within_ms: 0,
-    };
-    let object = claims.rate_limit_key().object_name();
-    match call(env, policy, &object, Endpoint::Consume, &request).await {
-        Ok(Decision::Revoked { scope }) => Err(GatewayError::TokenRevoked { scope }),
-        Ok(_) => Ok(()),
-        Err(detail) => Err(GatewayError::LimiterUnavailable(detail)),
-    }
+    let (object, request) = pipeline::revocation_call(claims, now);
+    let reply: Result<Decision, String> =
+        call(env, policy, &object, Endpoint::Consume, &request).await;
+    pipeline::revocation_checked(reply.as_ref().map_err(String::as_str))
 }
 
-/// Checks and consumes the route's cost for the caller's organisation, in every window of its
-/// tier, with one call to its counter object.
+/// The rate-limit stage: the route's cost for the caller's organisation, in every window of
+/// its tier, and its revocations, in one call to its counter object
+/// (`gateway_core::pipeline::limit_call`); the answer as `gateway_core::pipeline::limited`
+/// reads it.
 pub(crate) async fn check(
     env: &Env,
     policy: &Policy,
     claims: &VerifiedClaims,
     route: &Route,
     now: UnixMillis,
-) -> LimitOutcome {
-    let mut outcome = enforce(env, policy, claims, route, now).await;
-    let shadow = route.rate_limit_shadow
-        || policy
-            .tier_or_fallback(Some(&claims.tier))
-            .1
-            .is_some_and(|t| t.shadow);
-    let would_limit = matches!(
-        outcome.refusal,
-        Some(GatewayError::RateLimited { .. } | GatewayError::CostExceedsLimit { .. })
-    );
-    if shadow && would_limit {
+) -> Limited {
+    let limit_call = match pipeline::limit_call(policy, claims, route, now) {
+        Ok(limit_call) => limit_call,
+        Err(refusal) => {
+            return Limited {
+                headers: Vec::new(),
+                refusal: Some(refusal),
+                shadowed: false,
+            };
+        }
+    };
+    let answer = call(
+        env,
+        policy,
+        &limit_call.object,
+        Endpoint::Consume,
+        &limit_call.request,
+    )
+    .await;
+    let outcome = pipeline::limited(policy, &limit_call, route, answer, now);
+    if outcome.shadowed {
         worker::console_log!(
             "{}",
             serde_json::json!({"event": "rate_limit_shadow", "route": route.id.0, "issuer": claims.issuer, "org": claims.org.0, "tier": claims.tier, "would_limit": true})
         );
-        outcome.refusal = None;
-        outcome
-            .headers
-            .push((SHADOW_HEADER, "would-limit".to_owned()));
     }
     outcome
-}
-
-async fn enforce(
-    env: &Env,
-    policy: &Policy,
-    claims: &VerifiedClaims,
-    route: &Route,
-    now: UnixMillis,
-) -> LimitOutcome {
-    let (tier_name, tier) = policy.tier_or_fallback(Some(&claims.tier));
-    let Some(tier) = tier else {
-        return LimitOutcome {
-            headers: Vec::new(),
-            refusal: Some(GatewayError::Misconfigured(format!(
-                "tier '{tier_name}' is not defined"
-            ))),
-        };
-    };
-    let request = ConsumeRequest {
-        cost: route.cost,
-        now,
-        // A route that is not limited still has the caller's revocations checked.
-        windows: if route.limited {
-            tier.windows.clone()
-        } else {
-            Vec::new()
-        },
-        caller: Some(claims.caller()),
-        write_within_ms: policy.write_interval_ms(tier),
-    };
-    let object = claims.rate_limit_key().object_name();
-    match call(env, policy, &object, Endpoint::Consume, &request).await {
-        Ok(Decision::Revoked { scope }) => LimitOutcome {
-            headers: Vec::new(),
-            refusal: Some(GatewayError::TokenRevoked { scope }),
-        },
-        Ok(Decision::Admitted { windows, .. }) => LimitOutcome {
-            headers: response_headers(tier_name, &windows, route.cost, now),
-            refusal: None,
-        },
-        Ok(Decision::Limited {
-            retry_after_secs,
-            windows,
-        }) => {
-            let limit = windows
-                .iter()
-                .filter(|w| w.remaining < u64::from(route.cost))
-                .map(|w| w.limit)
-                .min()
-                .unwrap_or_default();
-            LimitOutcome {
-                headers: response_headers(tier_name, &windows, route.cost, now),
-                refusal: Some(GatewayError::RateLimited {
-                    retry_after_secs,
-                    limit,
-                    tier: tier_name.to_owned(),
-                    upgrade_url: tier.upgrade_url.clone(),
-                }),
-            }
-        }
-        Ok(Decision::NeverFits { cost, limit }) => LimitOutcome {
-            headers: Vec::new(),
-            refusal: Some(GatewayError::CostExceedsLimit { cost, limit }),
-        },
-        // No answer, no revocation check: refused on every route (a token revoked before the
-        // object became unreachable must not be served). Counting fails closed with it.
-        Err(detail) => LimitOutcome {
-            headers: Vec::new(),
-            refusal: Some(GatewayError::LimiterUnavailable(detail)),
-        },
-    }
 }

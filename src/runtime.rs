@@ -223,24 +223,9 @@ pub(crate) async fn fetch_with_deadline(
     }
 }
 
-/// The mTLS checks (`gateway_core::mtls`): a route's requirement of a verified client
-/// certificate and the caller's certificate binding. The edge's report is read only when one of
-/// them applies.
-pub(crate) fn check_client_certificate(
-    req: &web_sys::Request,
-    route_requires: bool,
-    claims: Option<&gateway_core::identity::VerifiedClaims>,
-) -> Result<(), gateway_core::error::GatewayError> {
-    let bound_to = claims.and_then(|c| c.cert_thumbprint.as_deref());
-    if !route_requires && bound_to.is_none() {
-        return Ok(());
-    }
-    gateway_core::mtls::check(route_requires, bound_to, &client_certificate(req))
-}
-
 /// What the edge reported about the client's TLS certificate (`request.cf.tlsClientAuth`),
 /// read field by field so a missing or odd `cf` object is simply "no certificate".
-fn client_certificate(req: &web_sys::Request) -> gateway_core::mtls::ClientCertificate {
+pub(crate) fn client_certificate(req: &web_sys::Request) -> gateway_core::mtls::ClientCertificate {
     let get = |target: &wasm_bindgen::JsValue, key: &str| {
         js_sys::Reflect::get(target, &wasm_bindgen::JsValue::from_str(key)).ok()
     };

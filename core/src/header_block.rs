@@ -41,6 +41,15 @@ impl HeaderBlock {
         Some(HeaderBlock { text, entries })
     }
 
+    /// The block of these entries (names as given).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> HeaderBlock {
+        let text: String = pairs
+            .iter()
+            .flat_map(|(n, v)| [*n, "\0", *v, "\0"])
+            .collect();
+        HeaderBlock::parse(text).unwrap_or_default()
+    }
+
     fn entry(&self, [name, value, end]: [usize; 3]) -> (&str, &str) {
         (
             self.text

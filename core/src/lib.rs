@@ -11,6 +11,7 @@
 
 #![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
+pub mod admin;
 pub mod api_key;
 pub mod auth;
 pub mod client;
@@ -21,6 +22,7 @@ pub mod encoding;
 pub mod env;
 pub mod error;
 pub mod forward;
+pub mod gate;
 pub mod header_block;
 pub mod header_edit;
 pub mod health;
@@ -36,12 +38,15 @@ pub mod method;
 pub mod mtls;
 pub mod names;
 pub mod path;
+pub mod pipeline;
 pub mod protocol;
 pub mod request;
 pub mod revocation;
 pub mod route;
 pub mod shape;
 pub mod signing;
+#[cfg(test)]
+mod testing;
 pub mod tier;
 pub mod time;
 pub mod token_cache;

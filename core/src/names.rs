@@ -10,6 +10,8 @@ pub const RESERVED_PREFIX: &str = "/_gateway";
 pub const HEALTH_PATH: &str = "/_gateway/health";
 /// The admin API's revocation endpoint (`GET`/`POST`/`DELETE`; `[admin]` in the policy).
 pub const ADMIN_REVOCATIONS_PATH: &str = "/_gateway/admin/revocations";
+/// Everything under it is the admin API (404 unless `[admin]` is configured).
+pub const ADMIN_PREFIX: &str = "/_gateway/admin/";
 
 /// The gateway's header namespace: every inbound header whose name starts with it, in any
 /// spelling (case, `_` for `-`), is dropped before forwarding; only the gateway sets these.

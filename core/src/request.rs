@@ -1,9 +1,12 @@
-//! The request gate: what a request must look like before any route, token or counter is
-//! consulted (header block size, `Content-Type` allowlist, body framing), each refusal a
+//! The request gate: what a request must look like before its token or any counter is
+//! consulted (header block size, body framing, `Content-Type` allowlist), each refusal a
 //! [`GatewayError`].
 
 use crate::error::GatewayError;
-use crate::shape::{header_block_size, media_type};
+use crate::header_block::HeaderBlock;
+use crate::method::Method;
+use crate::route::Route;
+use crate::shape::{header_block_size, is_json, media_type};
 
 /// 431 when the header block exceeds `limit` bytes.
 pub fn check_header_size<N: AsRef<str>, V: AsRef<str>>(
@@ -32,6 +35,81 @@ pub fn check_content_type(
             allowed: allowlist.to_vec(),
         }),
     }
+}
+
+/// The `Content-Length` a request declares: `None` without one; 400 unless it is all digits.
+pub fn declared_length(headers: &HeaderBlock) -> Result<Option<u64>, GatewayError> {
+    match headers.get("content-length") {
+        None => Ok(None),
+        Some(value) => Ok(Some(
+            value
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|_| value.trim().bytes().all(|b| b.is_ascii_digit()))
+                .ok_or(GatewayError::InvalidRequest(
+                    "The Content-Length header is not a number.",
+                ))?,
+        )),
+    }
+}
+
+/// Body framing, checked before anything is read: a parseable `Content-Length` within
+/// `max_body_bytes`, one framing only, and no body at all on methods that carry none. Returns
+/// whether the framing announces a body (a non-zero `Content-Length`, or `Transfer-Encoding`).
+pub fn check_body_framing(
+    headers: &HeaderBlock,
+    method: Method,
+    max_body_bytes: u64,
+) -> Result<bool, GatewayError> {
+    let declared = declared_length(headers)?;
+    let chunked = headers.has("transfer-encoding");
+    if chunked && declared.is_some() {
+        // The classic request-smuggling shape: two framings for one body.
+        return Err(GatewayError::InvalidRequest(
+            "A request must not carry both Content-Length and Transfer-Encoding.",
+        ));
+    }
+    if !method.allows_body() && (declared.is_some_and(|n| n > 0) || chunked) {
+        return Err(GatewayError::InvalidRequest(
+            "This method must not carry a request body.",
+        ));
+    }
+    if declared.is_some_and(|n| n > max_body_bytes) {
+        return Err(GatewayError::PayloadTooLarge {
+            limit: max_body_bytes,
+        });
+    }
+    Ok(chunked || declared.is_some_and(|n| n > 0))
+}
+
+/// What the route's body checks found: the body's media type, and the nesting limit to check a
+/// JSON body against while it is read (`None`: not JSON, or the route takes no JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyPlan {
+    /// The body's media type (lower case, without parameters), if it has one.
+    pub media_type: Option<String>,
+    /// Check the body as JSON nested at most this deep.
+    pub json_depth: Option<u32>,
+}
+
+/// The body stage for a route: framing, then the `Content-Type` allowlist. A body is announced
+/// by its framing or (HTTP/2, HTTP/3) simply present without a length (`stream_present`).
+pub fn body_plan(
+    headers: &HeaderBlock,
+    stream_present: bool,
+    route: &Route,
+    max_json_depth: u32,
+) -> Result<BodyPlan, GatewayError> {
+    let has_body = check_body_framing(headers, route.method, route.max_body_bytes)?
+        || (stream_present && !headers.has("content-length"));
+    let media_type =
+        check_content_type(headers.get("content-type"), has_body, &route.content_types)?;
+    let json = route.accepts_json() && media_type.as_deref().is_some_and(is_json);
+    Ok(BodyPlan {
+        media_type,
+        json_depth: json.then_some(max_json_depth),
+    })
 }
 
 #[cfg(test)]

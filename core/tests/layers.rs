@@ -62,7 +62,8 @@ const LAYERS: [(&str, &[&str]); 5] = [
     (
         "decisions",
         &[
-            "api_key", "auth", "forward", "health", "mtls", "request", "signing",
+            "admin", "api_key", "auth", "forward", "gate", "health", "mtls", "pipeline", "request",
+            "signing",
         ],
     ),
 ];
