@@ -3,6 +3,8 @@
 //! itself round (no cycle, within a layer either). Test modules (`#[cfg(test)] mod tests`) are
 //! not counted: they may use anything.
 //!
+//! The Workers' own modules (`src/`, `durable/src/`) are checked for cycles too.
+//!
 //! Layers, bottom up (ARCHITECTURE.md, "Code map"):
 //! 1. primitives: time, names, paths, header blocks, encodings, syntax;
 //! 2. policy: each domain's policy type with its own validation, and `config` composing them;
@@ -121,16 +123,25 @@ fn graph(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
         .collect();
+    // Modules compiled for tests only (`#[cfg(test)] mod x;` in lib.rs) are not the crate's.
+    let lib = std::fs::read_to_string(dir.join("lib.rs")).unwrap_or_default();
+    let test_only: BTreeSet<String> = lib
+        .split("#[cfg(test)]")
+        .skip(1)
+        .filter_map(|after| after.trim_start().strip_prefix("mod "))
+        .filter_map(|rest| rest.split(';').next())
+        .map(|name| name.trim().to_owned())
+        .collect();
     let modules: BTreeSet<String> = files
         .iter()
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .filter(|m| m != "lib")
+        .filter(|m| m != "lib" && !test_only.contains(m))
         .collect();
     files
         .iter()
         .filter_map(|p| {
             let name = p.file_stem()?.to_string_lossy().into_owned();
-            (name != "lib").then_some(())?;
+            modules.contains(&name).then_some(())?;
             let text = std::fs::read_to_string(p).unwrap();
             let mut deps = imports(non_test_source(&text), &modules);
             deps.remove(&name);
@@ -237,4 +248,16 @@ fn the_check_sees_imports_and_cycles() {
         find_cycle(&g),
         Some(["a", "b", "c", "a"].map(str::to_owned).to_vec())
     );
+}
+
+#[test]
+fn the_workers_modules_import_each_other_without_a_cycle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in ["src", "durable/src"] {
+        let graph = graph(&root.join(dir));
+        assert!(!graph.is_empty(), "no modules read in {dir}");
+        if let Some(cycle) = find_cycle(&graph) {
+            panic!("import cycle among {dir} modules: {}", cycle.join(" -> "));
+        }
+    }
 }
