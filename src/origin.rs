@@ -4,16 +4,17 @@
 use futures_util::StreamExt as _;
 use gateway_core::encoding::sha256_hex;
 use gateway_core::error::GatewayError;
-use gateway_core::forward::{forwards_inbound_header, identity_header_values};
+use gateway_core::forward::{forwards_inbound_header, identity_header_values, origin_failed};
 use gateway_core::identity::VerifiedClaims;
 use gateway_core::names::{
     CLIENT_REQUEST_ID_HEADER, REQUEST_ID_HEADER, SIGNATURE_HEADER, identity_headers,
 };
+use gateway_core::request::{BodyBuffer, check_body};
 use gateway_core::route::Route;
 use gateway_core::signing::{self, SignedParts, SigningKey};
 
 use crate::http::{HeaderList, Incoming, forwarding_init, valid_header_value};
-use crate::runtime::{FetchFailure, fetch_with_deadline};
+use crate::runtime::fetch_with_deadline;
 
 /// What the forwarder needs besides the request.
 pub(crate) struct Forward<'a> {
@@ -131,24 +132,21 @@ pub(crate) async fn read_body(
 ) -> Result<Vec<u8>, GatewayError> {
     let unreadable = || GatewayError::InvalidRequest("The request body could not be read.");
     let mut stream = worker::ByteStream::from(stream.ok_or_else(unreadable)?);
-    let mut body = Vec::new();
+    let mut body = BodyBuffer::new(limit);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| unreadable())?;
-        let total = u64::try_from(body.len().saturating_add(chunk.len())).unwrap_or(u64::MAX);
-        if total > limit {
+        if let Err(too_large) = body.push(&chunk) {
             // Past the limit nothing more is kept: the rest is read and dropped, chunk by chunk,
             // so the client's connection ends cleanly (the platform caps the total at 100 MB).
-            drop(body);
             while let Some(chunk) = stream.next().await {
                 if chunk.is_err() {
                     break;
                 }
             }
-            return Err(GatewayError::PayloadTooLarge { limit });
+            return Err(too_large);
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(body.into_bytes())
 }
 
 /// Sends the request to the origin and returns its response (undecorated).
@@ -160,11 +158,7 @@ pub(crate) async fn forward(
     let mut body = None;
     if let Some(stream) = incoming.body().filter(|_| f.route.method.allows_body()) {
         let bytes = read_body(Some(stream), f.route.max_body_bytes).await?;
-        // An empty body is no body: nothing to parse.
-        if let Some(max_depth) = f.json_depth.filter(|_| !bytes.is_empty()) {
-            gateway_core::shape::check_json(&bytes, max_depth)
-                .map_err(GatewayError::InvalidBody)?;
-        }
+        check_body(&bytes, f.json_depth)?;
         body = Some(bytes);
     }
     sign(&mut headers, &f, body.as_deref().unwrap_or_default())?;
@@ -176,11 +170,7 @@ pub(crate) async fn forward(
         body.as_deref(),
     )
     .map_err(|e| GatewayError::Internal(format!("building the origin request: {e}")))?;
-    match fetch_with_deadline(&f.url, &init, f.via.as_ref(), f.timeout_ms).await {
-        Ok(response) => Ok(response),
-        Err(FetchFailure::Unreachable(detail)) => Err(GatewayError::OriginUnreachable(detail)),
-        Err(FetchFailure::TimedOut) => Err(GatewayError::OriginTimeout {
-            timeout_ms: f.timeout_ms,
-        }),
-    }
+    fetch_with_deadline(&f.url, &init, f.via.as_ref(), f.timeout_ms)
+        .await
+        .map_err(|failure| origin_failed(failure, f.timeout_ms))
 }

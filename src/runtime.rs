@@ -131,13 +131,7 @@ pub(crate) fn js_object(json: &str) -> Result<js_sys::Object, String> {
         .map_err(|_| "not a JSON object".to_owned())
 }
 
-/// Why a subrequest produced no response.
-pub(crate) enum FetchFailure {
-    /// The peer could not be reached (connection refused, DNS, TLS...).
-    Unreachable(String),
-    /// No response headers within the timeout (the request was aborted).
-    TimedOut,
-}
+pub(crate) use gateway_core::forward::FetchFailure;
 
 /// A configured timeout as the milliseconds JavaScript takes (small integers: exact as f64).
 #[allow(clippy::cast_precision_loss)]

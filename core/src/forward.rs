@@ -219,6 +219,24 @@ pub fn identity_header_values(
     ]
 }
 
+/// Why a subrequest produced no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchFailure {
+    /// The peer could not be reached (connection refused, DNS, TLS...).
+    Unreachable(String),
+    /// No response headers within the timeout (the request was aborted).
+    TimedOut,
+}
+
+/// The refusal for an origin that gave no response: 502 unreachable, 504 too slow.
+pub fn origin_failed(failure: FetchFailure, timeout_ms: u64) -> crate::error::GatewayError {
+    use crate::error::GatewayError;
+    match failure {
+        FetchFailure::Unreachable(detail) => GatewayError::OriginUnreachable(detail),
+        FetchFailure::TimedOut => GatewayError::OriginTimeout { timeout_ms },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,5 +422,14 @@ mod tests {
     fn authorization_is_forwarded_only_when_configured() {
         check("Authorization", false, false);
         check("authorization", true, true);
+    }
+
+    #[test]
+    fn an_origin_without_a_response_is_502_or_504() {
+        let unreachable = origin_failed(FetchFailure::Unreachable("refused".into()), 10);
+        assert_eq!(unreachable.code().status(), 502);
+        let slow = origin_failed(FetchFailure::TimedOut, 10_000);
+        assert_eq!(slow, crate::error::GatewayError::OriginTimeout { timeout_ms: 10_000 });
+        assert_eq!(slow.code().status(), 504);
     }
 }

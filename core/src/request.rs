@@ -112,6 +112,51 @@ pub fn body_plan(
     })
 }
 
+/// A request body read chunk by chunk, kept only up to its limit.
+#[derive(Debug)]
+pub struct BodyBuffer {
+    limit: u64,
+    bytes: Vec<u8>,
+}
+
+impl BodyBuffer {
+    /// An empty body that may grow to `limit` bytes.
+    pub fn new(limit: u64) -> BodyBuffer {
+        BodyBuffer {
+            limit,
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Adds a chunk; 413 (and nothing kept) once the body passes the limit, whatever its
+    /// `Content-Length` said (a streamed body has none).
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), GatewayError> {
+        let total = u64::try_from(self.bytes.len().saturating_add(chunk.len())).unwrap_or(u64::MAX);
+        if total > self.limit {
+            self.bytes = Vec::new();
+            return Err(GatewayError::PayloadTooLarge { limit: self.limit });
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// The body read.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// A body read whole, checked as the body plan says: JSON well-formed and nested at most
+/// `json_depth` deep (400 `invalid_body`). An empty body is no body: nothing to parse.
+pub fn check_body(bytes: &[u8], json_depth: Option<u32>) -> Result<(), GatewayError> {
+    match json_depth {
+        Some(max_depth) if !bytes.is_empty() => {
+            crate::shape::check_json(bytes, max_depth).map_err(GatewayError::InvalidBody)
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +170,92 @@ mod tests {
             check_header_size(h, 15),
             Err(GatewayError::HeadersTooLarge { limit: 15 })
         );
+    }
+
+    #[test]
+    fn body_framing_and_plan() {
+        let p = crate::testing::policy();
+        let list = crate::testing::route(&p, "tx.list");
+        let create = crate::testing::route(&p, "tx.create");
+        let h = |pairs: &[(&str, &str)]| HeaderBlock::from_pairs(pairs);
+        let code =
+            |r: Result<BodyPlan, GatewayError>| r.map_or_else(|e| e.code().as_str(), |_| "ok");
+        let json = [
+            ("content-type", "application/json"),
+            ("content-length", "10"),
+        ];
+        let cases: [(&Route, HeaderBlock, bool, &str); 9] = [
+            (list, h(&[]), false, "ok"),
+            (list, h(&[("content-length", "0")]), false, "ok"),
+            (
+                list,
+                h(&[("content-length", "5")]),
+                false,
+                "invalid_request",
+            ),
+            (
+                list,
+                h(&[("transfer-encoding", "chunked")]),
+                true,
+                "invalid_request",
+            ),
+            (
+                create,
+                h(&[("content-length", "x1")]),
+                false,
+                "invalid_request",
+            ),
+            (
+                create,
+                h(&[("content-length", "5"), ("transfer-encoding", "chunked")]),
+                true,
+                "invalid_request",
+            ),
+            (
+                create,
+                h(&[
+                    ("content-length", "1001"),
+                    ("content-type", "application/json"),
+                ]),
+                true,
+                "payload_too_large",
+            ),
+            (
+                create,
+                h(&[("content-length", "10"), ("content-type", "text/plain")]),
+                true,
+                "unsupported_media_type",
+            ),
+            (create, h(&json), true, "ok"),
+        ];
+        for (route, headers, stream, expected) in cases {
+            assert_eq!(
+                code(body_plan(&headers, stream, route, 32)),
+                expected,
+                "{headers:?}"
+            );
+        }
+        // A body without a length (HTTP/2) is a body: its type is checked.
+        assert_eq!(
+            code(body_plan(&h(&[]), true, create, 32)),
+            "unsupported_media_type"
+        );
+        let plan = body_plan(&h(&json), true, create, 32).unwrap();
+        assert_eq!(plan.json_depth, Some(32));
+        assert_eq!(
+            check_body(b"[[1]]", Some(1)).map_err(|e| e.code().as_str()),
+            Err("invalid_body")
+        );
+        assert_eq!(check_body(b"", Some(1)), Ok(()));
+        assert_eq!(check_body(b"not json", None), Ok(()));
+        let mut buffer = BodyBuffer::new(4);
+        assert_eq!(buffer.push(b"ab"), Ok(()));
+        assert_eq!(buffer.push(b"cd"), Ok(()));
+        assert_eq!(
+            buffer.push(b"e"),
+            Err(GatewayError::PayloadTooLarge { limit: 4 })
+        );
+        assert!(buffer.into_bytes().is_empty());
     }
 
     #[test]
