@@ -429,7 +429,10 @@ mod tests {
         let unreachable = origin_failed(FetchFailure::Unreachable("refused".into()), 10);
         assert_eq!(unreachable.code().status(), 502);
         let slow = origin_failed(FetchFailure::TimedOut, 10_000);
-        assert_eq!(slow, crate::error::GatewayError::OriginTimeout { timeout_ms: 10_000 });
+        assert_eq!(
+            slow,
+            crate::error::GatewayError::OriginTimeout { timeout_ms: 10_000 }
+        );
         assert_eq!(slow.code().status(), 504);
     }
 }

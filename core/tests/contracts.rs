@@ -43,6 +43,100 @@ fn the_reference_lists_every_shared_name_and_error_code() {
     }
 }
 
+/// Every `.rs` file under `dir`, read.
+fn sources(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            out.push((path, text));
+        }
+    }
+    out
+}
+
+/// Whether `module::[Type::]function` is a function of core's `module`.
+fn core_function_exists(path: &str, core: &[(std::path::PathBuf, String)]) -> bool {
+    let parts: Vec<&str> = path.split("::").collect();
+    let (module, function) = (parts[0], parts[parts.len() - 1]);
+    core.iter().any(|(file, text)| {
+        let stem = file.file_stem().unwrap().to_string_lossy();
+        let in_module = stem == module
+            || file
+                .parent()
+                .and_then(|p| p.file_name())
+                .is_some_and(|d| d == module);
+        in_module
+            && (text.contains(&format!("fn {function}("))
+                || text.contains(&format!("fn {function}<")))
+    })
+}
+
+#[test]
+fn every_error_code_names_the_core_function_that_decides_it_and_its_test() {
+    let doc = read("docs/reference.md");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let core = sources(&root.join("src"));
+    let mut everything = core.clone();
+    everything.extend(sources(&root.join("tests")));
+    let section = doc
+        .split("### Who decides each code")
+        .nth(1)
+        .expect("docs/reference.md has no \"Who decides each code\" table");
+    let rows: Vec<Vec<&str>> = section
+        .lines()
+        .take_while(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+        .collect();
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    for code in ErrorCode::ALL {
+        let row = rows
+            .iter()
+            .find(|r| r[0] == format!("`{}`", code.as_str()))
+            .unwrap_or_else(|| panic!("the decisions table misses `{}`", code.as_str()));
+        assert_eq!(row.len(), 3, "{row:?}");
+        let deciders = ticked(row[1]);
+        assert!(
+            !deciders.is_empty(),
+            "no function decides `{}`",
+            code.as_str()
+        );
+        for f in deciders {
+            assert!(
+                core_function_exists(&f, &core),
+                "`{f}` (for `{}`) is not a core function",
+                code.as_str()
+            );
+        }
+        let tests = ticked(row[2]);
+        assert!(!tests.is_empty(), "no test for `{}`", code.as_str());
+        for t in tests {
+            assert!(
+                everything
+                    .iter()
+                    .any(|(_, text)| text.contains(&format!("fn {t}()"))),
+                "test `{t}` (for `{}`) does not exist",
+                code.as_str()
+            );
+        }
+    }
+    assert_eq!(
+        rows.len(),
+        ErrorCode::ALL.len(),
+        "a row for a code that does not exist"
+    );
+}
+
 #[test]
 fn dev_vars_example_lists_exactly_the_secrets() {
     let example = read(".dev.vars.example");
