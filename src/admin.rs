@@ -13,7 +13,7 @@
 use gateway_core::config::Policy;
 use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
-use gateway_core::identity::{OrgId, RateLimitKey, VerifiedClaims};
+use gateway_core::identity::{OrgId, RateLimitKey, Scope, VerifiedClaims};
 use gateway_core::method::Method;
 use gateway_core::names::ADMIN_REVOCATIONS_PATH;
 use gateway_core::revocation::{AdminRevocation, RevocationCommand, RevocationReply};
@@ -58,20 +58,20 @@ pub(crate) async fn handle(
     )
     .await?;
     *claims_out = Some(claims.clone());
-    if !admin.issuers.contains(&claims.issuer) {
+    if !admin.issuers.iter().any(|i| claims.issuer() == i) {
         return Err(GatewayError::AdminIssuerRefused);
     }
-    if !claims.scopes.contains(&admin.scope) {
+    if !claims.scopes().iter().any(|s| s == &admin.scope) {
         return Err(GatewayError::InsufficientScope {
             required: vec![admin.scope.clone()],
-            granted: claims.scopes.clone(),
+            granted: claims.scopes().iter().map(Scope::to_string).collect(),
         });
     }
     // An admin token is a token like any other: bound to its certificate if it says so, and
     // subject to its own organisation's revocations.
     crate::runtime::check_client_certificate(req.raw(), false, Some(&claims))?;
     limit::check_revocations(env, policy, &claims, now).await?;
-    let by = format!("{}/{}", claims.issuer, claims.subject);
+    let by = format!("{}/{}", claims.issuer(), claims.subject());
 
     let target = if method == "GET" {
         let url = worker::Url::parse(&req.url)

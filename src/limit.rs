@@ -161,7 +161,7 @@ pub(crate) async fn check(
     let mut outcome = enforce(env, policy, claims, route, now).await;
     let shadow = route.rate_limit_shadow
         || policy
-            .tier_or_fallback(Some(&claims.tier))
+            .tier_or_fallback(Some(claims.tier().as_str()))
             .1
             .is_some_and(|t| t.shadow);
     let would_limit = matches!(
@@ -171,7 +171,7 @@ pub(crate) async fn check(
     if shadow && would_limit {
         worker::console_log!(
             "{}",
-            serde_json::json!({"event": "rate_limit_shadow", "route": route.id.0, "issuer": claims.issuer, "org": claims.org.0, "tier": claims.tier, "would_limit": true})
+            serde_json::json!({"event": "rate_limit_shadow", "route": route.id.0, "issuer": claims.issuer(), "org": claims.org(), "tier": claims.tier(), "would_limit": true})
         );
         outcome.refusal = None;
         outcome
@@ -188,7 +188,7 @@ async fn enforce(
     route: &Route,
     now: UnixMillis,
 ) -> LimitOutcome {
-    let (tier_name, tier) = policy.tier_or_fallback(Some(&claims.tier));
+    let (tier_name, tier) = policy.tier_or_fallback(Some(claims.tier().as_str()));
     let Some(tier) = tier else {
         return LimitOutcome {
             headers: Vec::new(),

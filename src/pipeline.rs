@@ -143,11 +143,11 @@ pub(crate) async fn handle(req: web_sys::Request, env: &Env) -> web_sys::Respons
         // Why it was refused or failed: client-safe text for client faults (e.g. which token
         // rule failed), internal detail for the rest; never a token or a secret.
         detail: error.as_ref().map(GatewayError::log_detail),
-        issuer: trace.claims.as_ref().map(|c| c.issuer.as_str()),
-        sub: trace.claims.as_ref().map(|c| c.subject.as_str()),
-        org: trace.claims.as_ref().map(|c| c.org.0.as_str()),
-        tier: trace.claims.as_ref().map(|c| c.tier.as_str()),
-        client_id: trace.claims.as_ref().map(|c| c.subject.as_str()),
+        issuer: trace.claims.as_ref().map(|c| c.issuer().as_str()),
+        sub: trace.claims.as_ref().map(|c| c.subject()),
+        org: trace.claims.as_ref().map(|c| c.org().0.as_str()),
+        tier: trace.claims.as_ref().map(|c| c.tier().as_str()),
+        client_id: trace.claims.as_ref().map(|c| c.subject()),
         cost,
         remaining,
         decision: match (&error, &trace.route) {

@@ -231,7 +231,7 @@ pub(crate) fn check_client_certificate(
     route_requires: bool,
     claims: Option<&gateway_core::identity::VerifiedClaims>,
 ) -> Result<(), gateway_core::error::GatewayError> {
-    let bound_to = claims.and_then(|c| c.cert_thumbprint.as_deref());
+    let bound_to = claims.and_then(|c| c.cert_thumbprint());
     if !route_requires && bound_to.is_none() {
         return Ok(());
     }
