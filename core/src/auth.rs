@@ -40,6 +40,8 @@
 //! [`UntrustedToken::signature_check`] -> verification (Worker) -> [`SignatureCheck::verdict`]
 //! -> [`validate_claims`]. Every refusal is a [`TokenRejection`].
 
+use std::fmt;
+
 use jwt_compact::Claims;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -102,13 +104,22 @@ pub struct ExtraHeader {
 
 /// A structurally valid token whose signature has not been checked: nothing in it is trusted.
 /// It names its issuer and key; its claims are read only by [`validate_claims`], after a
-/// [`SignatureCheck`] of it was answered `true`.
-#[derive(Debug)]
+/// [`SignatureCheck`] of it was answered `true`. Its `Debug` shows the header's `alg` and `kid`
+/// only, never the token.
 pub struct UntrustedToken<'a> {
     token: jwt_compact::UntrustedToken<'static, ExtraHeader>,
     claims: Claims<Map<String, Value>>,
     signing_input: &'a str,
     signature: Vec<u8>,
+}
+
+impl fmt::Debug for UntrustedToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UntrustedToken")
+            .field("alg", &self.token.algorithm())
+            .field("kid", &self.key_id())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Parses the compact serialisation. Nothing in it is trusted yet.
@@ -710,6 +721,26 @@ mod tests {
             c(),
             Ok(()),
         );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let text = token(&good_header(), &good_claims());
+        let parsed = parse(&text).unwrap();
+        let shown = format!("{parsed:?}");
+        assert_eq!(
+            shown,
+            r#"UntrustedToken { alg: "ES256", kid: Some("k1"), .. }"#
+        );
+        let policy = policy();
+        let env = environment(&policy);
+        let check = parsed
+            .signature_check(&policy, &env, "k1-thumbprint".into())
+            .unwrap();
+        let checked = format!("{:?}", check.verdict(true).unwrap());
+        for part in text.split('.') {
+            assert!(!checked.contains(part), "{checked}");
+        }
     }
 
     #[test]
