@@ -11,17 +11,21 @@
 //! - the verified-token cache (digest of the token -> verified claims), pruned when a key leaves
 //!   its issuer's JWKS.
 //!
-//! Nothing downstream sees a token: only [`VerifiedClaims`], produced after the signature check.
+//! Nothing downstream sees a token: only [`VerifiedClaims`], which core's claim validation
+//! produces from a [`SignatureChecked`] token, itself built only from WebCrypto's answer to the
+//! [`gateway_core::auth::SignatureCheck`] core asked for (see `gateway_core::auth`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use gateway_core::auth::{ParsedToken, bearer_token, check_header, parse, validate_claims};
+use gateway_core::auth::{
+    SignatureChecked, UntrustedToken, bearer_token, check_header, parse, validate_claims,
+};
 use gateway_core::config::Policy;
 use gateway_core::env::{Environment, IssuerEndpoints, KeySource, jwks_uri_from_discovery};
 use gateway_core::error::GatewayError;
-use gateway_core::identity::VerifiedClaims;
+use gateway_core::identity::{TokenRejection, VerifiedClaims};
 use gateway_core::issuer::{Algorithm, IssuerPolicy};
 use gateway_core::jwk::{Jwk, JwkSet, KeyMiss, select_key};
 use gateway_core::jwks::{JwksStamp, JwksTiming};
@@ -129,7 +133,7 @@ fn remember(
     let entry = CachedToken {
         claims: claims.clone(),
         key,
-        valid_until: claims.expires_at.saturating_add(issuer.leeway_seconds),
+        valid_until: claims.expires_at().saturating_add(issuer.leeway_seconds),
     };
     TOKENS.with(|t| {
         if let Some(cache) = t.borrow_mut().as_mut() {
@@ -205,8 +209,8 @@ pub(crate) async fn authenticate_token(
         // A hit skips verification, but not the issuer's key lifecycle: when its JWKS is due,
         // refresh it (which drops tokens whose key left) and look again.
         let due = match (
-            policy.issuer(&claims.issuer),
-            environment.issuers.get(&claims.issuer),
+            policy.issuer(claims.issuer().as_str()),
+            environment.issuers.get(claims.issuer().as_str()),
         ) {
             (Some(issuer), Some(endpoints)) => {
                 Some((issuer, endpoints)).filter(|(issuer, endpoints)| {
@@ -235,6 +239,24 @@ pub(crate) async fn authenticate_token(
         }
     }
 
+    let checked = check_signature(token, policy, environment, env, now).await?;
+    let claims = validate_claims(&checked, policy, now)?;
+    if use_cache {
+        let key = checked.key_thumbprint().to_owned();
+        remember(token, &claims, key, checked.issuer(), now);
+    }
+    Ok(claims)
+}
+
+/// Parses the token and has WebCrypto verify its signature with its issuer's key (fetched,
+/// imported and cached as needed): the token, ready for claim validation.
+pub(crate) async fn check_signature<'t, 'p>(
+    token: &'t str,
+    policy: &'p Policy,
+    environment: &'p Environment,
+    env: &Env,
+    now: UnixMillis,
+) -> Result<SignatureChecked<'t, 'p>, GatewayError> {
     let parsed = parse(token)?;
     let (issuer, endpoints) = parsed.issuer(policy, environment)?;
     let alg = check_header(&parsed, issuer)?;
@@ -248,16 +270,15 @@ pub(crate) async fn authenticate_token(
         now,
     )
     .await?;
-    if !verify(alg, &key, parsed.signature(), parsed.signing_input()).await {
-        return Err(GatewayError::InvalidToken(
-            "the token's signature is invalid",
-        ));
-    }
-    let claims = validate_claims(&parsed, issuer, policy, now)?;
-    if use_cache {
-        remember(token, &claims, thumbprint, issuer, now);
-    }
-    Ok(claims)
+    let check = parsed.signature_check(policy, environment, thumbprint)?;
+    let verified = verify(
+        check.algorithm(),
+        &key,
+        check.signature(),
+        check.signing_input(),
+    )
+    .await;
+    Ok(check.verdict(verified)?)
 }
 
 /// The issuer's JWKS timing in this environment.
@@ -280,7 +301,7 @@ pub(crate) async fn verification_key(
     timing: JwksTiming,
     env: &Env,
     alg: Algorithm,
-    token: &ParsedToken<'_>,
+    token: &UntrustedToken<'_>,
     now: UnixMillis,
 ) -> Result<(web_sys::CryptoKey, String), GatewayError> {
     let kid = token.key_id();
@@ -289,19 +310,7 @@ pub(crate) async fn verification_key(
         // The issuer may have rotated: one (throttled) refetch.
         set = key_set(issuer, endpoints, timing, env, now, true).await?;
     }
-    let jwk = match select_key(&set, alg, kid) {
-        Ok(jwk) => jwk,
-        Err(KeyMiss::UnknownKid) => {
-            return Err(GatewayError::InvalidToken(
-                "the token's signing key is unknown",
-            ));
-        }
-        Err(KeyMiss::Ambiguous) => {
-            return Err(GatewayError::InvalidToken(
-                "the token does not identify its signing key (kid)",
-            ));
-        }
-    };
+    let jwk = select_key(&set, alg, kid).map_err(TokenRejection::from)?;
     // The key material itself, for the verified-token cache (a `kid` can be reused).
     let thumbprint = jwk.thumbprint().ok_or_else(|| {
         GatewayError::IssuerUnavailable(format!(

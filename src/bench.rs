@@ -9,12 +9,16 @@
 //! - `cache_on`: the same with the cache warm (every token seen once before timing);
 //! - `subtle_raw`: `crypto.subtle.verify` alone on the same signatures, key imported once;
 //! - `rust_side_only`: the cache-off path minus the signature check (parse, rules, key lookup);
+//! - `pure_rules_only`: of which the pure rules alone (parse, header and claim rules);
+//!   in these two modes the claims are validated on the same tokens, each checked once
+//!   beforehand (untimed) through the real path, WebCrypto included: claims are never read
+//!   from a token whose signature was not checked;
 //! - `pure_rust`: jwt-compact's signature check in wasm (RSA, P-256, Ed25519 or HMAC in Rust).
 //!
 //! Local workerd advances `Date.now()` during execution (production does not), so loop times are
 //! real; each mode runs `passes` times over all tokens to get well above the 1 ms resolution.
 
-use gateway_core::auth::{check_header, parse};
+use gateway_core::auth::{check_header, parse, validate_claims};
 use gateway_core::error::GatewayError;
 use gateway_core::issuer::Algorithm;
 use gateway_core::jwk::{JwkSet, select_key};
@@ -27,7 +31,7 @@ use worker::Env;
 
 use crate::http::Incoming;
 
-use crate::auth::{authenticate_token, static_key_set, verification_key, verify};
+use crate::auth::{authenticate_token, check_signature, static_key_set, verification_key, verify};
 use crate::{respond, runtime, settings};
 
 #[derive(Deserialize)]
@@ -181,107 +185,161 @@ pub(crate) async fn auth(
         .await
         .map_err(|_| bad("body must be {\"tokens\": [...], \"passes\": N}"))?;
     let first = body.tokens.first().ok_or(bad("no tokens"))?;
-    let policy = settings::policy()?;
-    let environment = settings::environment(env)?;
-    let now = runtime::now();
-    let ops = u64::try_from(body.tokens.len())
-        .unwrap_or(0)
-        .saturating_mul(u64::from(body.passes));
-
+    let run = AuthRun {
+        env,
+        policy: settings::policy()?,
+        environment: settings::environment(env)?,
+        now: runtime::now(),
+        tokens: &body.tokens,
+        passes: body.passes,
+        ops: u64::try_from(body.tokens.len())
+            .unwrap_or(0)
+            .saturating_mul(u64::from(body.passes)),
+    };
     // Every token must verify, through the real path, before anything is timed.
-    for token in &body.tokens {
-        authenticate_token(token, policy, environment, env, now, false).await?;
+    for token in run.tokens {
+        authenticate_token(token, run.policy, run.environment, env, run.now, false).await?;
     }
-
     let mut results = Vec::new();
-    let started = runtime::now().0;
-    for _ in 0..body.passes {
-        for token in &body.tokens {
-            authenticate_token(token, policy, environment, env, now, false).await?;
-        }
+    for use_cache in [false, true] {
+        results.push(run.gateway(use_cache).await?);
     }
-    results.push(result("cache_off", ops, started));
-
-    for token in &body.tokens {
-        authenticate_token(token, policy, environment, env, now, true).await?;
-    }
-    let started = runtime::now().0;
-    for _ in 0..body.passes {
-        for token in &body.tokens {
-            authenticate_token(token, policy, environment, env, now, true).await?;
-        }
-    }
-    results.push(result("cache_on", ops, started));
-
-    // The same signatures through crypto.subtle.verify alone.
     let parsed_first = parse(first)?;
-    let (issuer, endpoints) = parsed_first.issuer(policy, environment)?;
+    let (issuer, _) = parsed_first.issuer(run.policy, run.environment)?;
     let alg = check_header(&parsed_first, issuer)?;
-    let timing = crate::auth::timing_of(environment, issuer);
-    let (key, _) =
-        verification_key(issuer, endpoints, timing, env, alg, &parsed_first, now).await?;
-    let parsed: Vec<(Vec<u8>, Vec<u8>)> = body
-        .tokens
-        .iter()
-        .map(|t| parse(t).map(|p| (p.signing_input().to_vec(), p.signature().to_vec())))
-        .collect::<Result<_, _>>()?;
-    let started = runtime::now().0;
-    for _ in 0..body.passes {
-        for (input, signature) in &parsed {
-            if !verify(alg, &key, signature, input).await {
-                return Err(GatewayError::Internal(
-                    "subtle_raw: a signature did not verify".to_owned(),
-                ));
-            }
-        }
-    }
-    results.push(result("subtle_raw", ops, started));
-
-    // The gateway's own work alone: everything in the cache-off path except the signature.
-    let started = runtime::now().0;
-    for _ in 0..body.passes {
-        for token in &body.tokens {
-            let parsed = parse(token)?;
-            let (issuer, endpoints) = parsed.issuer(policy, environment)?;
-            let alg = check_header(&parsed, issuer)?;
-            let timing = crate::auth::timing_of(environment, issuer);
-            verification_key(issuer, endpoints, timing, env, alg, &parsed, now).await?;
-            gateway_core::auth::validate_claims(&parsed, issuer, policy, now)?;
-        }
-    }
-    results.push(result("rust_side_only", ops, started));
-
-    // Of which the pure rules (parse with jwt-compact, header and claim rules), no I/O or JS.
-    let started = runtime::now().0;
-    for _ in 0..body.passes {
-        for token in &body.tokens {
-            let parsed = parse(token)?;
-            let (issuer, _) = parsed.issuer(policy, environment)?;
-            check_header(&parsed, issuer)?;
-            gateway_core::auth::validate_claims(&parsed, issuer, policy, now)?;
-        }
-    }
-    results.push(result("pure_rules_only", ops, started));
-
-    // Pure Rust in wasm, same tokens.
+    results.push(run.subtle_raw(first).await?);
+    results.extend(run.rust_side().await?);
     let set: JwkSet = static_key_set(env, &issuer.name).map_err(GatewayError::Internal)?;
     let jwk =
         select_key(&set, alg, parsed_first.key_id()).map_err(|_| bad("no key for the tokens"))?;
     let jwk_json = serde_json::to_value(jwk).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let started = runtime::now().0;
-    for _ in 0..body.passes {
-        for token in &body.tokens {
-            if !pure_rust_verify(alg, &jwk_json, token).map_err(GatewayError::Internal)? {
-                return Err(GatewayError::Internal(
-                    "pure_rust: a signature did not verify".to_owned(),
-                ));
-            }
-        }
-    }
-    results.push(result("pure_rust", ops, started));
-
+    results.push(run.pure_rust(alg, &jwk_json)?);
     let value = serde_json::json!({"algorithm": alg.as_str(), "tokens": body.tokens.len(), "passes": body.passes, "results": results});
     Ok(respond::json(200, &value, request_id))
+}
+
+/// One run of the authentication benchmark: the same tokens through each mode.
+struct AuthRun<'a> {
+    env: &'a Env,
+    policy: &'static gateway_core::config::Policy,
+    environment: &'static gateway_core::env::Environment,
+    now: gateway_core::time::UnixMillis,
+    tokens: &'a [String],
+    passes: u32,
+    ops: u64,
+}
+
+impl AuthRun<'_> {
+    /// The gateway's whole verification, with the verified-token cache bypassed or warm.
+    async fn gateway(&self, use_cache: bool) -> Result<ModeResult, GatewayError> {
+        let verify_all = || async {
+            for token in self.tokens {
+                authenticate_token(
+                    token,
+                    self.policy,
+                    self.environment,
+                    self.env,
+                    self.now,
+                    use_cache,
+                )
+                .await?;
+            }
+            Ok::<(), GatewayError>(())
+        };
+        if use_cache {
+            verify_all().await?;
+        }
+        let started = runtime::now().0;
+        for _ in 0..self.passes {
+            verify_all().await?;
+        }
+        let mode = if use_cache { "cache_on" } else { "cache_off" };
+        Ok(result(mode, self.ops, started))
+    }
+
+    /// The same signatures through `crypto.subtle.verify` alone, the key imported once.
+    async fn subtle_raw(&self, first: &str) -> Result<ModeResult, GatewayError> {
+        let parsed_first = parse(first)?;
+        let (issuer, endpoints) = parsed_first.issuer(self.policy, self.environment)?;
+        let alg = check_header(&parsed_first, issuer)?;
+        let timing = crate::auth::timing_of(self.environment, issuer);
+        let (key, _) = verification_key(
+            issuer,
+            endpoints,
+            timing,
+            self.env,
+            alg,
+            &parsed_first,
+            self.now,
+        )
+        .await?;
+        let checks = self
+            .tokens
+            .iter()
+            .map(|t| parse(t)?.signature_check(self.policy, self.environment, String::new()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let started = runtime::now().0;
+        for _ in 0..self.passes {
+            for check in &checks {
+                if !verify(alg, &key, check.signature(), check.signing_input()).await {
+                    return Err(GatewayError::Internal(
+                        "subtle_raw: a signature did not verify".to_owned(),
+                    ));
+                }
+            }
+        }
+        Ok(result("subtle_raw", self.ops, started))
+    }
+
+    /// The gateway's own work without the signature check, and of that the pure rules. Claims
+    /// are validated only on tokens whose signature was checked: each once, through the real
+    /// path, untimed.
+    async fn rust_side(&self) -> Result<[ModeResult; 2], GatewayError> {
+        let (policy, environment, now) = (self.policy, self.environment, self.now);
+        let mut verified = Vec::with_capacity(self.tokens.len());
+        for token in self.tokens {
+            verified.push(check_signature(token, policy, environment, self.env, now).await?);
+        }
+        let started = runtime::now().0;
+        for _ in 0..self.passes {
+            for (token, checked) in self.tokens.iter().zip(&verified) {
+                let parsed = parse(token)?;
+                let (issuer, endpoints) = parsed.issuer(policy, environment)?;
+                let alg = check_header(&parsed, issuer)?;
+                let timing = crate::auth::timing_of(environment, issuer);
+                let (_, thumbprint) =
+                    verification_key(issuer, endpoints, timing, self.env, alg, &parsed, now)
+                        .await?;
+                drop(parsed.signature_check(policy, environment, thumbprint)?);
+                validate_claims(checked, policy, now)?;
+            }
+        }
+        let rust_side = result("rust_side_only", self.ops, started);
+        // Parse with jwt-compact, header and claim rules: no I/O, no JavaScript.
+        let started = runtime::now().0;
+        for _ in 0..self.passes {
+            for (token, checked) in self.tokens.iter().zip(&verified) {
+                drop(parse(token)?.signature_check(policy, environment, String::new())?);
+                validate_claims(checked, policy, now)?;
+            }
+        }
+        Ok([rust_side, result("pure_rules_only", self.ops, started)])
+    }
+
+    /// jwt-compact's signature check in wasm, same tokens.
+    fn pure_rust(&self, alg: Algorithm, jwk: &Value) -> Result<ModeResult, GatewayError> {
+        let started = runtime::now().0;
+        for _ in 0..self.passes {
+            for token in self.tokens {
+                if !pure_rust_verify(alg, jwk, token).map_err(GatewayError::Internal)? {
+                    return Err(GatewayError::Internal(
+                        "pure_rust: a signature did not verify".to_owned(),
+                    ));
+                }
+            }
+        }
+        Ok(result("pure_rust", self.ops, started))
+    }
 }
 
 #[derive(Deserialize)]

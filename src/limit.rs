@@ -163,7 +163,7 @@ pub(crate) async fn check(
     if outcome.shadowed {
         worker::console_log!(
             "{}",
-            serde_json::json!({"event": "rate_limit_shadow", "route": route.id.0, "issuer": claims.issuer, "org": claims.org.0, "tier": claims.tier, "would_limit": true})
+            serde_json::json!({"event": "rate_limit_shadow", "route": route.id.0, "issuer": claims.issuer(), "org": claims.org(), "tier": claims.tier(), "would_limit": true})
         );
     }
     outcome

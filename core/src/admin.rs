@@ -62,16 +62,20 @@ pub fn action(method: &str, path: &str) -> Result<AdminAction, GatewayError> {
 /// `admin_issuer_refused`) holding the admin scope exactly (403 `insufficient_scope`).
 /// Returns who acts, for the audit trail (`<issuer>/<sub>`).
 pub fn admit_caller(admin: &AdminPolicy, claims: &VerifiedClaims) -> Result<String, GatewayError> {
-    if !admin.issuers.contains(&claims.issuer) {
+    if !admin.issuers.iter().any(|i| claims.issuer() == i) {
         return Err(GatewayError::AdminIssuerRefused);
     }
-    if !claims.scopes.contains(&admin.scope) {
+    if !claims.scopes().iter().any(|s| s == &admin.scope) {
         return Err(GatewayError::InsufficientScope {
             required: vec![admin.scope.clone()],
-            granted: claims.scopes.clone(),
+            granted: claims
+                .scopes()
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
         });
     }
-    Ok(format!("{}/{}", claims.issuer, claims.subject))
+    Ok(format!("{}/{}", claims.issuer(), claims.subject()))
 }
 
 /// The target of a `GET`, from its query's `issuer` and `org` (already decoded).

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{ApiKeyPolicy, Policy};
 use crate::error::GatewayError;
-use crate::identity::{OrgId, VerifiedClaims};
+use crate::identity::{IssuerName, KeyIdentity, OrgId, Scope, TierName, VerifiedClaims};
 use crate::time::{UnixMillis, http_date, parse_rfc3339_utc};
 
 /// The subject a legacy key's requests carry: `api-key:<id>`.
@@ -174,24 +174,17 @@ impl ApiKeySet {
         }
         let tier = policy
             .override_tier(&settings.issuer, &key.org)
-            .unwrap_or(&key.tier)
-            .to_owned();
-        Ok((
-            VerifiedClaims {
-                issuer: settings.issuer.clone(),
-                subject: format!("{SUBJECT_PREFIX}{}", key.id),
-                org: OrgId(key.org.clone()),
-                tier,
-                scopes: key.scopes.clone(),
-                token_id: None,
-                permissions: Vec::new(),
-                expires_at: key.sunset,
-                issued_at: None,
-                api_key: Some(key.id.clone()),
-                cert_thumbprint: None,
-            },
-            key,
-        ))
+            .unwrap_or(&key.tier);
+        let caller = VerifiedClaims::from_api_key(KeyIdentity {
+            issuer: IssuerName::new(settings.issuer.as_str()),
+            subject: format!("{SUBJECT_PREFIX}{}", key.id),
+            key_id: key.id.clone(),
+            org: OrgId(key.org.clone()),
+            tier: TierName::new(tier),
+            scopes: key.scopes.iter().map(|s| Scope::new(s.as_str())).collect(),
+            sunset: key.sunset,
+        });
+        Ok((caller, key))
     }
 }
 
@@ -278,17 +271,17 @@ mod tests {
             .authenticate("sk_live_acme_0123456789abcdef", &settings, &p, before)
             .unwrap();
         assert_eq!(key.id, "acme-legacy");
-        assert_eq!(claims.issuer, "machines");
-        assert_eq!(claims.subject, "api-key:acme-legacy");
-        assert_eq!(claims.org.0, "acme");
-        assert_eq!(claims.tier, "pro");
-        assert_eq!(claims.scopes, ["transactions:read"]);
-        assert_eq!(claims.api_key.as_deref(), Some("acme-legacy"));
+        assert_eq!(claims.issuer(), "machines");
+        assert_eq!(claims.subject(), "api-key:acme-legacy");
+        assert_eq!(claims.org().0, "acme");
+        assert_eq!(claims.tier(), "pro");
+        assert_eq!(claims.scopes(), ["transactions:read"]);
+        assert_eq!(claims.api_key(), Some("acme-legacy"));
         // The operator's override applies to keys as to tokens.
         let (claims, _) = keys
             .authenticate("sk_live_globex_0123456789abcdef", &settings, &p, before)
             .unwrap();
-        assert_eq!(claims.tier, "free");
+        assert_eq!(claims.tier(), "free");
         let dec15 = parse_rfc3339_utc("2026-12-15T00:00:00Z").unwrap();
         assert_eq!(keys.latest_sunset("acme", None), Some(dec15));
         assert_eq!(

@@ -1,19 +1,58 @@
 //! Authentication rules: everything about an access token that can be decided without I/O.
 //!
-//! The Worker does the I/O (JWKS fetch, WebCrypto verification, caches) and calls these in
-//! order: [`bearer_token`] (header shape and size, before any parsing) -> [`parse`] (structure,
-//! via `jwt-compact`) -> [`ParsedToken::issuer`] -> [`check_header`] (the algorithm is fixed by
-//! the issuer's configuration and the key, never by the token) -> [`select_key`] -> signature
-//! verification (Worker) -> [`validate_claims`].
+//! A token moves through three types, and only forward:
+//!
+//! ```text
+//! &str ──parse──> UntrustedToken ──signature_check──> SignatureCheck ──verdict(verified)──> SignatureChecked ──validate_claims──> VerifiedClaims
+//!                  (nothing trusted)                   (what to verify)   ^ the Worker verifies    (signature accepted)               (the caller)
+//! ```
+//!
+//! - [`parse`] gives an [`UntrustedToken`]: structure, header and claims decoded, nothing
+//!   trusted. It answers which issuer the token names ([`UntrustedToken::issuer`]), which
+//!   algorithm that issuer's rules allow for it ([`check_header`]: the algorithm is fixed by the
+//!   issuer's configuration, never by the token) and which key it names
+//!   ([`UntrustedToken::key_id`], for `jwk::select_key`).
+//! - [`UntrustedToken::signature_check`] consumes the token and gives a [`SignatureCheck`]:
+//!   the request the I/O layer must carry out (algorithm, the RFC 7638 thumbprint of the key,
+//!   the signing input, the signature). The issuer and the algorithm in it are derived here,
+//!   from the token and the configuration, never chosen by the caller.
+//! - [`SignatureCheck::verdict`] consumes the check and the verifier's answer and gives a
+//!   [`SignatureChecked`] if and only if the answer is `true`; a `false` is
+//!   [`TokenRejection::BadSignature`]. There is no other way to build a [`SignatureChecked`]:
+//!   its fields are private, and it is neither `Clone` nor `Deserialize`.
+//! - [`validate_claims`] takes a [`SignatureChecked`] (an [`UntrustedToken`] does not type-check)
+//!   and gives the [`VerifiedClaims`], against the issuer the check was made for.
+//!
+//! **Where the trust boundary is.** This crate does no cryptography on request paths (the
+//! Worker verifies with WebCrypto, asynchronously, outside it), so it cannot know that a
+//! verifier was honest: the `verified` argument of [`SignatureCheck::verdict`] is the one place
+//! where an outside answer is believed. What the types guarantee is everything around it: a
+//! [`VerifiedClaims`] from a token exists only after a [`SignatureCheck`] of exactly that
+//! token's signing input and signature, under the issuer its `iss` names, with an algorithm that
+//! issuer allows and its header states, was answered `true`; a verdict cannot be moved to
+//! another token (the check owns the token it was made for); and claims are never read as
+//! trusted before that. Outside the Worker's verification, `verdict(true)` appears only where a
+//! test or the fuzzer stands in for the verifier.
+//!
+//! The Worker does the I/O (JWKS fetch, WebCrypto verification, caches) and calls, in order:
+//! [`bearer_token`] (header shape and size, before any parsing) -> [`parse`] ->
+//! [`UntrustedToken::issuer`] -> [`check_header`] -> `jwk::select_key` ->
+//! [`UntrustedToken::signature_check`] -> verification (Worker) -> [`SignatureCheck::verdict`]
+//! -> [`validate_claims`]. Every refusal is a [`TokenRejection`].
 
-use jwt_compact::{Claims, UntrustedToken};
+use std::fmt;
+
+use jwt_compact::Claims;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::Policy;
 use crate::env::{Environment, IssuerEndpoints};
 use crate::error::GatewayError;
-use crate::identity::{OrgId, VerifiedClaims};
+use crate::identity::{
+    IdentityClaim, IssuerName, OrgId, RequiredClaim, Scope, TierName, TokenIdentity,
+    TokenRejection, VerifiedClaims,
+};
 use crate::issuer::{Algorithm, IssuerPolicy};
 use crate::time::UnixMillis;
 
@@ -45,7 +84,7 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, GatewayError> {
     }
     let token = rest.trim_start_matches(' ');
     if token.len() > MAX_TOKEN_BYTES {
-        return Err(GatewayError::InvalidToken("the token is too large"));
+        return Err(TokenRejection::TooLarge.into());
     }
     if token.is_empty() || !token.bytes().all(is_token68_byte) {
         return Err(GatewayError::InvalidRequest(
@@ -63,32 +102,46 @@ pub struct ExtraHeader {
     pub crit: Option<Value>,
 }
 
-/// A structurally valid, not yet verified, token.
-#[derive(Debug)]
-pub struct ParsedToken<'a> {
-    token: UntrustedToken<'static, ExtraHeader>,
+/// A structurally valid token whose signature has not been checked: nothing in it is trusted.
+/// It names its issuer and key; its claims are read only by [`validate_claims`], after a
+/// [`SignatureCheck`] of it was answered `true`. Its `Debug` shows the header's `alg` and `kid`
+/// only, never the token.
+pub struct UntrustedToken<'a> {
+    token: jwt_compact::UntrustedToken<'static, ExtraHeader>,
     claims: Claims<Map<String, Value>>,
     signing_input: &'a str,
     signature: Vec<u8>,
 }
 
+impl fmt::Debug for UntrustedToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UntrustedToken")
+            .field("alg", &self.token.algorithm())
+            .field("kid", &self.key_id())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Parses the compact serialisation. Nothing in it is trusted yet.
 ///
 /// jwt-compact parses the structure, the header and the claims. The signature, which is public
-/// and the longest part (342 characters for RS256), is decoded by [`decode_base64url`] instead of
-/// jwt-compact's constant-time `base64ct`: the same strict rules, several times faster, which is
-/// most of the gateway's own per-token cost (BENCHMARKS.md).
-pub fn parse(token: &str) -> Result<ParsedToken<'_>, GatewayError> {
-    const MALFORMED: GatewayError = GatewayError::InvalidToken("the token is malformed");
-    let (signing_input, encoded_signature) = token.rsplit_once('.').ok_or(MALFORMED)?;
-    let signature = crate::encoding::decode_base64url(encoded_signature).ok_or(MALFORMED)?;
-    let untrusted = UntrustedToken::<ExtraHeader>::try_from(format!("{signing_input}.").as_str())
-        .map_err(|_| MALFORMED)?
-        .into_owned();
+/// and the longest part (342 characters for RS256), is decoded by
+/// [`crate::encoding::decode_base64url`] instead of jwt-compact's constant-time `base64ct`: the
+/// same strict rules, several times faster, which is most of the gateway's own per-token cost
+/// (BENCHMARKS.md).
+pub fn parse(token: &str) -> Result<UntrustedToken<'_>, TokenRejection> {
+    let (signing_input, encoded_signature) =
+        token.rsplit_once('.').ok_or(TokenRejection::Malformed)?;
+    let signature =
+        crate::encoding::decode_base64url(encoded_signature).ok_or(TokenRejection::Malformed)?;
+    let untrusted =
+        jwt_compact::UntrustedToken::<ExtraHeader>::try_from(format!("{signing_input}.").as_str())
+            .map_err(|_| TokenRejection::Malformed)?
+            .into_owned();
     let claims = untrusted
         .deserialize_claims_unchecked::<Map<String, Value>>()
-        .map_err(|_| GatewayError::InvalidToken("the token's claims are malformed"))?;
-    Ok(ParsedToken {
+        .map_err(|_| TokenRejection::MalformedClaims)?;
+    Ok(UntrustedToken {
         token: untrusted,
         claims,
         signing_input,
@@ -96,28 +149,28 @@ pub fn parse(token: &str) -> Result<ParsedToken<'_>, GatewayError> {
     })
 }
 
-impl ParsedToken<'_> {
+impl<'a> UntrustedToken<'a> {
     /// The claimed issuer: which issuer's rules and keys apply. Matched exactly against the
     /// configured `issuer` values; a token from anyone else is refused here.
     pub fn issuer<'e>(
         &self,
         policy: &'e Policy,
         environment: &'e Environment,
-    ) -> Result<(&'e IssuerPolicy, &'e IssuerEndpoints), GatewayError> {
+    ) -> Result<(&'e IssuerPolicy, &'e IssuerEndpoints), TokenRejection> {
         let iss = self
             .claims
             .custom
             .get("iss")
             .and_then(Value::as_str)
-            .ok_or(GatewayError::InvalidToken("the token has no issuer"))?;
+            .ok_or(TokenRejection::MissingClaim {
+                name: RequiredClaim::Issuer,
+            })?;
         environment
             .issuers
             .iter()
             .find(|(_, e)| e.issuer == iss)
             .and_then(|(name, e)| policy.issuer(name).map(|p| (p, e)))
-            .ok_or(GatewayError::InvalidToken(
-                "the token's issuer is not trusted",
-            ))
+            .ok_or(TokenRejection::WrongIssuer)
     }
 
     /// The `kid` header.
@@ -125,40 +178,118 @@ impl ParsedToken<'_> {
         self.token.header().key_id.as_deref()
     }
 
+    /// What must be verified before the claims may be read: the token's issuer (from its
+    /// `iss`), the algorithm that issuer allows for its header ([`check_header`]), the key the
+    /// verifier will use (its RFC 7638 thumbprint), the signing input and the signature. The
+    /// check owns the token: its verdict applies to this token only.
+    pub fn signature_check<'p>(
+        self,
+        policy: &'p Policy,
+        environment: &'p Environment,
+        key_thumbprint: String,
+    ) -> Result<SignatureCheck<'a, 'p>, TokenRejection> {
+        let (issuer, _) = self.issuer(policy, environment)?;
+        let algorithm = check_header(&self, issuer)?;
+        Ok(SignatureCheck {
+            token: self,
+            issuer,
+            algorithm,
+            key_thumbprint,
+        })
+    }
+}
+
+/// A request to the verifier (the Worker's WebCrypto): is [`SignatureCheck::signature`] a valid
+/// signature of [`SignatureCheck::signing_input`] under [`SignatureCheck::algorithm`] and the
+/// key with [`SignatureCheck::key_thumbprint`]? Its answer goes to [`SignatureCheck::verdict`].
+#[derive(Debug)]
+pub struct SignatureCheck<'a, 'p> {
+    token: UntrustedToken<'a>,
+    issuer: &'p IssuerPolicy,
+    algorithm: Algorithm,
+    key_thumbprint: String,
+}
+
+impl<'a, 'p> SignatureCheck<'a, 'p> {
+    /// The algorithm to verify with (allowed by the issuer, stated by the header).
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The RFC 7638 thumbprint of the key to verify with.
+    pub fn key_thumbprint(&self) -> &str {
+        &self.key_thumbprint
+    }
+
     /// The bytes the signature covers (`base64url(header) . base64url(claims)`).
     pub fn signing_input(&self) -> &[u8] {
-        self.signing_input.as_bytes()
+        self.token.signing_input.as_bytes()
     }
 
     /// The decoded signature.
     pub fn signature(&self) -> &[u8] {
-        &self.signature
+        &self.token.signature
+    }
+
+    /// The verifier's answer for exactly this check: `true` gives the [`SignatureChecked`]
+    /// token, `false` refuses it ([`TokenRejection::BadSignature`]). This is the trust
+    /// boundary (module documentation): `verified` must be the outcome of verifying this
+    /// check's signature over its signing input with its algorithm and key.
+    pub fn verdict(self, verified: bool) -> Result<SignatureChecked<'a, 'p>, TokenRejection> {
+        if !verified {
+            return Err(TokenRejection::BadSignature);
+        }
+        Ok(SignatureChecked {
+            token: self.token,
+            issuer: self.issuer,
+            key_thumbprint: self.key_thumbprint,
+        })
+    }
+}
+
+/// A token whose signature the verifier accepted, under the issuer its `iss` names and a key of
+/// that issuer. Its claims are not validated yet: [`validate_claims`] does that. Built only by
+/// [`SignatureCheck::verdict`].
+#[derive(Debug)]
+pub struct SignatureChecked<'a, 'p> {
+    token: UntrustedToken<'a>,
+    issuer: &'p IssuerPolicy,
+    key_thumbprint: String,
+}
+
+impl<'p> SignatureChecked<'_, 'p> {
+    /// The issuer whose key verified the token (and whose rules its claims must pass).
+    pub fn issuer(&self) -> &'p IssuerPolicy {
+        self.issuer
+    }
+
+    /// The RFC 7638 thumbprint of the key that verified it (the verified-token cache drops the
+    /// token when that key leaves the issuer's JWKS).
+    pub fn key_thumbprint(&self) -> &str {
+        &self.key_thumbprint
     }
 }
 
 /// Checks the header against the issuer's rules and returns the algorithm to verify with.
 pub fn check_header(
-    token: &ParsedToken<'_>,
+    token: &UntrustedToken<'_>,
     issuer: &IssuerPolicy,
-) -> Result<Algorithm, GatewayError> {
+) -> Result<Algorithm, TokenRejection> {
     let alg = token.token.algorithm();
     if alg.eq_ignore_ascii_case("none") {
-        return Err(GatewayError::InvalidToken(
-            "unsigned tokens are not accepted",
-        ));
+        return Err(TokenRejection::Unsigned);
     }
     let algorithm = issuer
         .algorithms
         .iter()
         .copied()
         .find(|a| a.as_str() == alg)
-        .ok_or(GatewayError::InvalidToken(
-            "the token's algorithm is not accepted for its issuer",
-        ))?;
+        .ok_or_else(|| TokenRejection::AlgorithmMismatch {
+            expected: issuer.algorithms.clone(),
+            actual: Algorithm::from_name(alg),
+        })?;
     if token.token.header().other_fields.crit.is_some() {
-        return Err(GatewayError::InvalidToken(
-            "the token has critical header parameters",
-        ));
+        return Err(TokenRejection::CriticalHeader);
     }
     if let Some(required) = &issuer.typ {
         let typ = token
@@ -169,9 +300,7 @@ pub fn check_header(
             .unwrap_or_default();
         let typ = typ.strip_prefix("application/").unwrap_or(typ);
         if !typ.eq_ignore_ascii_case(required) {
-            return Err(GatewayError::InvalidToken(
-                "the token is not an access token (typ)",
-            ));
+            return Err(TokenRejection::NotAnAccessToken);
         }
     }
     Ok(algorithm)
@@ -183,17 +312,16 @@ pub const SUBJECT_ORG_PREFIX: &str = "sub:";
 /// The `cnf` claim (RFC 7800): absent, or an object whose only confirmation method is
 /// `x5t#S256` (RFC 8705) with a SHA-256 thumbprint. A token bound by a method the gateway
 /// cannot check (`jkt` for DPoP, `jwk`...) is refused rather than accepted unbound.
-fn certificate_binding(cnf: Option<&Value>) -> Result<Option<String>, GatewayError> {
-    const MALFORMED: &str =
-        "the token's confirmation (cnf) claim is malformed or uses an unsupported method";
+fn certificate_binding(cnf: Option<&Value>) -> Result<Option<String>, TokenRejection> {
+    const MALFORMED: TokenRejection = TokenRejection::MalformedClaim {
+        name: IdentityClaim::Confirmation,
+    };
     let Some(cnf) = cnf else {
         return Ok(None);
     };
-    let object = cnf
-        .as_object()
-        .ok_or(GatewayError::InvalidToken(MALFORMED))?;
+    let object = cnf.as_object().ok_or(MALFORMED)?;
     if object.keys().any(|k| k != "x5t#S256") {
-        return Err(GatewayError::InvalidToken(MALFORMED));
+        return Err(MALFORMED);
     }
     match object.get("x5t#S256") {
         Some(Value::String(t))
@@ -201,53 +329,62 @@ fn certificate_binding(cnf: Option<&Value>) -> Result<Option<String>, GatewayErr
         {
             Ok(Some(t.clone()))
         }
-        _ => Err(GatewayError::InvalidToken(MALFORMED)),
+        _ => Err(MALFORMED),
     }
 }
 
-/// Validates the claims of a token whose signature has been verified, and derives the caller.
+/// A list of strings (`scp`, the permissions claim), or `malformed`.
+fn strings(items: &[Value], malformed: IdentityClaim) -> Result<Vec<String>, TokenRejection> {
+    items
+        .iter()
+        .map(|v| v.as_str().map(str::to_owned))
+        .collect::<Option<Vec<_>>>()
+        .ok_or(TokenRejection::MalformedClaim { name: malformed })
+}
+
+/// Validates the claims of a token whose signature the verifier accepted, against the rules of
+/// the issuer it was verified for, and derives the caller.
 pub fn validate_claims(
-    token: &ParsedToken<'_>,
-    issuer: &IssuerPolicy,
+    token: &SignatureChecked<'_, '_>,
     policy: &Policy,
     now: UnixMillis,
-) -> Result<VerifiedClaims, GatewayError> {
+) -> Result<VerifiedClaims, TokenRejection> {
+    let issuer = token.issuer;
     let now_s = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     let leeway = i64::try_from(issuer.leeway_seconds).unwrap_or(0);
-    let claims = &token.claims;
+    let claims = &token.token.claims;
     let custom = &claims.custom;
+    let missing = |name| TokenRejection::MissingClaim { name };
+    let malformed = |name| TokenRejection::MalformedClaim { name };
 
     let exp = claims
         .expiration
         .map(|t| t.timestamp())
-        .ok_or(GatewayError::InvalidToken("the token has no expiry"))?;
-    if now_s > exp.saturating_add(leeway) {
-        return Err(GatewayError::TokenExpired);
+        .ok_or(missing(RequiredClaim::Expiry))?;
+    let expired_by = now_s.saturating_sub(exp.saturating_add(leeway));
+    if expired_by > 0 {
+        return Err(TokenRejection::Expired {
+            by_secs: u64::try_from(expired_by).unwrap_or(u64::MAX),
+        });
     }
     if claims
         .not_before
         .is_some_and(|nbf| nbf.timestamp() > now_s.saturating_add(leeway))
     {
-        return Err(GatewayError::InvalidToken("the token is not valid yet"));
+        return Err(TokenRejection::NotYetValid);
     }
     // Every issuer caps lifetimes (`max_lifetime_seconds`), and the cap is measured from `iat`;
     // revocations by issue time need it too. RFC 9068 access tokens always carry it.
     let iat = claims
         .issued_at
         .map(|t| t.timestamp())
-        .ok_or(GatewayError::InvalidToken(
-            "the token has no issue time (iat)",
-        ))?;
+        .ok_or(missing(RequiredClaim::IssuedAt))?;
     if iat > now_s.saturating_add(leeway) {
-        return Err(GatewayError::InvalidToken(
-            "the token was issued in the future",
-        ));
+        return Err(TokenRejection::IssuedInFuture);
     }
     let lifetime = exp.saturating_sub(iat);
     if lifetime > i64::try_from(issuer.max_lifetime_seconds).unwrap_or(i64::MAX) {
-        return Err(GatewayError::InvalidToken(
-            "the token's lifetime exceeds the allowed maximum",
-        ));
+        return Err(TokenRejection::LifetimeTooLong);
     }
 
     let audience_ok = match custom.get("aud") {
@@ -259,35 +396,23 @@ pub fn validate_claims(
         _ => false,
     };
     if !audience_ok {
-        return Err(GatewayError::InvalidToken(
-            "the token is not for this API (audience)",
-        ));
+        return Err(TokenRejection::WrongAudience);
     }
 
     let subject = match custom.get("sub") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(GatewayError::InvalidToken("the token has no subject")),
+        _ => return Err(missing(RequiredClaim::Subject)),
     };
     let org = match custom.get(&issuer.org_claim) {
         Some(Value::String(s)) if s.starts_with(SUBJECT_ORG_PREFIX) => {
-            return Err(GatewayError::InvalidToken(
-                "the token's organisation claim uses the reserved sub: namespace",
-            ));
+            return Err(TokenRejection::ReservedOrganisation);
         }
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         None | Some(Value::Null) if issuer.org_from_subject => {
             format!("{SUBJECT_ORG_PREFIX}{subject}")
         }
-        None | Some(Value::Null) => {
-            return Err(GatewayError::InvalidToken(
-                "the token has no organisation claim",
-            ));
-        }
-        Some(_) => {
-            return Err(GatewayError::InvalidToken(
-                "the token's organisation claim is malformed",
-            ));
-        }
+        None | Some(Value::Null) => return Err(missing(RequiredClaim::Organisation)),
+        Some(_) => return Err(malformed(IdentityClaim::Organisation)),
     };
     let claimed_tier = custom.get(&issuer.tier_claim).and_then(Value::as_str);
     // An operator's override for the organisation wins over the token's claim.
@@ -301,19 +426,9 @@ pub fn validate_claims(
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect(),
-        (None, Some(Value::Array(a))) => {
-            let scopes: Option<Vec<String>> =
-                a.iter().map(|v| v.as_str().map(str::to_owned)).collect();
-            scopes.ok_or(GatewayError::InvalidToken(
-                "the token's scopes are malformed",
-            ))?
-        }
+        (None, Some(Value::Array(a))) => strings(a, IdentityClaim::Scopes)?,
         (None, None) => Vec::new(),
-        _ => {
-            return Err(GatewayError::InvalidToken(
-                "the token's scopes are malformed",
-            ));
-        }
+        _ => return Err(malformed(IdentityClaim::Scopes)),
     };
     let token_id = custom.get("jti").and_then(Value::as_str).map(str::to_owned);
     let permissions = match issuer
@@ -322,33 +437,22 @@ pub fn validate_claims(
         .and_then(|c| custom.get(c))
     {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .ok_or(GatewayError::InvalidToken(
-                "the token's permissions are malformed",
-            ))?,
-        Some(_) => {
-            return Err(GatewayError::InvalidToken(
-                "the token's permissions are malformed",
-            ));
-        }
+        Some(Value::Array(items)) => strings(items, IdentityClaim::Permissions)?,
+        Some(_) => return Err(malformed(IdentityClaim::Permissions)),
     };
 
-    Ok(VerifiedClaims {
-        issuer: issuer.name.clone(),
+    Ok(VerifiedClaims::from_checked_token(TokenIdentity {
+        issuer: IssuerName::new(issuer.name.as_str()),
         subject,
         org: OrgId(org),
-        tier: tier.to_owned(),
-        scopes,
+        tier: TierName::new(tier),
+        scopes: scopes.into_iter().map(Scope::new).collect(),
         token_id,
         permissions,
         expires_at: u64::try_from(exp).unwrap_or(0),
         issued_at: u64::try_from(iat).ok(),
-        api_key: None,
         cert_thumbprint: certificate_binding(custom.get("cnf"))?,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -411,24 +515,44 @@ mod tests {
         v
     }
 
-    /// Runs every pure step; `Ok` holds the verified caller.
-    fn check_all(header: &Value, claims: &Value, now: u64) -> Result<VerifiedClaims, GatewayError> {
-        let policy = policy();
-        let env = environment(&policy);
+    /// Runs every pure step under `policy`, with `verdict(true)` standing in for the Worker's
+    /// signature check; `Ok` holds the verified caller.
+    fn check_with(
+        policy: &Policy,
+        header: &Value,
+        claims: &Value,
+        now: u64,
+    ) -> Result<VerifiedClaims, TokenRejection> {
+        let env = environment(policy);
         let text = token(header, claims);
         let parsed = parse(&text)?;
-        let (issuer, _) = parsed.issuer(&policy, &env)?;
+        let (issuer, _) = parsed.issuer(policy, &env)?;
         check_header(&parsed, issuer)?;
-        validate_claims(&parsed, issuer, &policy, UnixMillis(now * 1000))
+        let checked = parsed
+            .signature_check(policy, &env, "k1-thumbprint".into())?
+            .verdict(true)?;
+        validate_claims(&checked, policy, UnixMillis(now * 1000))
     }
 
-    fn check(header: Value, claims: Value, expected: Result<(), GatewayError>) {
+    fn check_all(
+        header: &Value,
+        claims: &Value,
+        now: u64,
+    ) -> Result<VerifiedClaims, TokenRejection> {
+        check_with(&policy(), header, claims, now)
+    }
+
+    fn check(header: Value, claims: Value, expected: Result<(), TokenRejection>) {
         let got = check_all(&header, &claims, NOW).map(|_| ());
         assert_eq!(got, expected, "header {header} claims {claims}");
     }
 
-    fn invalid(why: &'static str) -> Result<(), GatewayError> {
-        Err(GatewayError::InvalidToken(why))
+    fn missing(name: RequiredClaim) -> TokenRejection {
+        TokenRejection::MissingClaim { name }
+    }
+
+    fn malformed(name: IdentityClaim) -> TokenRejection {
+        TokenRejection::MalformedClaim { name }
     }
 
     #[test]
@@ -441,13 +565,11 @@ mod tests {
             NOW,
         )
         .unwrap();
-        assert_eq!(bound.cert_thumbprint.as_deref(), Some(x5t.as_str()));
-        assert_eq!(bound.issued_at, Some(NOW - 10));
+        assert_eq!(bound.cert_thumbprint(), Some(x5t.as_str()));
+        assert_eq!(bound.issued_at(), Some(NOW - 10));
         let unbound = check_all(&h(), &good_claims(), NOW).unwrap();
-        assert_eq!(unbound.cert_thumbprint, None);
-        let refused = invalid(
-            "the token's confirmation (cnf) claim is malformed or uses an unsupported method",
-        );
+        assert_eq!(unbound.cert_thumbprint(), None);
+        let refused = Err(malformed(IdentityClaim::Confirmation));
         for cnf in [
             json!("x5t"),
             json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
@@ -522,7 +644,7 @@ mod tests {
         let big = format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES + 1));
         assert_eq!(
             bearer_token(Some(&big)),
-            Err(GatewayError::InvalidToken("the token is too large"))
+            Err(TokenRejection::TooLarge.into())
         );
         let limit = format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES));
         assert!(bearer_token(Some(&limit)).is_ok());
@@ -531,13 +653,14 @@ mod tests {
     #[test]
     fn a_good_token_yields_the_caller() {
         let caller = check_all(&good_header(), &good_claims(), NOW).unwrap();
-        assert_eq!(caller.issuer, "users");
-        assert_eq!(caller.subject, "client-acme");
-        assert_eq!(caller.org, OrgId("acme".into()));
-        assert_eq!(caller.tier, "pro");
-        assert_eq!(caller.scopes, ["transactions:read", "reports:generate"]);
-        assert_eq!(caller.token_id.as_deref(), Some("j1"));
-        assert_eq!(caller.expires_at, NOW + 890);
+        assert_eq!(caller.issuer(), "users");
+        assert_eq!(caller.subject(), "client-acme");
+        assert_eq!(caller.org(), &OrgId("acme".into()));
+        assert_eq!(caller.tier(), "pro");
+        assert_eq!(caller.scopes(), ["transactions:read", "reports:generate"]);
+        assert_eq!(caller.token_id(), Some("j1"));
+        assert_eq!(caller.expires_at(), NOW + 890);
+        assert_eq!(caller.api_key(), None);
     }
 
     #[test]
@@ -546,27 +669,35 @@ mod tests {
         check(
             with(good_header(), "alg", json!("none")),
             c(),
-            invalid("unsigned tokens are not accepted"),
+            Err(TokenRejection::Unsigned),
         );
         check(
             with(good_header(), "alg", json!("NONE")),
             c(),
-            invalid("unsigned tokens are not accepted"),
+            Err(TokenRejection::Unsigned),
         );
-        let wrong_alg = invalid("the token's algorithm is not accepted for its issuer");
-        for alg in ["HS256", "RS256", "ES384", "es256", ""] {
+        for (alg, actual) in [
+            ("HS256", Some(Algorithm::HS256)),
+            ("RS256", Some(Algorithm::RS256)),
+            ("ES384", None),
+            ("es256", None),
+            ("", None),
+        ] {
             check(
                 with(good_header(), "alg", json!(alg)),
                 c(),
-                wrong_alg.clone(),
+                Err(TokenRejection::AlgorithmMismatch {
+                    expected: vec![Algorithm::ES256],
+                    actual,
+                }),
             );
         }
         check(
             with(good_header(), "crit", json!(["b64"])),
             c(),
-            invalid("the token has critical header parameters"),
+            Err(TokenRejection::CriticalHeader),
         );
-        let not_at = invalid("the token is not an access token (typ)");
+        let not_at = Err(TokenRejection::NotAnAccessToken);
         check(
             with(good_header(), "typ", json!("JWT")),
             c(),
@@ -593,6 +724,26 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_never_shows_the_token() {
+        let text = token(&good_header(), &good_claims());
+        let parsed = parse(&text).unwrap();
+        let shown = format!("{parsed:?}");
+        assert_eq!(
+            shown,
+            r#"UntrustedToken { alg: "ES256", kid: Some("k1"), .. }"#
+        );
+        let policy = policy();
+        let env = environment(&policy);
+        let check = parsed
+            .signature_check(&policy, &env, "k1-thumbprint".into())
+            .unwrap();
+        let checked = format!("{:?}", check.verdict(true).unwrap());
+        for part in text.split('.') {
+            assert!(!checked.contains(part), "{checked}");
+        }
+    }
+
+    #[test]
     fn structure_is_checked_before_anything_else() {
         for text in [
             "",
@@ -605,7 +756,7 @@ mod tests {
             "bm90IGpzb24.e30.c2ln",
         ] {
             assert!(
-                matches!(parse(text), Err(GatewayError::InvalidToken(_))),
+                matches!(parse(text), Err(TokenRejection::Malformed)),
                 "{text}"
             );
         }
@@ -620,31 +771,31 @@ mod tests {
         check(
             h(),
             with(c(), "exp", Value::Null),
-            invalid("the token has no expiry"),
+            Err(missing(RequiredClaim::Expiry)),
         );
         check(
             h(),
             with(c(), "exp", json!("soon")),
-            invalid("the token's claims are malformed"),
+            Err(TokenRejection::MalformedClaims),
         );
         check(
             h(),
             with(c(), "exp", json!(NOW - 6)),
-            Err(GatewayError::TokenExpired),
+            Err(TokenRejection::Expired { by_secs: 1 }),
         );
         check(h(), with(c(), "exp", json!(NOW - 5)), Ok(()));
         check(
             h(),
             with(c(), "nbf", json!(NOW + 6)),
-            invalid("the token is not valid yet"),
+            Err(TokenRejection::NotYetValid),
         );
         check(h(), with(c(), "nbf", json!(NOW + 5)), Ok(()));
         check(
             h(),
             with(c(), "iat", json!(NOW + 6)),
-            invalid("the token was issued in the future"),
+            Err(TokenRejection::IssuedInFuture),
         );
-        let too_long = invalid("the token's lifetime exceeds the allowed maximum");
+        let too_long = Err(TokenRejection::LifetimeTooLong);
         check(
             h(),
             with(with(c(), "iat", json!(NOW)), "exp", json!(NOW + 3601)),
@@ -665,10 +816,10 @@ mod tests {
             check(
                 h(),
                 with(with(c(), "iat", Value::Null), "exp", json!(exp)),
-                invalid("the token has no issue time (iat)"),
+                Err(missing(RequiredClaim::IssuedAt)),
             );
         }
-        let wrong_aud = invalid("the token is not for this API (audience)");
+        let wrong_aud = Err(TokenRejection::WrongAudience);
         check(h(), with(c(), "aud", Value::Null), wrong_aud.clone());
         check(
             h(),
@@ -689,37 +840,37 @@ mod tests {
         check(
             h(),
             with(c(), "iss", json!("https://issuer.example.com/")),
-            invalid("the token's issuer is not trusted"),
+            Err(TokenRejection::WrongIssuer),
         );
         check(
             h(),
             with(c(), "iss", Value::Null),
-            invalid("the token has no issuer"),
+            Err(missing(RequiredClaim::Issuer)),
         );
         check(
             h(),
             with(c(), "sub", Value::Null),
-            invalid("the token has no subject"),
+            Err(missing(RequiredClaim::Subject)),
         );
         check(
             h(),
             with(c(), "sub", json!("")),
-            invalid("the token has no subject"),
+            Err(missing(RequiredClaim::Subject)),
         );
         check(
             h(),
             with(c(), "org_id", json!(42)),
-            invalid("the token's organisation claim is malformed"),
+            Err(malformed(IdentityClaim::Organisation)),
         );
         check(
             h(),
             with(c(), "scope", json!(["a"])),
-            invalid("the token's scopes are malformed"),
+            Err(malformed(IdentityClaim::Scopes)),
         );
         check(
             h(),
             with(with(c(), "scope", Value::Null), "scp", json!(["a", 1])),
-            invalid("the token's scopes are malformed"),
+            Err(malformed(IdentityClaim::Scopes)),
         );
     }
 
@@ -731,42 +882,39 @@ mod tests {
             NOW,
         )
         .unwrap();
-        assert_eq!(caller.permissions, ["reports:*", "*"]);
+        assert_eq!(caller.permissions(), ["reports:*", "*"]);
         assert!(
             check_all(&good_header(), &good_claims(), NOW)
                 .unwrap()
-                .permissions
+                .permissions()
                 .is_empty()
         );
         check(
             good_header(),
             with(good_claims(), "permissions", json!("reports:*")),
-            invalid("the token's permissions are malformed"),
+            Err(malformed(IdentityClaim::Permissions)),
         );
         check(
             good_header(),
             with(good_claims(), "permissions", json!(["a", 1])),
-            invalid("the token's permissions are malformed"),
+            Err(malformed(IdentityClaim::Permissions)),
         );
     }
 
     #[test]
     fn an_issuer_may_make_the_subject_its_own_organisation_in_a_namespace() {
-        let policy = policy();
-        let env = environment(&policy);
+        let mut policy = policy();
+        for issuer in &mut policy.issuers {
+            issuer.org_from_subject = true;
+        }
         let claims = with(
             with(good_claims(), "org_id", Value::Null),
             "sub",
             json!("acme"),
         );
-        let text = token(&good_header(), &claims);
-        let parsed = parse(&text).unwrap();
-        let (issuer, _) = parsed.issuer(&policy, &env).unwrap();
-        let mut issuer = issuer.clone();
-        issuer.org_from_subject = true;
-        let caller = validate_claims(&parsed, &issuer, &policy, UnixMillis(NOW * 1000)).unwrap();
+        let caller = check_with(&policy, &good_header(), &claims, NOW).unwrap();
         // Subject "acme" is not organisation "acme": no shared budget, no shared revocations.
-        assert_eq!(caller.org, OrgId("sub:acme".into()));
+        assert_eq!(caller.org(), &OrgId("sub:acme".into()));
     }
 
     #[test]
@@ -779,10 +927,8 @@ mod tests {
                 &with(good_claims(), "org_id", Value::Null),
                 NOW,
             )
-            .map(|c| c.org),
-            Err(GatewayError::InvalidToken(
-                "the token has no organisation claim"
-            ))
+            .map(|c| c.org().clone()),
+            Err(missing(RequiredClaim::Organisation))
         );
         assert_eq!(
             check_all(
@@ -790,10 +936,8 @@ mod tests {
                 &with(good_claims(), "org_id", json!("sub:client-acme")),
                 NOW,
             )
-            .map(|c| c.org),
-            Err(GatewayError::InvalidToken(
-                "the token's organisation claim uses the reserved sub: namespace"
-            ))
+            .map(|c| c.org().clone()),
+            Err(TokenRejection::ReservedOrganisation)
         );
         for tier in [json!("platinum"), json!(7), Value::Null] {
             let caller = check_all(
@@ -802,7 +946,7 @@ mod tests {
                 NOW,
             )
             .unwrap();
-            assert_eq!(caller.tier, "free", "{tier}");
+            assert_eq!(caller.tier(), "free", "{tier}");
         }
         let claims = with(
             with(good_claims(), "scope", Value::Null),
@@ -810,12 +954,12 @@ mod tests {
             json!(["x:read", "y:write"]),
         );
         assert_eq!(
-            check_all(&good_header(), &claims, NOW).unwrap().scopes,
+            check_all(&good_header(), &claims, NOW).unwrap().scopes(),
             ["x:read", "y:write"]
         );
         let claims = with(good_claims(), "scope", json!("  a   b "));
         assert_eq!(
-            check_all(&good_header(), &claims, NOW).unwrap().scopes,
+            check_all(&good_header(), &claims, NOW).unwrap().scopes(),
             ["a", "b"]
         );
     }

@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use crate::identity::{IdentityClaim, RequiredClaim, TokenRejection};
 use crate::method::Method;
 use crate::path::PathRejection;
 
@@ -256,10 +257,8 @@ pub enum GatewayError {
     MissingToken,
     /// Credentials in another scheme (Basic, Digest, API key...): only bearer tokens are accepted.
     UnsupportedScheme,
-    /// The token was refused; the text is safe to show (it never echoes the token).
-    InvalidToken(&'static str),
-    /// The token has expired.
-    TokenExpired,
+    /// The bearer token was refused (401 `invalid_token`, or `token_expired`).
+    TokenRejected(TokenRejection),
     /// The token lacks scopes.
     InsufficientScope {
         /// The scopes the route requires.
@@ -350,8 +349,7 @@ impl GatewayError {
             GatewayError::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
             GatewayError::MisdirectedRequest => ErrorCode::MisdirectedRequest,
             GatewayError::MissingToken | GatewayError::UnsupportedScheme => ErrorCode::MissingToken,
-            GatewayError::InvalidToken(_) => ErrorCode::InvalidToken,
-            GatewayError::TokenExpired => ErrorCode::TokenExpired,
+            GatewayError::TokenRejected(rejection) => rejection.code(),
             GatewayError::InsufficientScope { .. } => ErrorCode::InsufficientScope,
             GatewayError::RateLimited { .. } => ErrorCode::RateLimited,
             GatewayError::CostExceedsLimit { .. } => ErrorCode::CostExceedsLimit,
@@ -434,9 +432,11 @@ impl GatewayError {
                 "Only Bearer access tokens are accepted ('Authorization: Bearer <token>'); Basic and other schemes are refused."
                     .to_owned()
             }
-            GatewayError::InvalidToken(why) => format!("The access token was rejected: {why}."),
-            GatewayError::TokenExpired => {
+            GatewayError::TokenRejected(TokenRejection::Expired { .. }) => {
                 "Access token has expired. Use your refresh token to get a new one.".to_owned()
+            }
+            GatewayError::TokenRejected(rejection) => {
+                format!("The access token was rejected: {}.", rejection.description())
             }
             GatewayError::InsufficientScope { required, .. } => {
                 format!("This route requires the scopes: {}.", required.join(" "))
@@ -581,13 +581,10 @@ impl GatewayError {
             GatewayError::MissingToken | GatewayError::UnsupportedScheme => {
                 vec![("www-authenticate", format!("Bearer realm=\"{AUTH_REALM}\""))]
             }
-            GatewayError::InvalidToken(why) => {
-                vec![("www-authenticate", bearer("invalid_token", why))]
-            }
-            GatewayError::TokenExpired => {
+            GatewayError::TokenRejected(rejection) => {
                 vec![(
                     "www-authenticate",
-                    bearer("invalid_token", "the token has expired"),
+                    bearer("invalid_token", rejection.description()),
                 )]
             }
             GatewayError::InsufficientScope { required, .. } => vec![(
@@ -624,6 +621,66 @@ impl GatewayError {
             | GatewayError::IssuerUnavailable(_) => vec![("retry-after", "5".to_owned())],
             _ => vec![],
         }
+    }
+}
+
+impl TokenRejection {
+    /// The stable code: `token_expired` for an expired token, `invalid_token` for every other
+    /// reason.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            TokenRejection::Expired { .. } => ErrorCode::TokenExpired,
+            _ => ErrorCode::InvalidToken,
+        }
+    }
+
+    /// The client-safe reason: the RFC 6750 `error_description`, and the end of the problem's
+    /// `detail` ("The access token was rejected: <reason>.").
+    pub fn description(&self) -> &'static str {
+        match self {
+            TokenRejection::TooLarge => "the token is too large",
+            TokenRejection::Malformed => "the token is malformed",
+            TokenRejection::MalformedClaims => "the token's claims are malformed",
+            TokenRejection::Unsigned => "unsigned tokens are not accepted",
+            TokenRejection::AlgorithmMismatch { .. } => {
+                "the token's algorithm is not accepted for its issuer"
+            }
+            TokenRejection::CriticalHeader => "the token has critical header parameters",
+            TokenRejection::NotAnAccessToken => "the token is not an access token (typ)",
+            TokenRejection::WrongIssuer => "the token's issuer is not trusted",
+            TokenRejection::UnknownKey => "the token's signing key is unknown",
+            TokenRejection::AmbiguousKey => "the token does not identify its signing key (kid)",
+            TokenRejection::BadSignature => "the token's signature is invalid",
+            TokenRejection::Expired { .. } => "the token has expired",
+            TokenRejection::NotYetValid => "the token is not valid yet",
+            TokenRejection::IssuedInFuture => "the token was issued in the future",
+            TokenRejection::LifetimeTooLong => "the token's lifetime exceeds the allowed maximum",
+            TokenRejection::WrongAudience => "the token is not for this API (audience)",
+            TokenRejection::MissingClaim { name } => match name {
+                RequiredClaim::Issuer => "the token has no issuer",
+                RequiredClaim::Subject => "the token has no subject",
+                RequiredClaim::Expiry => "the token has no expiry",
+                RequiredClaim::IssuedAt => "the token has no issue time (iat)",
+                RequiredClaim::Organisation => "the token has no organisation claim",
+            },
+            TokenRejection::MalformedClaim { name } => match name {
+                IdentityClaim::Organisation => "the token's organisation claim is malformed",
+                IdentityClaim::Scopes => "the token's scopes are malformed",
+                IdentityClaim::Permissions => "the token's permissions are malformed",
+                IdentityClaim::Confirmation => {
+                    "the token's confirmation (cnf) claim is malformed or uses an unsupported method"
+                }
+            },
+            TokenRejection::ReservedOrganisation => {
+                "the token's organisation claim uses the reserved sub: namespace"
+            }
+        }
+    }
+}
+
+impl From<TokenRejection> for GatewayError {
+    fn from(rejection: TokenRejection) -> GatewayError {
+        GatewayError::TokenRejected(rejection)
     }
 }
 
@@ -754,6 +811,127 @@ mod tests {
         );
     }
 
+    /// Every token rejection keeps its code, its problem `detail` and its `error_description`:
+    /// clients and the end-to-end suite read them.
+    #[test]
+    fn token_rejections_keep_their_codes_and_texts() {
+        use crate::identity::{IdentityClaim as I, RequiredClaim as R, TokenRejection as T};
+        let cases: [(T, &str); 25] = [
+            (T::TooLarge, "the token is too large"),
+            (T::Malformed, "the token is malformed"),
+            (T::MalformedClaims, "the token's claims are malformed"),
+            (T::Unsigned, "unsigned tokens are not accepted"),
+            (
+                T::AlgorithmMismatch {
+                    expected: vec![crate::issuer::Algorithm::ES256],
+                    actual: None,
+                },
+                "the token's algorithm is not accepted for its issuer",
+            ),
+            (
+                T::CriticalHeader,
+                "the token has critical header parameters",
+            ),
+            (
+                T::NotAnAccessToken,
+                "the token is not an access token (typ)",
+            ),
+            (T::WrongIssuer, "the token's issuer is not trusted"),
+            (T::UnknownKey, "the token's signing key is unknown"),
+            (
+                T::AmbiguousKey,
+                "the token does not identify its signing key (kid)",
+            ),
+            (T::BadSignature, "the token's signature is invalid"),
+            (T::NotYetValid, "the token is not valid yet"),
+            (T::IssuedInFuture, "the token was issued in the future"),
+            (
+                T::LifetimeTooLong,
+                "the token's lifetime exceeds the allowed maximum",
+            ),
+            (T::WrongAudience, "the token is not for this API (audience)"),
+            (
+                T::MissingClaim { name: R::Issuer },
+                "the token has no issuer",
+            ),
+            (
+                T::MissingClaim { name: R::Subject },
+                "the token has no subject",
+            ),
+            (
+                T::MissingClaim { name: R::Expiry },
+                "the token has no expiry",
+            ),
+            (
+                T::MissingClaim { name: R::IssuedAt },
+                "the token has no issue time (iat)",
+            ),
+            (
+                T::MissingClaim {
+                    name: R::Organisation,
+                },
+                "the token has no organisation claim",
+            ),
+            (
+                T::MalformedClaim {
+                    name: I::Organisation,
+                },
+                "the token's organisation claim is malformed",
+            ),
+            (
+                T::MalformedClaim { name: I::Scopes },
+                "the token's scopes are malformed",
+            ),
+            (
+                T::MalformedClaim {
+                    name: I::Permissions,
+                },
+                "the token's permissions are malformed",
+            ),
+            (
+                T::MalformedClaim {
+                    name: I::Confirmation,
+                },
+                "the token's confirmation (cnf) claim is malformed or uses an unsupported method",
+            ),
+            (
+                T::ReservedOrganisation,
+                "the token's organisation claim uses the reserved sub: namespace",
+            ),
+        ];
+        for (rejection, why) in cases {
+            let err = GatewayError::from(rejection);
+            assert_eq!(err.code(), ErrorCode::InvalidToken, "{why}");
+            assert_eq!(
+                err.message(),
+                format!("The access token was rejected: {why}.")
+            );
+            assert_eq!(
+                err.headers(),
+                vec![(
+                    "www-authenticate",
+                    format!(
+                        "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"{why}\""
+                    )
+                )]
+            );
+        }
+        let expired = GatewayError::from(T::Expired { by_secs: 30 });
+        assert_eq!(expired.code(), ErrorCode::TokenExpired);
+        assert_eq!(expired.code().status(), 401);
+        assert_eq!(
+            expired.message(),
+            "Access token has expired. Use your refresh token to get a new one."
+        );
+        assert_eq!(
+            expired.headers(),
+            vec![(
+                "www-authenticate",
+                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"the token has expired\"".to_owned()
+            )]
+        );
+    }
+
     #[test]
     fn rfc6750_challenges() {
         let header = |e: GatewayError| {
@@ -764,7 +942,10 @@ mod tests {
                 .1
         };
         assert_eq!(header(GatewayError::MissingToken), "Bearer realm=\"api\"");
-        assert!(header(GatewayError::TokenExpired).contains("error=\"invalid_token\""));
+        assert!(
+            header(TokenRejection::Expired { by_secs: 1 }.into())
+                .contains("error=\"invalid_token\"")
+        );
         assert!(
             header(GatewayError::InsufficientScope {
                 required: vec!["a".into(), "b".into()],

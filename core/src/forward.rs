@@ -2,7 +2,7 @@
 //! identity headers the gateway adds in their place. The Worker applies these rules; the rules
 //! live here so they are tested natively.
 
-use crate::identity::VerifiedClaims;
+use crate::identity::{Scope, VerifiedClaims};
 use crate::names::{
     CLIENT_REQUEST_ID_HEADER, GATEWAY_HEADER_PREFIX, REQUEST_ID_HEADER, SIGNATURE_HEADER,
     identity_headers,
@@ -210,11 +210,19 @@ pub fn identity_header_values(
     route: &RouteId,
 ) -> Vec<(&'static str, String)> {
     vec![
-        (identity_headers::ISSUER, claims.issuer.clone()),
-        (identity_headers::SUBJECT, claims.subject.clone()),
-        (identity_headers::ORG, claims.org.0.clone()),
-        (identity_headers::TIER, claims.tier.clone()),
-        (identity_headers::SCOPES, claims.scopes.join(" ")),
+        (identity_headers::ISSUER, claims.issuer().to_string()),
+        (identity_headers::SUBJECT, claims.subject().to_owned()),
+        (identity_headers::ORG, claims.org().to_string()),
+        (identity_headers::TIER, claims.tier().to_string()),
+        (
+            identity_headers::SCOPES,
+            claims
+                .scopes()
+                .iter()
+                .map(Scope::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         (identity_headers::ROUTE, route.0.clone()),
     ]
 }

@@ -1,10 +1,78 @@
-//! The verified caller and what follows from it: the rate-limit key and the scope check.
+//! The verified caller and what follows from it: the rate-limit key and the scope check; and
+//! why a credential was refused ([`TokenRejection`], [`ScopeRejection`]).
+//!
+//! A [`VerifiedClaims`] exists only once a credential was checked: its fields are private, it
+//! has no public constructor and does not implement `Deserialize`. Inside this crate two paths
+//! build one: `auth::validate_claims`, from a token whose signature a verifier accepted
+//! (`auth::SignatureChecked`), and `api_key::ApiKeySet::authenticate`, from a legacy API key
+//! whose hash matched a listed one. Everything outside the crate reads it through accessors.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::issuer::Algorithm;
+use crate::jwk::KeyMiss;
 use crate::route::Route;
+
+/// A name-like value: a transparent wrapper over a `String`, shown and serialised as its text.
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps the text.
+            pub fn new(text: impl Into<String>) -> $name {
+                $name(text.into())
+            }
+
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+    };
+}
+
+name_type!(
+    /// An issuer's configured name (`[[issuers]] name`, `[a-z0-9_-]`), never its URL.
+    IssuerName
+);
+name_type!(
+    /// A tier's name (`[tiers.<name>]`): in [`VerifiedClaims`], always a configured tier.
+    TierName
+);
+name_type!(
+    /// One granted scope (`transactions:read`, or a `<resource>:*` wildcard).
+    Scope
+);
 
 /// An organisation id, from the issuer's org claim (default `org_id`) or, failing that, `sub`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -17,38 +85,143 @@ impl fmt::Display for OrgId {
     }
 }
 
-/// What the gateway knows about the caller after the token was verified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the gateway knows about the caller after its credential was checked: a token whose
+/// signature a verifier accepted and whose claims passed the issuer's rules, or a listed API
+/// key. Built only inside this crate (see the module documentation); read through accessors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifiedClaims {
-    /// The issuer's configured name (not its URL).
-    pub issuer: String,
-    /// The token's `sub`.
-    pub subject: String,
-    /// The organisation.
-    pub org: OrgId,
-    /// The tier the organisation is limited at (after the fallback to `free`).
-    pub tier: String,
-    /// Granted scopes.
-    pub scopes: Vec<String>,
-    /// The token's `jti`, if any.
-    pub token_id: Option<String>,
-    /// Permissions from the issuer's `permissions_claim` (empty when it has none).
-    #[serde(default)]
-    pub permissions: Vec<String>,
-    /// The token's `exp`, seconds since the epoch.
-    pub expires_at: u64,
-    /// The token's `iat`, if any (revocations cover tokens issued up to their time).
-    #[serde(default)]
-    pub issued_at: Option<u64>,
-    /// Set when the caller used a legacy API key (migration mode): the key's id.
-    #[serde(default)]
-    pub api_key: Option<String>,
-    /// The certificate the token is bound to (`cnf.x5t#S256`, RFC 8705), if any.
-    #[serde(default)]
-    pub cert_thumbprint: Option<String>,
+    issuer: IssuerName,
+    subject: String,
+    org: OrgId,
+    tier: TierName,
+    scopes: Vec<Scope>,
+    token_id: Option<String>,
+    permissions: Vec<String>,
+    expires_at: u64,
+    issued_at: Option<u64>,
+    api_key: Option<String>,
+    cert_thumbprint: Option<String>,
+}
+
+/// What claim validation read from a token whose signature was checked: the one input of
+/// [`VerifiedClaims::from_checked_token`].
+pub(crate) struct TokenIdentity {
+    pub(crate) issuer: IssuerName,
+    pub(crate) subject: String,
+    pub(crate) org: OrgId,
+    pub(crate) tier: TierName,
+    pub(crate) scopes: Vec<Scope>,
+    pub(crate) token_id: Option<String>,
+    pub(crate) permissions: Vec<String>,
+    pub(crate) expires_at: u64,
+    pub(crate) issued_at: Option<u64>,
+    pub(crate) cert_thumbprint: Option<String>,
+}
+
+/// What a listed API key stands for: the one input of [`VerifiedClaims::from_api_key`].
+pub(crate) struct KeyIdentity {
+    pub(crate) issuer: IssuerName,
+    pub(crate) subject: String,
+    pub(crate) key_id: String,
+    pub(crate) org: OrgId,
+    pub(crate) tier: TierName,
+    pub(crate) scopes: Vec<Scope>,
+    pub(crate) sunset: u64,
 }
 
 impl VerifiedClaims {
+    /// The caller of a token: called by `auth::validate_claims` only, on a token whose signature
+    /// a verifier accepted and whose claims it validated.
+    pub(crate) fn from_checked_token(token: TokenIdentity) -> VerifiedClaims {
+        VerifiedClaims {
+            issuer: token.issuer,
+            subject: token.subject,
+            org: token.org,
+            tier: token.tier,
+            scopes: token.scopes,
+            token_id: token.token_id,
+            permissions: token.permissions,
+            expires_at: token.expires_at,
+            issued_at: token.issued_at,
+            api_key: None,
+            cert_thumbprint: token.cert_thumbprint,
+        }
+    }
+
+    /// The caller of a legacy API key: called by `api_key::ApiKeySet::authenticate` only, once
+    /// the presented key's hash matched a listed one and the key is before its sunset. It
+    /// expires at the key's sunset.
+    pub(crate) fn from_api_key(key: KeyIdentity) -> VerifiedClaims {
+        VerifiedClaims {
+            issuer: key.issuer,
+            subject: key.subject,
+            org: key.org,
+            tier: key.tier,
+            scopes: key.scopes,
+            token_id: None,
+            permissions: Vec::new(),
+            expires_at: key.sunset,
+            issued_at: None,
+            api_key: Some(key.key_id),
+            cert_thumbprint: None,
+        }
+    }
+
+    /// The issuer's configured name (not its URL).
+    pub fn issuer(&self) -> &IssuerName {
+        &self.issuer
+    }
+
+    /// The token's `sub` (`api-key:<id>` for an API key).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The organisation.
+    pub fn org(&self) -> &OrgId {
+        &self.org
+    }
+
+    /// The tier the organisation is limited at (after overrides and the fallback to `free`).
+    pub fn tier(&self) -> &TierName {
+        &self.tier
+    }
+
+    /// Granted scopes.
+    pub fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
+
+    /// The token's `jti`, if any.
+    pub fn token_id(&self) -> Option<&str> {
+        self.token_id.as_deref()
+    }
+
+    /// Permissions from the issuer's `permissions_claim` (empty when it has none).
+    pub fn permissions(&self) -> &[String] {
+        &self.permissions
+    }
+
+    /// The token's `exp` (an API key's sunset), seconds since the epoch.
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
+    /// The token's `iat` (revocations cover tokens issued up to their time); none for an API key.
+    pub fn issued_at(&self) -> Option<u64> {
+        self.issued_at
+    }
+
+    /// The legacy API key's id, when the caller used one (migration mode).
+    pub fn api_key(&self) -> Option<&str> {
+        self.api_key.as_deref()
+    }
+
+    /// The certificate the token is bound to (`cnf.x5t#S256`, RFC 8705), if any.
+    pub fn cert_thumbprint(&self) -> Option<&str> {
+        self.cert_thumbprint.as_deref()
+    }
+
     /// What revocation needs to know about the token.
     pub fn caller(&self) -> crate::revocation::Caller {
         crate::revocation::Caller {
@@ -61,7 +234,7 @@ impl VerifiedClaims {
     /// The rate-limit key: (issuer, organisation), never the bare org string.
     pub fn rate_limit_key(&self) -> RateLimitKey {
         RateLimitKey {
-            issuer: self.issuer.clone(),
+            issuer: self.issuer.as_str().to_owned(),
             org: self.org.clone(),
         }
     }
@@ -70,7 +243,9 @@ impl VerifiedClaims {
     /// a `resource:*` wildcard (see [`scope_grants`]).
     pub fn authorise(&self, route: &Route) -> Result<(), ScopeRejection> {
         let held = |required: &String| {
-            self.scopes.iter().any(|g| scope_grants(g, required))
+            self.scopes
+                .iter()
+                .any(|g| scope_grants(g.as_str(), required))
                 || self
                     .permissions
                     .iter()
@@ -81,7 +256,7 @@ impl VerifiedClaims {
         } else {
             Err(ScopeRejection {
                 required: route.scopes.clone(),
-                granted: self.scopes.clone(),
+                granted: self.scopes.iter().map(|s| s.0.clone()).collect(),
             })
         }
     }
@@ -94,6 +269,105 @@ pub struct ScopeRejection {
     pub required: Vec<String>,
     /// The token's scopes.
     pub granted: Vec<String>,
+}
+
+/// Why a bearer token was refused. Each reason maps to a stable error code (`invalid_token`, or
+/// `token_expired` for [`TokenRejection::Expired`]) and a fixed client-facing description
+/// (`error::GatewayError::TokenRejected`); nothing in a rejection echoes the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenRejection {
+    /// The token is longer than `auth::MAX_TOKEN_BYTES`.
+    TooLarge,
+    /// Not a compact JWS: segments, base64url or header JSON.
+    Malformed,
+    /// The claims are not a JSON object, or a registered claim (`exp`, `nbf`, `iat`) has the
+    /// wrong type.
+    MalformedClaims,
+    /// `alg: none`, in any case.
+    Unsigned,
+    /// The header's `alg` is not one the issuer is pinned to.
+    AlgorithmMismatch {
+        /// The issuer's algorithms.
+        expected: Vec<Algorithm>,
+        /// The header's algorithm, when it is one the gateway knows.
+        actual: Option<Algorithm>,
+    },
+    /// The header has `crit` (the gateway understands no extension).
+    CriticalHeader,
+    /// The issuer requires a `typ` (`at+jwt`) the header does not carry.
+    NotAnAccessToken,
+    /// The `iss` names no configured issuer.
+    WrongIssuer,
+    /// No key of the issuer's JWKS has the token's `kid` (for its algorithm).
+    UnknownKey,
+    /// No `kid`, and not exactly one of the issuer's keys fits the algorithm.
+    AmbiguousKey,
+    /// The verifier did not accept the signature.
+    BadSignature,
+    /// `exp` is past, beyond the issuer's leeway.
+    Expired {
+        /// Seconds past `exp` + leeway.
+        by_secs: u64,
+    },
+    /// `nbf` is ahead, beyond the leeway.
+    NotYetValid,
+    /// `iat` is ahead, beyond the leeway.
+    IssuedInFuture,
+    /// `exp - iat` exceeds the issuer's `max_lifetime_seconds`.
+    LifetimeTooLong,
+    /// No `aud` value is one of the issuer's audiences.
+    WrongAudience,
+    /// A claim the gateway requires is absent.
+    MissingClaim {
+        /// Which one.
+        name: RequiredClaim,
+    },
+    /// A claim that shapes the caller has the wrong type or form.
+    MalformedClaim {
+        /// Which one.
+        name: IdentityClaim,
+    },
+    /// The organisation claim is in the `sub:` namespace, reserved for organisations made from
+    /// a subject (`org_from_subject`).
+    ReservedOrganisation,
+}
+
+/// A claim every token must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequiredClaim {
+    /// `iss`.
+    Issuer,
+    /// `sub` (non-empty).
+    Subject,
+    /// `exp`.
+    Expiry,
+    /// `iat`.
+    IssuedAt,
+    /// The issuer's `org_claim` (unless `org_from_subject`).
+    Organisation,
+}
+
+/// A claim the caller is made from, whose form is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentityClaim {
+    /// The issuer's `org_claim`: a non-empty string.
+    Organisation,
+    /// `scope` (a space-separated string) or `scp` (an array of strings).
+    Scopes,
+    /// The issuer's `permissions_claim`: an array of strings.
+    Permissions,
+    /// `cnf`: an object whose only member is `x5t#S256`, a base64url SHA-256.
+    Confirmation,
+}
+
+impl From<KeyMiss> for TokenRejection {
+    fn from(miss: KeyMiss) -> TokenRejection {
+        match miss {
+            KeyMiss::UnknownKid => TokenRejection::UnknownKey,
+            KeyMiss::Ambiguous => TokenRejection::AmbiguousKey,
+        }
+    }
 }
 
 /// Whether a granted scope covers a required one: equal, or `<resource>:*` covering every
@@ -137,11 +411,11 @@ mod tests {
 
     fn claims(issuer: &str, org: &str, scopes: &[&str]) -> VerifiedClaims {
         VerifiedClaims {
-            issuer: issuer.into(),
+            issuer: IssuerName::new(issuer),
             subject: "client-1".into(),
             org: OrgId(org.into()),
-            tier: "pro".into(),
-            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            tier: TierName::new("pro"),
+            scopes: scopes.iter().map(|s| Scope::new(*s)).collect(),
             token_id: None,
             permissions: vec![],
             expires_at: 0,

@@ -35,6 +35,19 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm a JOSE `alg` value names exactly, if it is one of these.
+    pub fn from_name(alg: &str) -> Option<Algorithm> {
+        [
+            Algorithm::RS256,
+            Algorithm::PS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+            Algorithm::HS256,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == alg)
+    }
+
     /// Whether the algorithm uses a shared secret.
     pub fn is_symmetric(self) -> bool {
         matches!(self, Algorithm::HS256)

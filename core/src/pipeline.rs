@@ -213,7 +213,7 @@ pub fn authorise(
     if let (Some(claims), Some(route)) = (claims, scopes_of) {
         claims.authorise(route)?;
     }
-    let bound_to = claims.and_then(|c| c.cert_thumbprint.as_deref());
+    let bound_to = claims.and_then(VerifiedClaims::cert_thumbprint);
     if !route_requires_certificate && bound_to.is_none() {
         return Ok(());
     }
@@ -241,7 +241,7 @@ pub fn limit_call<'p>(
     route: &Route,
     now: UnixMillis,
 ) -> Result<LimitCall<'p>, GatewayError> {
-    let (tier_name, tier) = policy.tier_or_fallback(Some(&claims.tier));
+    let (tier_name, tier) = policy.tier_or_fallback(Some(claims.tier().as_str()));
     let tier = tier
         .ok_or_else(|| GatewayError::Misconfigured(format!("tier '{tier_name}' is not defined")))?;
     Ok(LimitCall {
@@ -459,11 +459,11 @@ impl Trace {
             // Why it was refused or failed: client-safe text for client faults, internal detail
             // for the rest; never a token or a secret.
             detail: end.error.map(GatewayError::log_detail),
-            issuer: claims.map(|c| c.issuer.as_str()),
-            sub: claims.map(|c| c.subject.as_str()),
-            org: claims.map(|c| c.org.0.as_str()),
-            tier: claims.map(|c| c.tier.as_str()),
-            client_id: claims.map(|c| c.subject.as_str()),
+            issuer: claims.map(|c| c.issuer().as_str()),
+            sub: claims.map(VerifiedClaims::subject),
+            org: claims.map(|c| c.org().0.as_str()),
+            tier: claims.map(|c| c.tier().as_str()),
+            client_id: claims.map(VerifiedClaims::subject),
             cost: header(rate_limit_headers::COST).and_then(|v| v.parse().ok()),
             remaining: header(rate_limit_headers::REMAINING).and_then(|v| v.parse().ok()),
             decision: decision(end.error, self.route.is_some()),

@@ -3,7 +3,7 @@
 
 use crate::config::Policy;
 use crate::env::Environment;
-use crate::identity::{OrgId, VerifiedClaims};
+use crate::identity::{IssuerName, OrgId, Scope, TierName, TokenIdentity, VerifiedClaims};
 use crate::route::Route;
 
 /// Issuers `local` (the admin issuer) and `users` (the legacy API keys'); tiers `free` (with
@@ -137,17 +137,16 @@ pub(crate) fn claims(
     scopes: &[&str],
     cert: Option<&str>,
 ) -> VerifiedClaims {
-    VerifiedClaims {
-        issuer: issuer.into(),
+    VerifiedClaims::from_checked_token(TokenIdentity {
+        issuer: IssuerName::new(issuer),
         subject: "alice".into(),
         org: OrgId("acme".into()),
-        tier: tier.into(),
-        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        tier: TierName::new(tier),
+        scopes: scopes.iter().map(|s| Scope::new(*s)).collect(),
         token_id: Some("t1".into()),
         permissions: Vec::new(),
         expires_at: 2_000_000_000,
         issued_at: Some(1_000),
-        api_key: None,
         cert_thumbprint: cert.map(str::to_owned),
-    }
+    })
 }

@@ -125,8 +125,8 @@ impl VerifiedTokenCache {
     ) -> usize {
         let before = self.entries.len();
         self.entries.retain(|_, e| {
-            !(e.claims.issuer == issuer
-                && e.claims.org.0 == org
+            !(e.claims.issuer() == issuer
+                && e.claims.org().0 == org
                 && revocation.covers(&e.claims.caller()))
         });
         before.saturating_sub(self.entries.len())
@@ -136,31 +136,35 @@ impl VerifiedTokenCache {
     /// thumbprints of the keys in the freshly fetched JWKS).
     pub fn retain_live_keys(&mut self, issuer: &str, live_keys: &[String]) {
         self.entries
-            .retain(|_, e| e.claims.issuer != issuer || live_keys.contains(&e.key));
+            .retain(|_, e| e.claims.issuer() != issuer || live_keys.contains(&e.key));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::OrgId;
+    use crate::identity::{IssuerName, OrgId, TierName, TokenIdentity};
+
+    /// A verified caller of `issuer` and `org`.
+    fn caller(issuer: &str, org: &str, sub: &str, iat: Option<u64>, exp: u64) -> VerifiedClaims {
+        VerifiedClaims::from_checked_token(TokenIdentity {
+            issuer: IssuerName::new(issuer),
+            subject: sub.into(),
+            org: OrgId(org.into()),
+            tier: TierName::new("free"),
+            scopes: vec![],
+            token_id: None,
+            permissions: vec![],
+            expires_at: exp,
+            issued_at: iat,
+            cert_thumbprint: None,
+        })
+    }
 
     /// An entry verified by the key whose thumbprint is `key`.
     fn entry(issuer: &str, key: &str, valid_until: u64) -> CachedToken {
         CachedToken {
-            claims: VerifiedClaims {
-                issuer: issuer.into(),
-                subject: "s".into(),
-                org: OrgId("o".into()),
-                tier: "free".into(),
-                scopes: vec![],
-                token_id: None,
-                permissions: vec![],
-                expires_at: valid_until,
-                issued_at: None,
-                api_key: None,
-                cert_thumbprint: None,
-            },
+            claims: caller(issuer, "o", "s", None, valid_until),
             key: key.into(),
             valid_until,
         }
@@ -172,9 +176,7 @@ mod tests {
         let mut cache = VerifiedTokenCache::new(10);
         let mut put = |n: u8, issuer: &str, org: &str, sub: &str, iat: u64| {
             let mut e = entry(issuer, "k", 1_000);
-            e.claims.org = OrgId(org.into());
-            e.claims.subject = sub.into();
-            e.claims.issued_at = Some(iat);
+            e.claims = caller(issuer, org, sub, Some(iat), 1_000);
             cache.insert([n; 32], e, at(10));
         };
         put(1, "users", "acme", "alice", 50);

@@ -14,6 +14,7 @@ use gateway_core::auth::{bearer_token, check_header, parse, validate_claims};
 use gateway_core::config::Policy;
 use gateway_core::env::Environment;
 use gateway_core::error::GatewayError;
+use gateway_core::identity::TokenRejection;
 use gateway_core::jwk::{JwkSet, select_key};
 use gateway_core::path::normalise;
 use gateway_core::route::RouteMatch;
@@ -44,8 +45,8 @@ fn answer(
         let parsed = parse(token)?;
         let (issuer, _) = parsed.issuer(policy, env)?;
         let alg = check_header(&parsed, issuer)?;
-        let jwk = select_key(jwks, alg, parsed.key_id())
-            .map_err(|_| GatewayError::InvalidToken("the token's signing key is unknown"))?;
+        let jwk = select_key(jwks, alg, parsed.key_id()).map_err(TokenRejection::from)?;
+        let check = parsed.signature_check(policy, env, jwk.thumbprint().unwrap())?;
         // Stand-in for crypto.subtle.verify (ES256 is the only algorithm this issuer allows).
         let mut sec1 = vec![4u8];
         for coordinate in [&jwk.x, &jwk.y] {
@@ -53,14 +54,10 @@ fn answer(
             sec1.extend(<Base64UrlUnpadded as Encoding>::decode_vec(text).unwrap());
         }
         let verifying = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).unwrap();
-        let valid = p256::ecdsa::Signature::from_slice(parsed.signature())
-            .is_ok_and(|sig| verifying.verify(parsed.signing_input(), &sig).is_ok());
-        if !valid {
-            return Err(GatewayError::InvalidToken(
-                "the token's signature is invalid",
-            ));
-        }
-        let claims = validate_claims(&parsed, issuer, policy, UnixMillis(NOW * 1000))?;
+        let valid = p256::ecdsa::Signature::from_slice(check.signature())
+            .is_ok_and(|sig| verifying.verify(check.signing_input(), &sig).is_ok());
+        let checked = check.verdict(valid)?;
+        let claims = validate_claims(&checked, policy, UnixMillis(NOW * 1000))?;
         claims.authorise(route).map_err(GatewayError::from)
     })();
     match outcome {

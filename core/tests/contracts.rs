@@ -61,7 +61,7 @@ fn sources(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
 /// Whether `module::[Type::]function` is a function of core's `module`.
 fn core_function_exists(path: &str, core: &[(std::path::PathBuf, String)]) -> bool {
     let parts: Vec<&str> = path.split("::").collect();
-    let (module, function) = (parts[0], parts[parts.len() - 1]);
+    let (module, function) = (parts[0], *parts.last().unwrap());
     core.iter().any(|(file, text)| {
         let stem = file.file_stem().unwrap().to_string_lossy();
         let in_module = stem == module

@@ -1,7 +1,8 @@
 //! Untrusted bytes as an `Authorization` header value through every pure authentication stage.
 //! Invariant: no panic, and anything accepted was issued by the configured issuer for our
-//! audience (the fuzzer cannot forge a signature, so acceptance here means the claim rules
-//! passed on whatever it built; the signature check is the Worker's).
+//! audience. The fuzzer cannot forge a signature: to reach the claim rules it stands in for the
+//! Worker's verifier and answers every signature check `true` (`SignatureCheck::verdict`), so
+//! acceptance here means the claim rules passed on whatever it built.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -43,9 +44,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let _ = parsed.key_id();
-    let _ = (parsed.signing_input(), parsed.signature());
-    if let Ok(claims) = validate_claims(&parsed, issuer, policy, UnixMillis(1_800_000_000_000)) {
-        assert_eq!(claims.issuer, issuer.name);
-        assert!(!claims.subject.is_empty());
+    let Ok(check) = parsed.signature_check(policy, env, String::new()) else {
+        return;
+    };
+    let _ = (check.algorithm(), check.signing_input(), check.signature());
+    let Ok(checked) = check.verdict(true) else {
+        return;
+    };
+    if let Ok(claims) = validate_claims(&checked, policy, UnixMillis(1_800_000_000_000)) {
+        assert_eq!(claims.issuer(), &issuer.name);
+        assert!(!claims.subject().is_empty());
     }
 });
