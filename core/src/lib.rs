@@ -17,6 +17,7 @@ pub mod client;
 pub mod config;
 pub mod cors;
 pub mod counter;
+pub mod counter_object;
 pub mod env;
 pub mod error;
 pub mod forward;
