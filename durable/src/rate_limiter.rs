@@ -59,24 +59,6 @@ fn rpc_error(e: impl std::fmt::Display) -> JsValue {
 }
 
 impl RateLimiter {
-    /// Everything stored, in one `list`, for the next call to take.
-    async fn read(&self) -> worker::Result<()> {
-        let mut listed = Vec::new();
-        for entry in self.storage.list().await?.entries() {
-            let pair: Array = entry?.into();
-            // Keys are strings; values JSON text, or a structured value as its JSON.
-            let (key, value) = (pair.get(0).as_string().unwrap_or_default(), pair.get(1));
-            let text = value
-                .as_string()
-                .or_else(|| JSON::stringify(&value).ok()?.as_string());
-            let not_json = || worker::Error::RustError(format!("decoding '{key}': not JSON"));
-            let text = text.ok_or_else(not_json)?;
-            listed.push((key, text));
-        }
-        self.listed.replace(Some(listed));
-        Ok(())
-    }
-
     /// Starts the puts and deletes of `write`, unconfirmed ones with `allowUnconfirmed`.
     fn start_writes(&self, write: &CounterWrite) -> JsResult<()> {
         let raw: &RawStorage = self.storage.as_raw().unchecked_ref();
@@ -100,22 +82,31 @@ impl RateLimiter {
     /// `call` on the state in memory, at the object's clock; `None` if storage must be read.
     fn call_now(&self, call: Call, body: &str, protocol: Version) -> JsResult<Option<String>> {
         let now = UnixMillis(worker::Date::now().as_millis());
-        let answer = self
-            .object
-            .borrow_mut()
-            .call_json(self, call, body, protocol, now);
-        match answer {
+        let mut object = self.object.borrow_mut();
+        match object.call_json(self, call, body, protocol, now) {
             Err(CallError::Store(StoreError::NotRead)) => Ok(None),
             answer => answer.map(Some).map_err(rpc_error),
         }
     }
 
-    /// `call`, reading storage first when the state is not in memory.
+    /// `call`, after reading storage (one `list`) if the state is not in memory. The listing
+    /// goes to the core object, or nowhere if another call loaded it meanwhile.
     async fn call(&self, call: Call, body: &str, protocol: Version) -> JsResult<String> {
         if let Some(answer) = self.call_now(call, body, protocol)? {
             return Ok(answer);
         }
-        self.read().await.map_err(rpc_error)?;
+        let mut listed = Vec::new();
+        for entry in self.storage.list().await.map_err(rpc_error)?.entries() {
+            let pair: Array = entry?.into();
+            // Keys are strings; values JSON text, or a structured value as its JSON.
+            let (key, value) = (pair.get(0).as_string().unwrap_or_default(), pair.get(1));
+            let text = value
+                .as_string()
+                .or_else(|| JSON::stringify(&value).ok()?.as_string());
+            let text = text.ok_or_else(|| rpc_error(format!("decoding '{key}': not JSON")))?;
+            listed.push((key, text));
+        }
+        self.listed.replace(Some(listed));
         let answer = self.call_now(call, body, protocol);
         self.listed.take();
         answer?.ok_or_else(|| rpc_error(StoreError::NotRead))
