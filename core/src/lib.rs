@@ -18,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod cors;
 pub mod counter;
+pub mod counter_object;
 pub mod encoding;
 pub mod env;
 pub mod error;

@@ -53,6 +53,7 @@ const LAYERS: [(&str, &[&str]); 5] = [
         &[
             "client",
             "counter",
+            "counter_object",
             "holds",
             "identity",
             "limit",

@@ -14,8 +14,9 @@
 use gateway_core::window::Window;
 use std::collections::BTreeMap;
 
-use gateway_core::counter::{Counter, CounterWrite, RESERVATION_KEY, Reservation};
-use gateway_core::limit::{BUCKET_KEY_PREFIX, Decision, LimiterState, StateWrites};
+use gateway_core::counter::{Counter, RESERVATION_KEY, Reservation};
+use gateway_core::counter_object::{CounterStore, InMemoryStore};
+use gateway_core::limit::{BUCKET_KEY_PREFIX, Decision, LimiterState};
 use gateway_core::time::UnixMillis;
 use proptest::prelude::*;
 
@@ -334,59 +335,21 @@ fn writes_from_an_empty_state_store_every_bucket() {
     assert_eq!(back.clock, state.clock);
 }
 
-/// Storage as the runtime keeps it for one object: a confirmed write is durable before the
-/// answer it holds (and everything written before it with it); an unconfirmed write may still be
-/// lost by a crash that comes before the next confirmed one.
-#[derive(Default)]
-struct Storage {
-    durable: BTreeMap<String, String>,
-    pending: Vec<StateWrites>,
-}
-
-impl Storage {
-    fn apply(map: &mut BTreeMap<String, String>, writes: &StateWrites) {
-        for key in &writes.delete {
-            map.remove(key);
-        }
-        for (key, value) in &writes.put {
-            map.insert(key.clone(), value.clone());
-        }
-    }
-
-    fn write(&mut self, write: CounterWrite) {
-        if write.confirmed {
-            for pending in std::mem::take(&mut self.pending) {
-                Self::apply(&mut self.durable, &pending);
-            }
-            Self::apply(&mut self.durable, &write.writes);
-        } else {
-            self.pending.push(write.writes);
-        }
-    }
-
-    /// A crash: the first `kept` unconfirmed writes made it to disk, the rest did not.
-    fn crash(&mut self, kept: usize) {
-        let pending = std::mem::take(&mut self.pending);
-        for writes in pending.iter().take(kept) {
-            Self::apply(&mut self.durable, writes);
-        }
-    }
-
-    /// What a restarted object reads back.
-    fn load(&self, now: u64) -> Counter {
-        let buckets = LimiterState::from_stored_buckets(
-            self.durable
-                .iter()
-                .filter(|(k, _)| k.starts_with(BUCKET_KEY_PREFIX))
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        )
-        .unwrap();
-        let reservation: Option<Reservation> = self
-            .durable
-            .get(RESERVATION_KEY)
-            .map(|text| serde_json::from_str(text).unwrap());
-        Counter::load(buckets, reservation, UnixMillis(now))
-    }
+/// What a (re)started object reads back from `store` (the runtime's storage for one object:
+/// `InMemoryStore` keeps confirmed and unconfirmed writes as the runtime does).
+fn load(store: &InMemoryStore, now: u64) -> Counter {
+    let entries = store.entries();
+    let buckets = LimiterState::from_stored_buckets(
+        entries
+            .iter()
+            .filter(|(k, _)| k.starts_with(BUCKET_KEY_PREFIX))
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .unwrap();
+    let reservation: Option<Reservation> = entries
+        .get(RESERVATION_KEY)
+        .map(|text| serde_json::from_str(text).unwrap());
+    Counter::load(buckets, reservation, UnixMillis(now))
 }
 
 #[derive(Debug, Clone)]
@@ -444,9 +407,9 @@ proptest! {
         idle_ms in prop_oneof![Just(0u32), Just(500u32), Just(2_000u32)],
     ) {
         let tiers = [tiers.0, tiers.1];
-        let mut storage = Storage::default();
+        let storage = InMemoryStore::default();
         let mut t = 1_700_000_000_000u64;
-        let mut counter = storage.load(t);
+        let mut counter = load(&storage, t);
         let mut log = TierLog::default();
         for op in ops {
             match op {
@@ -462,7 +425,7 @@ proptest! {
                             prop_assert!(r.allow <= bound, "allowance {} over {bound}", r.allow);
                             if idle_ms == 0 { prop_assert_eq!(r.allow, 0); }
                         }
-                        storage.write(write);
+                        storage.start(&write).unwrap();
                     } else if idle_ms == 0 {
                         prop_assert!(!matches!(decision, Decision::Admitted { .. }), "idle_ms 0 writes every admission");
                     }
@@ -481,14 +444,14 @@ proptest! {
                     t += gap;
                     if let Some(write) = counter.idle(UnixMillis(t)) {
                         prop_assert!(!write.confirmed);
-                        storage.write(write);
+                        storage.start(&write).unwrap();
                         prop_assert_eq!(counter.idle_due(), None, "nothing pending after the idle write");
                     }
                 }
                 Op::Crash { gap, kept } => {
                     storage.crash(kept);
                     t += gap;
-                    counter = storage.load(t);
+                    counter = load(&storage, t);
                 }
             }
         }
@@ -576,22 +539,22 @@ fn a_restart_costs_at_most_the_allowance() {
     }];
     let t = 1_700_000_000_000u64;
     for spent in 1..=60u64 {
-        let mut storage = Storage::default();
-        let mut counter = storage.load(t);
+        let storage = InMemoryStore::default();
+        let mut counter = load(&storage, t);
         for i in 0..spent {
             let (decision, write) = counter.consume(&free, 1, UnixMillis(t + i), 1_000);
             assert!(matches!(decision, Decision::Admitted { .. }));
             if let Some(write) = write {
-                storage.write(write);
+                storage.start(&write).unwrap();
             }
         }
-        let mut restarted = storage.load(t + 100);
+        let mut restarted = load(&storage, t + 100);
         let mut more = 0u64;
         while let (Decision::Admitted { .. }, write) =
             restarted.consume(&free, 1, UnixMillis(t + 200 + more), 1_000)
         {
             if let Some(write) = write {
-                storage.write(write);
+                storage.start(&write).unwrap();
             }
             more += 1;
         }
@@ -600,18 +563,20 @@ fn a_restart_costs_at_most_the_allowance() {
             "spent {spent}, then {more} more after the restart"
         );
         // Idle, written down, restarted: nothing is charged.
-        let mut storage = Storage::default();
-        let mut counter = storage.load(t);
+        let storage = InMemoryStore::default();
+        let mut counter = load(&storage, t);
         for i in 0..spent {
             if let (_, Some(write)) = counter.consume(&free, 1, UnixMillis(t + i), 1_000) {
-                storage.write(write);
+                storage.start(&write).unwrap();
             }
         }
         let due = counter.idle_due().expect("an allowance to shrink");
         assert!(counter.idle(UnixMillis(due - 1)).is_none());
-        storage.write(counter.idle(UnixMillis(due)).unwrap());
+        storage
+            .start(&counter.idle(UnixMillis(due)).unwrap())
+            .unwrap();
         storage.crash(1);
-        let mut restarted = storage.load(due + 10);
+        let mut restarted = load(&storage, due + 10);
         let mut more = 0;
         while let (Decision::Admitted { .. }, Some(_) | None) =
             restarted.consume(&free, 1, UnixMillis(due + 20), 1_000)
