@@ -7,10 +7,10 @@
     clippy::arithmetic_side_effects
 )]
 
-use gateway_core::window::Window;
 use gateway_core::counter_object::{CounterObject, InMemoryStore, StoreError};
 use gateway_core::limit::{ConsumeRequest, Decision};
 use gateway_core::time::UnixMillis;
+use gateway_core::window::Window;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
