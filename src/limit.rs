@@ -5,10 +5,13 @@
 use gateway_core::config::Policy;
 use gateway_core::error::GatewayError;
 use gateway_core::identity::VerifiedClaims;
+use std::cell::RefCell;
+
 use gateway_core::limit::Decision;
 use gateway_core::names::bindings::RATE_LIMITER;
 use gateway_core::pipeline::{self, Limited};
 use gateway_core::protocol;
+use gateway_core::refusals::RefusalCache;
 use gateway_core::route::Route;
 use gateway_core::time::UnixMillis;
 use worker::Env;
@@ -16,6 +19,11 @@ use worker::Env;
 use wasm_bindgen::JsCast as _;
 
 use crate::runtime::{Raced, race_deadline};
+
+thread_local! {
+    /// The organisations' refusals this isolate answers without a call (`gateway_core::refusals`).
+    static REFUSALS: RefCell<RefusalCache> = RefCell::new(RefusalCache::default());
+}
 
 /// Counter-object calls made by this isolate (read by the benchmark build only).
 #[cfg(feature = "bench")]
@@ -133,7 +141,8 @@ pub(crate) async fn check_revocations(
 /// The rate-limit stage: the route's cost for the caller's organisation, in every window of
 /// its tier, and its revocations, in one call to its counter object
 /// (`gateway_core::pipeline::limit_call`); the answer as `gateway_core::pipeline::limited`
-/// reads it.
+/// reads it. A refusal the object gave this isolate is answered from memory until it ends
+/// (`gateway_core::refusals`), with no call.
 pub(crate) async fn check(
     env: &Env,
     policy: &Policy,
@@ -148,17 +157,26 @@ pub(crate) async fn check(
                 headers: Vec::new(),
                 refusal: Some(refusal),
                 shadowed: false,
+                from_memory: false,
             };
         }
     };
-    let answer = call(
-        env,
-        policy,
-        &limit_call.object,
-        Endpoint::Consume,
-        &limit_call.request,
-    )
-    .await;
+    let remembered = pipeline::refusals_apply(policy, &limit_call, route);
+    let key = (limit_call.object.as_str(), limit_call.tier);
+    if remembered
+        && let Some(refusal) = REFUSALS.with(|r| r.borrow_mut().refused(key, route.cost, now))
+    {
+        let outcome = pipeline::limited(policy, &limit_call, route, Ok(refusal), now);
+        return Limited {
+            from_memory: true,
+            ..outcome
+        };
+    }
+    let sent_at = crate::runtime::now();
+    let answer = call(env, policy, key.0, Endpoint::Consume, &limit_call.request).await;
+    if let (true, Ok(decision)) = (remembered, answer.as_ref()) {
+        REFUSALS.with(|r| r.borrow_mut().remember(key, route.cost, decision, sent_at));
+    }
     let outcome = pipeline::limited(policy, &limit_call, route, answer, now);
     if outcome.shadowed {
         worker::console_log!(

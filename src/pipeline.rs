@@ -207,6 +207,7 @@ async fn routed(
     if let Some(claims) = claims.as_ref() {
         let outcome = limit::check(flight.env, policy, claims, route, flight.now).await;
         trace.limit_headers = outcome.headers;
+        trace.refused_from_memory = outcome.from_memory;
         if let Some(refusal) = outcome.refusal {
             if forget_token_after(&refusal) {
                 auth::forget_token(flight.req.headers.get("authorization"));

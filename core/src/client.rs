@@ -118,6 +118,7 @@ impl Block {
             Decision::Limited {
                 retry_after_secs,
                 windows,
+                ..
             } => (retry_after_secs.saturating_mul(1000), windows),
             Decision::Admitted {
                 full_for_ms,

@@ -302,6 +302,7 @@ mod tests {
         let limited = Decision::Limited {
             retry_after_secs: 7,
             windows: vec![status],
+            retry_after_ms: 0,
         };
         let block = Block::after(&limited, now).unwrap();
         let refused = c.counted(Some(&limited), Some(&block), now).unwrap_err();

@@ -140,6 +140,7 @@ pub fn decide(
     Decision::Limited {
         retry_after_secs: retry_after_secs.clamp(1, u64::MAX),
         windows,
+        retry_after_ms: 0,
     }
 }
 

@@ -41,6 +41,7 @@ pub mod names;
 pub mod path;
 pub mod pipeline;
 pub mod protocol;
+pub mod refusals;
 pub mod request;
 pub mod revocation;
 pub mod route;

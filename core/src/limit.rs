@@ -179,6 +179,12 @@ pub enum Decision {
         retry_after_secs: u64,
         /// Every window, unchanged.
         windows: Vec<WindowStatus>,
+        /// Milliseconds from the decision until this cost fits every window, if nothing else is
+        /// admitted meanwhile (0: not said; counters Workers before it do not send it). A caller
+        /// may refuse the same cost or more for the same windows until then without asking
+        /// (`crate::refusals`).
+        #[serde(default)]
+        retry_after_ms: u64,
     },
     /// The caller is covered by a revocation; nothing consumed.
     Revoked {
@@ -304,6 +310,7 @@ impl LimiterState {
             return Decision::Limited {
                 retry_after_secs: ceil_secs(fits_at.saturating_sub(now)).max(1),
                 windows: self.statuses(windows, now),
+                retry_after_ms: fits_at.saturating_sub(now),
             };
         }
         self.add(windows.iter().map(|w| w.seconds), now, cost64);
@@ -598,6 +605,7 @@ mod tests {
         let Decision::Limited {
             retry_after_secs,
             windows: status,
+            retry_after_ms,
         } = s.decide(&windows, 1, at(1_100))
         else {
             panic!("expected a limit");
@@ -605,7 +613,18 @@ mod tests {
         // All 100 share one bucket, last at 1.099 s: it leaves the window at 61.099 s, 59.999 s
         // from now, which rounds up to 60.
         assert_eq!(retry_after_secs, 60);
+        assert_eq!(retry_after_ms, 59_999);
         assert_eq!(status[0].remaining, 0);
+        // The milliseconds are exact: one before, it does not fit; at them, it does.
+        let mut probe = s.clone();
+        assert!(matches!(
+            probe.decide(&windows, 1, at(1_100 + 59_998)),
+            Decision::Limited { .. }
+        ));
+        assert!(matches!(
+            probe.decide(&windows, 1, at(1_100 + 59_999)),
+            Decision::Admitted { .. }
+        ));
         assert!(matches!(
             s.decide(&windows, 1, at(1_100 + 59_000)),
             Decision::Limited { .. }

@@ -30,6 +30,10 @@ pub struct RequestLog<'a> {
     pub route: Option<&'a str>,
     /// Response status.
     pub status: u16,
+    /// The 429 came from the isolate's memory of the counter object's refusal, with no call
+    /// (`crate::refusals`); absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub refused_from_memory: bool,
     /// The error code when the gateway refused or failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,

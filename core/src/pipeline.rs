@@ -295,6 +295,8 @@ pub struct Limited {
     pub refusal: Option<GatewayError>,
     /// Shadow mode turned a refusal into an admission: log "would limit".
     pub shadowed: bool,
+    /// The answer was the isolate's memory of a refusal, not a call (`crate::refusals`).
+    pub from_memory: bool,
 }
 
 /// Header marking a response the limits would have refused (shadow mode).
@@ -320,6 +322,7 @@ pub fn limited(
         Ok(Decision::Limited {
             retry_after_secs,
             windows,
+            ..
         }) => {
             let limit = windows
                 .iter()
@@ -359,13 +362,24 @@ pub fn limited(
             headers,
             refusal: None,
             shadowed: true,
+            from_memory: false,
         };
     }
     Limited {
         headers,
         refusal,
         shadowed: false,
+        from_memory: false,
     }
+}
+
+/// Whether this call's refusals may be remembered by the isolate and answered from memory
+/// (`crate::refusals`): a limited route outside shadow mode (a shadowed refusal admits, and
+/// must keep asking the object, whose answer carries the revocation check).
+pub fn refusals_apply(policy: &Policy, call: &LimitCall<'_>, route: &Route) -> bool {
+    route.limited
+        && !route.rate_limit_shadow
+        && !policy.tiers.get(call.tier).is_some_and(|t| t.shadow)
 }
 
 /// Whether a refusal means the presented token must leave this isolate's verified-token cache
@@ -401,6 +415,8 @@ pub struct Trace {
     pub client_ip: Option<String>,
     /// The client's `User-Agent`, cut to 200 characters.
     pub user_agent: Option<String>,
+    /// The organisation's 429 came from this isolate's memory (`crate::refusals`).
+    pub refused_from_memory: bool,
 }
 
 impl Trace {
@@ -455,6 +471,7 @@ impl Trace {
             path: &self.path,
             route: self.route.as_deref(),
             status: end.status,
+            refused_from_memory: self.refused_from_memory,
             error: end.error.map(|e| e.code().as_str()),
             // Why it was refused or failed: client-safe text for client faults, internal detail
             // for the rest; never a token or a secret.

@@ -57,6 +57,7 @@ const LAYERS: [(&str, &[&str]); 5] = [
             "holds",
             "identity",
             "limit",
+            "refusals",
             "revocation",
             "token_cache",
         ],

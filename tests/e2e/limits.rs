@@ -45,6 +45,10 @@ pub(crate) const CASES: &[Case] = &[
         "limits::log_lines_record_decisions_and_security_events",
         log_lines_record_decisions_and_security_events,
     ),
+    (
+        "limits::an_organisation_over_its_limit_is_refused_from_memory",
+        an_organisation_over_its_limit_is_refused_from_memory,
+    ),
 ];
 
 /// A fresh organisation name per test (counter objects persist for the whole run).
@@ -419,4 +423,43 @@ fn log_lines_record_decisions_and_security_events(stack: &Stack) {
     assert_eq!(limited["security_event"], true);
     assert_eq!(limited["remaining"], 0);
     assert!(limited.get("authorization").is_none());
+}
+
+/// Once its counter object refused an organisation, the isolate refuses it again with no call
+/// until the refusal ends (`gateway_core::refusals`), with the same answer, and admits it after.
+fn an_organisation_over_its_limit_is_refused_from_memory(stack: &Stack) {
+    let org = org("memory");
+    let token = stack.token(&TokenSpec {
+        org: &org,
+        tier: Some("sandbox"),
+        scopes: "transactions:read",
+        ..TokenSpec::default()
+    });
+    // The sandbox tier: 5 per 2 s.
+    for i in 0..5 {
+        assert_eq!(list(stack, &token).status, 200, "request {i}");
+    }
+    let first = list(stack, &token);
+    assert_problem(&first, 429, "rate_limit_exceeded");
+    let first_line = stack.log_line(first.header("x-request-id").unwrap());
+    assert!(
+        first_line.get("refused_from_memory").is_none(),
+        "{first_line}"
+    );
+    let first_retry: u64 = first.header("retry-after").unwrap().parse().unwrap();
+    let again = list(stack, &token);
+    let body = assert_problem(&again, 429, "rate_limit_exceeded");
+    let retry: u64 = again.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (1..=first_retry).contains(&retry),
+        "{retry} after {first_retry}"
+    );
+    assert_eq!(body["tier"], "sandbox");
+    assert_eq!(again.header("x-ratelimit-remaining"), Some("0"));
+    let line = stack.log_line(again.header("x-request-id").unwrap());
+    assert_eq!(line["refused_from_memory"], true, "{line}");
+    assert_eq!(line["decision"], "rate_limit_exceeded");
+    // Nothing was counted: once the window slid, the organisation is admitted again.
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    assert_eq!(list(stack, &token).status, 200);
 }

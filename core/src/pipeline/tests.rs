@@ -282,6 +282,7 @@ fn what_each_answer_of_the_counter_object_means() {
     let limited_answer = Decision::Limited {
         retry_after_secs: 12,
         windows: vec![window(1)],
+        retry_after_ms: 0,
     };
     let cases: [(Result<Decision, String>, Option<&str>, bool); 5] = [
         (Ok(admitted), None, true),
@@ -427,6 +428,22 @@ fn answers_carry_limit_credential_and_cors_headers_and_one_log_line() {
     assert_eq!(json["remaining"], 7);
     assert_eq!(json["cost"], 2);
     assert_eq!(json["duration_ms"], 12);
+    assert!(json.get("refused_from_memory").is_none());
+    trace.refused_from_memory = true;
+    let from_memory = trace.log_line(&LogEnd {
+        started: UnixMillis(1_000),
+        finished: UnixMillis(1_001),
+        request_id: "gw-2",
+        environment: "test",
+        method: "GET",
+        status: 429,
+        error: None,
+        headers: &[],
+    });
+    assert!(
+        from_memory.contains("\"refused_from_memory\":true"),
+        "{from_memory}"
+    );
     assert_eq!(decision(None, true), "forwarded");
     assert_eq!(decision(None, false), "answered");
     // A preflight's answer carries its own CORS headers.
@@ -439,4 +456,22 @@ fn answers_carry_limit_credential_and_cors_headers_and_one_log_line() {
             .answer_headers(Some(&p), "OPTIONS", &preflight)
             .is_empty()
     );
+}
+
+#[test]
+fn refusals_are_remembered_only_outside_shadow_mode_on_limited_routes() {
+    let p = policy();
+    let now = UnixMillis(5_000);
+    let free = claims("free", &[], None);
+    let trial = claims("trial", &[], None);
+    for (who, id, applies) in [
+        (&free, "tx.list", true),
+        (&free, "tx.shadow", false),
+        (&free, "status", false),
+        (&trial, "tx.list", false),
+    ] {
+        let r = route(&p, id);
+        let call = limit_call(&p, who, r, now).unwrap();
+        assert_eq!(refusals_apply(&p, &call, r), applies, "{id}");
+    }
 }
