@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::config::{AdminPolicy, Policy};
 use crate::error::GatewayError;
-use crate::identity::{OrgId, RateLimitKey, VerifiedClaims};
+use crate::identity::{IssuerName, OrgId, RateLimitKey, VerifiedClaims};
 use crate::method::Method;
 use crate::names::ADMIN_REVOCATIONS_PATH;
 use crate::revocation::{
@@ -151,7 +151,7 @@ pub fn call(
     };
     Ok(AdminCall {
         object: RateLimitKey {
-            issuer: issuer.name.clone(),
+            issuer: IssuerName::new(issuer.name.clone()),
             org: OrgId(target.org.clone()),
         }
         .object_name(),

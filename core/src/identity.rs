@@ -234,7 +234,7 @@ impl VerifiedClaims {
     /// The rate-limit key: (issuer, organisation), never the bare org string.
     pub fn rate_limit_key(&self) -> RateLimitKey {
         RateLimitKey {
-            issuer: self.issuer.as_str().to_owned(),
+            issuer: self.issuer.clone(),
             org: self.org.clone(),
         }
     }
@@ -389,7 +389,7 @@ pub fn scope_grants(granted: &str, required: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RateLimitKey {
     /// Issuer name: `[a-z0-9_-]`, so it never contains `:`.
-    pub issuer: String,
+    pub issuer: IssuerName,
     /// Organisation id: any string.
     pub org: OrgId,
 }
